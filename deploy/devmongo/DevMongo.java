@@ -1,0 +1,103 @@
+// Development MongoDB: mongo-java-server with its H2 MVStore backend, persistent and crash-safe.
+// Run (no compile step; jars from `deploy/devmongo.sh build`):
+//   java -Xmx512m -cp 'deploy/devmongo/lib/*' deploy/devmongo/DevMongo.java --port N --data DIR
+// What it adds to the stock server (see shared/PLATFORM-NOTES.md, "MongoDB here"):
+//  - reports MongoDB 6.0.0 / wire version 17 (PyMongo 4.x refuses the built-in wire 8);
+//  - commits the store after every write command, so `kill -9` loses no acknowledged write;
+//  - chunk retention 0 and auto-compaction, so commit-per-write keeps the file small.
+// Binds 127.0.0.1 only; prints "DevMongo listening on 127.0.0.1:PORT" when ready; SIGTERM commits and closes.
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Set;
+
+import org.h2.mvstore.MVStore;
+
+import de.bwaldvogel.mongo.MongoServer;
+import de.bwaldvogel.mongo.MongoVersion;
+import de.bwaldvogel.mongo.backend.h2.H2Backend;
+import de.bwaldvogel.mongo.bson.Document;
+import io.netty.channel.Channel;
+
+public class DevMongo {
+
+    static final MongoVersion MONGO_6_0 = new MongoVersion() {
+        @Override public List<Integer> getVersionArray() { return List.of(6, 0, 0); }
+        @Override public int getWireVersion() { return 17; }
+    };
+
+    // lower case; anything else that changed the store (e.g. aggregate with $out/$merge) is caught by hasUnsavedChanges
+    static final Set<String> WRITE_COMMANDS = Set.of(
+        "insert", "update", "delete", "findandmodify", "create", "createindexes", "dropindexes",
+        "drop", "dropdatabase", "renamecollection");
+
+    /** H2Backend that makes every write durable before its reply is sent. */
+    static final class CommittingH2Backend extends H2Backend {
+        private final MVStore store;
+
+        CommittingH2Backend(MVStore store) {
+            super(store);
+            this.store = store;
+        }
+
+        @Override
+        public Document handleCommand(Channel channel, String database, String command, Document query) {
+            try {
+                return super.handleCommand(channel, database, command, query);
+            } finally {
+                // commit() takes the store lock, so it also waits for a commit already under way
+                if (WRITE_COMMANDS.contains(command.toLowerCase()) || store.hasUnsavedChanges()) {
+                    store.commit();
+                }
+            }
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        int port = -1;
+        Path data = null;
+        for (int i = 0; i + 1 < args.length; i += 2) {
+            switch (args[i]) {
+                case "--port" -> port = Integer.parseInt(args[i + 1]);
+                case "--data" -> data = Path.of(args[i + 1]);
+                default -> usage();
+            }
+        }
+        if (port < 0 || data == null || args.length % 2 != 0) usage();
+        // Log warnings only. The wire handler logs every error reply (even "ns not found" on a drop)
+        // with a stack trace; the client gets the error anyway, so that logger is off unless asked for:
+        // DEVMONGO_JAVA_OPTS='-Dorg.slf4j.simpleLogger.log.de.bwaldvogel.mongo.wire.MongoWireProtocolHandler=error'
+        System.setProperty("org.slf4j.simpleLogger.defaultLogLevel",
+            System.getProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn"));
+        String wireLogger = "org.slf4j.simpleLogger.log.de.bwaldvogel.mongo.wire.MongoWireProtocolHandler";
+        System.setProperty(wireLogger, System.getProperty(wireLogger, "off"));
+
+        Files.createDirectories(data);
+        MVStore store = new MVStore.Builder()
+            .fileName(data.resolve("mongo.mv").toString())
+            .autoCompactFillRate(90)
+            .open();
+        store.setRetentionTime(0); // safe against a killed process, not against power loss
+        CommittingH2Backend backend = new CommittingH2Backend(store);
+        backend.version(MONGO_6_0);
+
+        MongoServer server = new MongoServer(backend);
+        server.bind("127.0.0.1", port);
+
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            server.shutdownNow();           // closes clients, then the backend: commits and closes the store
+            if (!store.isClosed()) store.close();
+            System.out.println("DevMongo stopped");
+        }, "devmongo-shutdown"));
+
+        System.out.println("DevMongo listening on 127.0.0.1:" + server.getLocalAddress().getPort());
+        System.out.flush();
+        Thread.currentThread().join(); // netty threads serve; the shutdown hook ends the process
+    }
+
+    static void usage() {
+        System.err.println("usage: java -cp 'lib/*' DevMongo.java --port N --data DIR");
+        System.exit(2);
+    }
+}

@@ -1,0 +1,1 @@
+"""Aggregation service: compliance, reporting rates, indicators, case statistics, exports (SPEC §8)."""

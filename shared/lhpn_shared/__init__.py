@@ -1,0 +1,1 @@
+"""The one library every LHPN service uses: contracts, settings, topology, adapters' helpers."""

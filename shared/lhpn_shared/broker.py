@@ -1,0 +1,233 @@
+"""Broker topology (SPEC §9.1) and the one way every service consumes events.
+
+- `lhpn.events` (topic): every event the services publish.
+- `lhpn.inbound` (topic): where other systems publish; intake validates and republishes.
+- `lhpn.dead-letter` (direct): every consumer queue dead-letters into its own `<queue>.dlq`,
+  both when the broker rejects a message and when we refuse one with `x-rejection-reason`.
+
+Queues are durable classic queues with only `x-dead-letter-*` arguments, which RabbitMQ 3.10
+and 4.x both accept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aio_pika.exceptions import AMQPError
+from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit.message import RabbitMessage
+from pydantic import ValidationError
+
+from .contracts.events import Envelope, UnknownEventType
+from .mongo import TRANSIENT_DB_ERRORS
+from .settings import ServiceSettings
+
+log = logging.getLogger("lhpn.broker")
+
+EVENTS = RabbitExchange("lhpn.events", type=ExchangeType.TOPIC, durable=True)
+INBOUND = RabbitExchange("lhpn.inbound", type=ExchangeType.TOPIC, durable=True)
+DEAD_LETTERS = RabbitExchange("lhpn.dead-letter", type=ExchangeType.DIRECT, durable=True)
+
+REJECTION_HEADER = "x-rejection-reason"
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    *TRANSIENT_DB_ERRORS,
+    AMQPError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def make_broker(settings: ServiceSettings) -> RabbitBroker:
+    """A broker with bounded prefetch and our own logger (FastStream's per-message lines off)."""
+    return RabbitBroker(
+        settings.rabbit_url,
+        default_channel=Channel(prefetch_count=settings.consumer_prefetch),
+        reconnect_interval=1.0,
+        logger=None,
+        app_id=settings.service_name,
+    )
+
+
+def consumer_queue(name: str, routing_key: str = "#") -> RabbitQueue:
+    """A durable queue that dead-letters into `<name>.dlq` through `lhpn.dead-letter`."""
+    return RabbitQueue(
+        name,
+        durable=True,
+        routing_key=routing_key,
+        arguments={"x-dead-letter-exchange": DEAD_LETTERS.name, "x-dead-letter-routing-key": name},
+    )
+
+
+def dead_letter_queue(name: str) -> RabbitQueue:
+    return RabbitQueue(f"{name}.dlq", durable=True, routing_key=name)
+
+
+async def declare_consumer_topology(
+    broker: RabbitBroker,
+    queue: RabbitQueue,
+    exchange: RabbitExchange,
+    routing_keys: Iterable[str],
+) -> None:
+    """Declare the queue, its DLQ and every binding (FastStream binds only one key itself)."""
+    dlx = await broker.declare_exchange(DEAD_LETTERS)
+    dlq = await broker.declare_queue(dead_letter_queue(queue.name))
+    await dlq.bind(dlx, routing_key=queue.name)
+    exch = await broker.declare_exchange(exchange)
+    q = await broker.declare_queue(queue)
+    for key in routing_keys:
+        await q.bind(exch, routing_key=key)
+
+
+class Reject(Exception):
+    """This message can never be processed: dead-letter it with this reason, do not retry."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+async def dead_letter(
+    broker: RabbitBroker, msg: RabbitMessage, queue_name: str, reason: str
+) -> None:
+    raw = msg.raw_message
+    headers: dict[str, Any] = dict(raw.headers or {})
+    headers[REJECTION_HEADER] = reason[:1000]
+    headers["x-original-exchange"] = raw.exchange or ""
+    headers["x-original-routing-key"] = raw.routing_key or ""
+    await broker.publish(
+        raw.body,
+        exchange=DEAD_LETTERS,
+        routing_key=queue_name,
+        headers=headers,
+        persist=True,
+        message_id=raw.message_id,
+        content_type=raw.content_type,
+        timeout=10,
+    )
+
+
+EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
+
+
+async def process_delivery(
+    broker: RabbitBroker,
+    msg: RabbitMessage,
+    queue_name: str,
+    handle: EnvelopeHandler,
+    *,
+    retry_delay: float = 1.0,
+) -> None:
+    """Parse the envelope, run `handle`, then ack; never ack a failure.
+
+    - not an envelope, `Reject`, a validation error or an unknown type: dead-letter with the
+      reason in `x-rejection-reason`, then ack the original (it is safe in the DLQ);
+    - database or broker unavailable: wait, then nack with requeue: nothing is lost;
+    - any other error: dead-lettered with the error's class name (never retried forever).
+    """
+    try:
+        try:
+            envelope = Envelope.model_validate_json(msg.raw_message.body)
+        except ValidationError as exc:
+            raise Reject(f"invalid envelope: {describe_validation_error(exc)}") from exc
+        try:
+            await handle(envelope)
+        except ValidationError as exc:
+            raise Reject(f"invalid data: {describe_validation_error(exc)}") from exc
+        except UnknownEventType as exc:
+            raise Reject(str(exc)) from exc
+    except Reject as exc:
+        log.warning(
+            "message dead-lettered",
+            extra={"queue": queue_name, "message_id": msg.message_id, "reason": str(exc)},
+        )
+        await _dead_letter_or_requeue(broker, msg, queue_name, str(exc), retry_delay)
+        return
+    except TRANSIENT_ERRORS as exc:
+        log.warning(
+            "dependency unavailable, message requeued",
+            extra={"queue": queue_name, "message_id": msg.message_id, "error": type(exc).__name__},
+        )
+        await asyncio.sleep(retry_delay)
+        await msg.nack(requeue=True)
+        return
+    except Exception as exc:
+        log.exception(
+            "handler failed, message dead-lettered",
+            extra={"queue": queue_name, "message_id": msg.message_id},
+        )
+        await _dead_letter_or_requeue(
+            broker, msg, queue_name, f"handler error: {type(exc).__name__}", retry_delay
+        )
+        return
+    await msg.ack()
+
+
+async def _dead_letter_or_requeue(
+    broker: RabbitBroker, msg: RabbitMessage, queue_name: str, reason: str, retry_delay: float
+) -> None:
+    try:
+        await dead_letter(broker, msg, queue_name, reason)
+    except Exception:
+        log.exception("could not dead-letter, message requeued", extra={"queue": queue_name})
+        await asyncio.sleep(retry_delay)
+        await msg.nack(requeue=True)
+        return
+    await msg.ack()
+
+
+async def start_broker_with_retry(
+    broker: RabbitBroker, *, on_started: Callable[[], Awaitable[None]] | None = None
+) -> None:
+    """Keep trying to connect: a service serves HTTP (and its outbox fills) while the broker
+    is down, and picks up once it is back."""
+    delay = 0.5
+    while True:
+        try:
+            await broker.start()
+        except Exception as exc:
+            log.warning("broker not reachable, retrying", extra={"error": type(exc).__name__})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            continue
+        if on_started is not None:
+            await on_started()
+        return
+
+
+class EventPublisher:
+    """One documented FastStream publisher per event type a service emits.
+
+    The publishers put each type in the service's AsyncAPI document with its schema; the
+    outbox relay publishes through them (persistent, JSON, `message_id` = `event_id`,
+    publisher confirms awaited).
+    """
+
+    def __init__(self, broker: RabbitBroker, event_types: Iterable[tuple[str, int]]) -> None:
+        from .contracts.events import DATA_MODELS, routing_key
+
+        self._publishers = {}
+        for event_type, version in event_types:
+            key = routing_key(event_type, version)
+            self._publishers[key] = broker.publisher(
+                exchange=EVENTS,
+                routing_key=key,
+                persist=True,
+                content_type="application/json",
+                title=f"lhpn.events:{key}",
+                description=f"`{event_type}` v{version}: an Envelope whose `data` is "
+                f"{DATA_MODELS[(event_type, version)].__name__}",
+                schema=DATA_MODELS[(event_type, version)],
+            )
+
+    async def publish(self, routing_key: str, event_id: str, body: bytes) -> None:
+        publisher = self._publishers.get(routing_key)
+        if publisher is None:
+            raise UnknownEventType(f"this service does not publish {routing_key}")
+        await publisher.publish(body, message_id=event_id, timeout=10)

@@ -1,0 +1,91 @@
+"""Organisation units (SPEC §2) and the tree queries every service needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class UnitLevel(StrEnum):
+    province = "province"
+    district = "district"
+    commune = "commune"
+
+
+class Unit(BaseModel):
+    unit_id: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1)
+    kind: str = Field(description="tỉnh, thành phố, thị xã, huyện, xã, phường, thị trấn…")
+    level: UnitLevel
+    parent_id: str | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
+    revision: int = Field(default=1, ge=1)
+
+    def valid_on(self, day: date) -> bool:
+        return (self.valid_from is None or self.valid_from <= day) and (
+            self.valid_to is None or day <= self.valid_to
+        )
+
+    def valid_during(self, start: date, end: date) -> bool:
+        """True when the unit existed on at least one day of [start, end]."""
+        return (self.valid_from is None or self.valid_from <= end) and (
+            self.valid_to is None or start <= self.valid_to
+        )
+
+
+class UnitTree:
+    """An in-memory view of the unit tree: ancestors, subtrees, children."""
+
+    def __init__(self, units: Iterable[Unit]) -> None:
+        self.units: dict[str, Unit] = {u.unit_id: u for u in units}
+        self._children: dict[str, list[str]] = {}
+        for u in self.units.values():
+            if u.parent_id is not None:
+                self._children.setdefault(u.parent_id, []).append(u.unit_id)
+        for kids in self._children.values():
+            kids.sort()
+
+    def __contains__(self, unit_id: object) -> bool:
+        return unit_id in self.units
+
+    def get(self, unit_id: str) -> Unit | None:
+        return self.units.get(unit_id)
+
+    def children(self, unit_id: str) -> list[str]:
+        return list(self._children.get(unit_id, []))
+
+    def ancestors(self, unit_id: str) -> list[str]:
+        """Parent first, root last; the unit itself is not included."""
+        out: list[str] = []
+        seen = {unit_id}
+        current = self.units.get(unit_id)
+        while current is not None and current.parent_id is not None:
+            if current.parent_id in seen:  # a cycle in bad data must not hang a request
+                break
+            out.append(current.parent_id)
+            seen.add(current.parent_id)
+            current = self.units.get(current.parent_id)
+        return out
+
+    def is_within(self, unit_id: str, root_id: str) -> bool:
+        """True when `unit_id` is `root_id` or one of its descendants."""
+        return unit_id == root_id or root_id in self.ancestors(unit_id)
+
+    def subtree(self, root_id: str) -> list[str]:
+        """`root_id` and all its descendants, depth first."""
+        if root_id not in self.units:
+            return []
+        out: list[str] = []
+        stack = [root_id]
+        while stack:
+            uid = stack.pop()
+            out.append(uid)
+            stack.extend(reversed(self._children.get(uid, [])))
+        return out
+
+    def roots(self) -> list[str]:
+        return sorted(u.unit_id for u in self.units.values() if u.parent_id is None)

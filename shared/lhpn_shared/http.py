@@ -1,0 +1,131 @@
+"""What every service's HTTP side shares: error mapping, health, readiness, metrics, AsyncAPI."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+
+from .mongo import TRANSIENT_DB_ERRORS
+
+log = logging.getLogger("lhpn.http")
+
+RETRY_AFTER_SECONDS = 5
+Next = Callable[[Request], Awaitable[Response]]
+DB_DOWN_DETAIL = "Cơ sở dữ liệu tạm thời không sẵn sàng, vui lòng thử lại sau ít phút."
+
+
+class FieldProblem(Exception):
+    """Input refused by a rule that needs more than the request model (unknown unit, a date in
+    the future…): answered 422 in FastAPI's own shape, naming the field."""
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in problems))
+        self.problems = problems
+
+    def detail(self) -> list[dict[str, Any]]:
+        return [
+            {"loc": ["body", *loc], "msg": msg, "type": "value_error"} for loc, msg in self.problems
+        ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def db_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning(
+            "database unavailable", extra={"path": request.url.path, "error": type(exc).__name__}
+        )
+        return JSONResponse(
+            {"detail": DB_DOWN_DETAIL},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    for exc_type in TRANSIENT_DB_ERRORS:
+        app.add_exception_handler(exc_type, db_unavailable)
+
+    async def field_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, FieldProblem)
+        return JSONResponse({"detail": exc.detail()}, status_code=422)
+
+    app.add_exception_handler(FieldProblem, field_problem)
+
+    async def request_invalid(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    app.add_exception_handler(RequestValidationError, request_invalid)
+
+
+class Metrics:
+    """A per-app Prometheus registry (no global state shared between test apps)."""
+
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.http_requests = Counter(
+            "lhpn_http_requests_total",
+            "HTTP requests by route and status",
+            ["service", "method", "route", "status"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "lhpn_events_total",
+            "Events handled by type and outcome",
+            ["service", "type", "outcome"],
+            registry=self.registry,
+        )
+        self.service = service
+
+    def install(self, app: FastAPI) -> None:
+        @app.middleware("http")
+        async def count(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            response = await call_next(request)
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.http_requests.labels(
+                self.service, request.method, path, response.status_code
+            ).inc()
+            return response
+
+
+def ops_router(
+    *,
+    checks: Mapping[str, Callable[[], Awaitable[bool]]],
+    metrics: Metrics,
+    asyncapi: Callable[[], str],
+) -> APIRouter:
+    router = APIRouter(tags=["ops"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        results = {name: await check() for name, check in checks.items()}
+        ok = all(results.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": results},
+            status_code=200 if ok else 503,
+            headers=None if ok else {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    @router.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/asyncapi.json")
+    async def asyncapi_document() -> Response:
+        return Response(asyncapi(), media_type="application/json")
+
+    return router
