@@ -46,7 +46,7 @@ running_pid() {
 cmdline() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" || true; }
 
 start() {
-    local port=$1 data pid t0
+    local port=$1 data pid t0 skip
     mkdir -p "$2" && data=$(cd "$2" && pwd)
     if pid=$(running_pid "$data"); then
         if ! cmdline "$pid" | grep -q -- "--port $port "; then
@@ -64,13 +64,15 @@ start() {
     if ping "$port"; then log "port $port already answers for another server" >&2; return 1; fi
     build
     t0=$(date +%s%N)
+    touch "$data/devmongo.log"
+    skip=$(( $(wc -c <"$data/devmongo.log") + 1 ))  # look for the "listening" line past this offset
     # setsid: own session, so the caller's Ctrl-C / process group kill does not reach it
     setsid java ${DEVMONGO_JAVA_OPTS:--Xmx512m} -cp "$LIB/*" "$MOD/DevMongo.java" --port "$port" --data "$data" \
         </dev/null >>"$data/devmongo.log" 2>&1 &
     pid=$!
     echo "$pid" >"$data/devmongo.pid"
-    for _ in $(seq 300); do
-        if ping "$port"; then
+    for _ in $(seq 600); do  # 60 s
+        if tail -c "+$skip" "$data/devmongo.log" | grep -q "DevMongo listening on 127.0.0.1:$port" && ping "$port"; then
             log "pid $pid ready on 127.0.0.1:$port in $(( ($(date +%s%N) - t0) / 1000000 )) ms (log: $data/devmongo.log)"
             return 0
         fi

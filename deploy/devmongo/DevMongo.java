@@ -83,7 +83,13 @@ public class DevMongo {
         backend.version(MONGO_6_0);
 
         MongoServer server = new MongoServer(backend);
-        server.bind("127.0.0.1", port);
+        try {
+            server.bind("127.0.0.1", port);
+        } catch (Exception e) { // e.g. BindException (thrown unchecked); left alone, the JVM would not exit
+            System.err.println("DevMongo: cannot bind 127.0.0.1:" + port + ": " + e);
+            if (!store.isClosed()) store.close();
+            System.exit(1);
+        }
 
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.shutdownNow();           // closes clients, then the backend: commits and closes the store

@@ -192,7 +192,7 @@ async def start_broker_with_retry(
         try:
             await broker.start()
         except Exception as exc:
-            log.warning("broker not reachable, retrying", extra={"error": type(exc).__name__})
+            log.warning("broker not reachable, retrying", extra={"error": repr(exc)[:300]})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
             continue

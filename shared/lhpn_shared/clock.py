@@ -48,3 +48,8 @@ def local_date(at: datetime) -> datetime:
 def ensure_aware(at: datetime) -> datetime:
     """Mongo returns naive UTC datetimes unless the client is tz-aware; normalise either way."""
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def to_millis(at: datetime) -> datetime:
+    """BSON dates keep milliseconds: truncate before storing so what we return is what we keep."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)

@@ -86,20 +86,30 @@ class OutboxRelay:
         self._idle = idle_seconds
         self._publish_timeout = publish_timeout
         self._wakeup = asyncio.Event()
+        self._stopped = False
         self.published = 0
 
     def wake(self) -> None:
         """Called by writers after a write with events: publish now rather than at the next poll."""
         self._wakeup.set()
 
+    def stop(self) -> None:
+        """Ask `run` to return (some libraries swallow a task's cancellation)."""
+        self._stopped = True
+        self._wakeup.set()
+
     async def run(self) -> None:
         delay = 0.2
-        while True:
+        task = asyncio.current_task()
+        while not self._stopped:
             try:
                 moved = await self.relay_once()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if task is not None and task.cancelling():
+                    # a library turned our cancellation into another error: still stop
+                    raise asyncio.CancelledError from exc
                 level = logging.WARNING if isinstance(exc, TRANSIENT_DB_ERRORS) else logging.ERROR
                 log.log(level, "outbox relay failed, retrying", extra={"error": repr(exc)[:300]})
                 await asyncio.sleep(delay)
@@ -119,15 +129,20 @@ class OutboxRelay:
             if not docs:
                 continue
             entries = [(doc, e) for doc in docs for e in doc.get("outbox") or []]
-            await asyncio.wait_for(
+            results = await asyncio.wait_for(
                 asyncio.gather(
                     *(
                         self._publish(e["routing_key"], e["event_id"], e["body"].encode())
                         for _, e in entries
-                    )
+                    ),
+                    return_exceptions=True,
                 ),
                 timeout=self._publish_timeout,
             )
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                # nothing is cleared: the whole batch is published again (consumers dedupe)
+                raise failed[0]
             ops: list[UpdateOne] = []
             for doc in docs:
                 ids = [e["event_id"] for e in doc.get("outbox") or []]

@@ -1,1 +1,1 @@
-"""Aggregation service: compliance, reporting rates, indicators, case statistics, exports (SPEC §8)."""
+"""Aggregation service: compliance, reporting rates, indicators, case stats, exports (SPEC §8)."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
 from lhpn_shared.clock import LOCAL_TZ
 from lhpn_shared.contracts.events import ObligationFacts
 from lhpn_shared.contracts.plans import Plan, SchedulePeriod
 from lhpn_shared.contracts.units import UnitLevel, UnitTree
-from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 
 class ObligationStatus(StrEnum):
@@ -42,22 +43,23 @@ class Obligation(BaseModel):
     """When the (first) report arrived; None while nothing has arrived."""
 
 
-def make_obligation_id(plan_id: str, report_type: str, period: str, unit_id: str) -> str:
+def obligation_id_for(plan_id: str, report_type: str, period: str, unit_id: str) -> str:
     return f"{plan_id}:{report_type}:{period}:{unit_id}"
 
 
 def derive_obligations(plan: Plan, units: UnitTree) -> list[Obligation]:
     """Every report the plan expects: schedule order, then period order, then unit id."""
     out: list[Obligation] = []
+    ordered = sorted(units.units.values(), key=lambda u: u.unit_id)
     for schedule in plan.report_schedules:
         for period in schedule.periods:
             start_on, end_on = _window(period)
-            for unit in sorted(units.units.values(), key=lambda u: u.unit_id):
+            for unit in ordered:
                 if unit.level not in schedule.levels or not unit.valid_during(start_on, end_on):
                     continue
                 out.append(
                     Obligation(
-                        obligation_id=make_obligation_id(
+                        obligation_id=obligation_id_for(
                             plan.plan_id, schedule.report_type, period.period, unit.unit_id
                         ),
                         plan_id=plan.plan_id,

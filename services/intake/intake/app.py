@@ -1,0 +1,196 @@
+"""Intake's composition root: one bootstrap builds the dependencies and hands them down.
+
+`create_app(settings)` returns a FastAPI app whose lifespan opens Mongo, starts the broker
+(retrying while RabbitMQ is down), the outbox relay and the inbound subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from faststream.middlewares import AckPolicy
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
+from faststream.specification import AsyncAPI
+
+from lhpn_shared.auth import Authenticator
+from lhpn_shared.broker import (
+    EVENTS,
+    INBOUND,
+    EventPublisher,
+    consumer_queue,
+    declare_consumer_topology,
+    make_broker,
+    process_delivery,
+    start_broker_with_retry,
+)
+from lhpn_shared.clock import Clock, SystemClock
+from lhpn_shared.contracts.events import INBOUND_TYPES, routing_key
+from lhpn_shared.http import RETRY_AFTER_SECONDS, Metrics, install_error_handlers, ops_router
+from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, database, make_client, ping
+from lhpn_shared.outbox import OutboxRelay
+
+from . import seed
+from .api import build_router
+from .repository import IntakeStore
+from .service import Conflict, Intake, NotFound, NotReady
+from .settings import IntakeSettings
+from .users import Users
+
+log = logging.getLogger("intake")
+
+PUBLISHES = [
+    ("unit.upserted", 1),
+    ("plan.published", 1),
+    ("activity.recorded", 1),
+    ("activity.voided", 1),
+    ("report.submitted", 1),
+]
+INBOUND_QUEUE = "intake.inbound"
+INBOUND_KEYS = [routing_key(t, v) for t, v in sorted(INBOUND_TYPES) if t != "case.opened"]
+
+
+def build_broker(settings: IntakeSettings, intake_ref: dict[str, Intake]) -> RabbitBroker:
+    """The broker with intake's documented publishers and its inbound subscriber."""
+    broker = make_broker(settings)
+    queue = consumer_queue(INBOUND_QUEUE, routing_key=INBOUND_KEYS[0])
+
+    @broker.subscriber(
+        queue,
+        INBOUND,
+        ack_policy=AckPolicy.MANUAL,
+        title=f"{INBOUND_QUEUE}:inbound",
+        description="Envelopes other systems publish on lhpn.inbound ("
+        + ", ".join(INBOUND_KEYS)
+        + "): validated, stored and republished on lhpn.events; refused ones go to "
+        f"{INBOUND_QUEUE}.dlq with x-rejection-reason.",
+    )
+    async def on_inbound(msg: RabbitMessage) -> None:
+        async def handle(envelope: Any) -> None:
+            await intake_ref["intake"].handle_inbound(envelope)
+
+        await process_delivery(broker, msg, INBOUND_QUEUE, handle)
+
+    return broker
+
+
+def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
+    clock = clock or SystemClock()
+    intake_ref: dict[str, Intake] = {}
+    broker = build_broker(settings, intake_ref)
+    publisher = EventPublisher(broker, PUBLISHES)
+    spec = AsyncAPI(broker, title="LHPN intake", version="1.0.0")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = make_client(settings)
+        store = IntakeStore(database(client, settings.database))
+        relay = OutboxRelay(
+            store.outbox_collections,
+            publisher.publish,
+            batch=settings.relay_batch,
+            idle_seconds=settings.relay_idle_seconds,
+        )
+        intake = Intake(store, clock, relay.wake)
+        intake.max_attachment_bytes = settings.max_attachment_bytes
+        intake_ref["intake"] = intake
+        users = Users(store.users)
+        app.state.intake, app.state.users, app.state.relay = intake, users, relay
+
+        async def prepare() -> None:
+            """Indexes, first admin, reference data; retried while the database is down."""
+            delay = 0.5
+            while True:
+                try:
+                    await store.ensure_indexes()
+                    await users.ensure_admin(
+                        settings.admin_username,
+                        settings.admin_password.get_secret_value(),
+                        clock.now(),
+                    )
+                    await intake.load_reference_data()
+                    if settings.seed_default_data:
+                        await seed.load(intake, settings.units_file, settings.plan_files)
+                    return
+                except TRANSIENT_DB_ERRORS as exc:
+                    log.warning("database not reachable", extra={"error": type(exc).__name__})
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+
+        async def bindings() -> None:
+            await broker.declare_exchange(EVENTS)
+            await declare_consumer_topology(
+                broker, consumer_queue(INBOUND_QUEUE, INBOUND_KEYS[0]), INBOUND, INBOUND_KEYS
+            )
+
+        async def start_broker() -> None:
+            await prepared  # consume inbound only once reference data is there
+            await start_broker_with_retry(broker, on_started=bindings)
+            await relay.run()  # runs for the life of the app; retries while RabbitMQ is down
+
+        prepared = asyncio.create_task(prepare(), name="intake-prepare")
+        tasks = [prepared, asyncio.create_task(start_broker(), name="intake-broker-relay")]
+        try:
+            yield
+        finally:
+            relay.stop()
+            for t in tasks:
+                t.cancel()
+            await asyncio.wait(tasks, timeout=10)
+            await asyncio.wait_for(broker.stop(), timeout=20)
+            await client.close()
+
+    app = FastAPI(
+        title="LHPN intake",
+        version="1.0.0",
+        description="Units, plans, activities, reports and inbound events (SPEC §2–§5, §9).",
+        lifespan=lifespan,
+    )
+    app.state.clock = clock
+    app.state.settings = settings
+    install_error_handlers(app)
+    metrics = Metrics("intake")
+    metrics.install(app)
+
+    async def mongo_ready() -> bool:
+        intake = intake_ref.get("intake")
+        return intake is not None and await ping(intake.store.db.client)
+
+    async def broker_ready() -> bool:
+        try:
+            return bool(await broker.ping(timeout=1.0))
+        except Exception:
+            return False
+
+    app.include_router(
+        ops_router(
+            checks={"mongo": mongo_ready, "broker": broker_ready},
+            metrics=metrics,
+            asyncapi=lambda: spec.to_specification().to_json(),
+        )
+    )
+    app.include_router(build_router(settings, Authenticator(settings, clock)))
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def conflict(request: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(NotReady)
+    async def not_ready(request: Request, exc: NotReady) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "Dịch vụ đang khởi động, vui lòng thử lại sau ít giây."},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    return app

@@ -1,0 +1,586 @@
+"""Intake's use cases. The same functions serve HTTP, the inbound AMQP queue and the tests.
+
+Every state change is one document write that carries its events in the document's outbox
+(`lhpn_shared.outbox`); the relay publishes them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, Field
+from pymongo.errors import DuplicateKeyError
+
+from lhpn_shared.broker import Reject
+from lhpn_shared.clock import LOCAL_TZ, Clock, to_millis
+from lhpn_shared.contracts.activities import Activity, ActivityFields
+from lhpn_shared.contracts.events import ActivityVoided, Envelope, make_event, parse_data
+from lhpn_shared.contracts.plans import Plan
+from lhpn_shared.contracts.reports import AttachmentInfo, Report, ReportFields
+from lhpn_shared.contracts.units import Unit, UnitTree
+from lhpn_shared.http import FieldProblem
+from lhpn_shared.outbox import outbox_fields, with_outbox
+
+from . import domain
+from .repository import (
+    IntakeStore,
+    activity_from_doc,
+    activity_to_doc,
+    plan_from_doc,
+    plan_to_doc,
+    report_from_doc,
+    unit_from_doc,
+    unit_to_doc,
+)
+
+log = logging.getLogger("intake")
+
+SOURCE = "intake"
+
+
+class NotFound(Exception):
+    pass
+
+
+class Conflict(Exception):
+    pass
+
+
+class NotReady(Exception):
+    """The unit tree is not loaded yet (database unreachable since start)."""
+
+
+class AttachmentIn(BaseModel):
+    file_name: str = Field(min_length=1, max_length=255)
+    media_type: str = Field(min_length=1, max_length=127)
+    content_base64: str | None = None
+    reference: str | None = None
+
+
+class ReportSubmission(ReportFields):
+    """A report as submitted over HTTP or on `lhpn.inbound`."""
+
+    report_id: UUID | None = None
+    received_at: datetime | None = Field(
+        default=None, description="for paper reports: when it was received; never in the future"
+    )
+    attachments: list[AttachmentIn] = Field(default_factory=list)
+
+
+class Intake:
+    def __init__(self, store: IntakeStore, clock: Clock, wake_relay: Callable[[], None]) -> None:
+        self.store = store
+        self.clock = clock
+        self._wake = wake_relay
+        self._tree: UnitTree | None = None
+        self._plans: list[Plan] | None = None
+        self.max_attachment_bytes = 5 * 1024 * 1024
+
+    def now(self) -> datetime:
+        return to_millis(self.clock.now())
+
+    # ---- caches of the small, rarely changing reference data ----------------------------
+
+    async def load_reference_data(self) -> None:
+        units = [unit_from_doc(d) async for d in self.store.units.find({})]
+        plans = [plan_from_doc(d) async for d in self.store.plans.find({})]
+        self._tree = UnitTree(units)
+        self._plans = plans
+
+    @property
+    def tree(self) -> UnitTree:
+        if self._tree is None:
+            raise NotReady
+        return self._tree
+
+    @property
+    def plans(self) -> list[Plan]:
+        if self._plans is None:
+            raise NotReady
+        return self._plans
+
+    def _event(self, event_type: str, data: BaseModel, unit_id: str | None, **kw: Any) -> Envelope:
+        kw.setdefault("source", SOURCE)
+        return make_event(event_type, data, occurred_at=self.now(), unit_id=unit_id, **kw)
+
+    # ---- units and plans ------------------------------------------------------------------
+
+    async def upsert_unit(self, unit: Unit) -> bool:
+        """Store the unit if new or changed (revision + 1) and announce it; False if unchanged."""
+        existing = await self.store.units.find_one({"_id": unit.unit_id})
+        if existing is not None:
+            current = unit_from_doc(existing)
+            if current.model_copy(update={"revision": 1}) == unit.model_copy(
+                update={"revision": 1}
+            ):
+                return False
+            unit = unit.model_copy(update={"revision": current.revision + 1})
+            event = self._event("unit.upserted", unit, unit.unit_id)
+            result = await self.store.units.update_one(
+                {"_id": unit.unit_id, "revision": current.revision},
+                with_outbox({"$set": unit_to_doc(unit)}, [event]),
+            )
+            if result.matched_count == 0:
+                raise Conflict(f"unit {unit.unit_id} changed meanwhile")
+        else:
+            unit = unit.model_copy(update={"revision": 1})
+            event = self._event("unit.upserted", unit, unit.unit_id)
+            try:
+                await self.store.units.insert_one(
+                    {"_id": unit.unit_id, **unit_to_doc(unit), **outbox_fields([event])}
+                )
+            except DuplicateKeyError as exc:
+                raise Conflict(f"unit {unit.unit_id} created meanwhile") from exc
+        self._wake()
+        await self.load_reference_data()
+        return True
+
+    async def publish_plan(self, plan: Plan) -> tuple[Plan, bool]:
+        """Publish a plan, or a new revision of it when its content changed."""
+        if plan.issuing_unit_id not in self.tree:
+            raise FieldProblem([(("issuing_unit_id",), "Không có đơn vị ban hành này.")])
+        existing = await self.store.plans.find_one({"_id": plan.plan_id})
+        now = self.now()
+        if existing is not None:
+            current = plan_from_doc(existing)
+            same = {"revision", "published_at"}
+            if current.model_dump(exclude=same) == plan.model_dump(exclude=same):
+                return current, False
+            plan = plan.model_copy(update={"revision": current.revision + 1, "published_at": now})
+            event = self._event("plan.published", plan, plan.issuing_unit_id)
+            result = await self.store.plans.update_one(
+                {"_id": plan.plan_id, "revision": current.revision},
+                with_outbox({"$set": plan_to_doc(plan)}, [event]),
+            )
+            if result.matched_count == 0:
+                raise Conflict("Kế hoạch vừa được người khác cập nhật, vui lòng thử lại.")
+        else:
+            plan = plan.model_copy(update={"revision": 1, "published_at": now})
+            event = self._event("plan.published", plan, plan.issuing_unit_id)
+            try:
+                await self.store.plans.insert_one(
+                    {"_id": plan.plan_id, **plan_to_doc(plan), **outbox_fields([event])}
+                )
+            except DuplicateKeyError as exc:
+                raise Conflict("Kế hoạch vừa được người khác tạo, vui lòng thử lại.") from exc
+        self._wake()
+        await self.load_reference_data()
+        return plan, True
+
+    # ---- activities -------------------------------------------------------------------------
+
+    def _check_activity(self, fields: ActivityFields) -> None:
+        today = self.now().astimezone(LOCAL_TZ).date()
+        problems = domain.activity_problems(fields, self.tree.get(fields.unit_id), today)
+        if problems:
+            raise FieldProblem(problems)
+
+    async def get_activity(self, activity_id: UUID) -> Activity:
+        doc = await self.store.activities.find_one({"_id": str(activity_id)})
+        if doc is None:
+            raise NotFound(f"Không tìm thấy hoạt động {activity_id}.")
+        return activity_from_doc(doc)
+
+    async def record_activity(
+        self,
+        fields: ActivityFields,
+        actor: str,
+        *,
+        activity_id: UUID | None = None,
+        event_id: UUID | None = None,
+        source: str = SOURCE,
+        correlation_id: str | None = None,
+    ) -> tuple[Activity, bool]:
+        """Record a new activity. Returns (activity, created). The same `activity_id` with the
+        same content is a safe retry (nothing new); with other content it is a conflict."""
+        self._check_activity(fields)
+        activity = Activity(
+            **fields.model_dump(),
+            activity_id=activity_id or uuid4(),
+            revision=1,
+            recorded_at=self.now(),
+            recorded_by=actor,
+        )
+        event = self._event(
+            "activity.recorded",
+            activity,
+            activity.unit_id,
+            event_id=event_id,
+            source=source,
+            correlation_id=correlation_id,
+        )
+        doc = {
+            "_id": str(activity.activity_id),
+            **activity_to_doc(activity),
+            "source_event_ids": [str(event.event_id)],
+            **outbox_fields([event]),
+        }
+        try:
+            await self.store.activities.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.get_activity(activity.activity_id)
+            if _same_content(existing, fields):
+                return existing, False
+            raise Conflict(
+                f"Mã hoạt động {activity.activity_id} đã được dùng cho một hoạt động khác."
+            ) from None
+        self._wake()
+        return activity, True
+
+    async def correct_activity(
+        self,
+        activity_id: UUID,
+        fields: ActivityFields,
+        actor: str,
+        *,
+        event_id: UUID | None = None,
+        source: str = SOURCE,
+        correlation_id: str | None = None,
+    ) -> Activity:
+        """A correction: a new revision of the whole activity."""
+        current = await self.get_activity(activity_id)
+        if current.voided:
+            raise Conflict("Hoạt động đã bị hủy, không thể sửa.")
+        self._check_activity(fields)
+        if _same_content(current, fields):
+            return current
+        updated = Activity(
+            **fields.model_dump(),
+            activity_id=activity_id,
+            revision=current.revision + 1,
+            recorded_at=self.now(),
+            recorded_by=actor,
+        )
+        event = self._event(
+            "activity.recorded",
+            updated,
+            updated.unit_id,
+            event_id=event_id,
+            source=source,
+            correlation_id=correlation_id,
+        )
+        update = with_outbox({"$set": activity_to_doc(updated)}, [event])
+        update["$push"]["source_event_ids"] = str(event.event_id)
+        result = await self.store.activities.update_one(
+            {"_id": str(activity_id), "revision": current.revision}, update
+        )
+        if result.matched_count == 0:
+            raise Conflict("Hoạt động vừa được người khác sửa, vui lòng tải lại rồi thử lại.")
+        self._wake()
+        return updated
+
+    async def void_activity(
+        self,
+        activity_id: UUID,
+        actor: str,
+        *,
+        reason: str = "",
+        event_id: UUID | None = None,
+        source: str = SOURCE,
+        correlation_id: str | None = None,
+    ) -> Activity:
+        current = await self.get_activity(activity_id)
+        if current.voided:
+            return current
+        now = self.now()
+        voided = current.model_copy(update={"voided": True, "revision": current.revision + 1})
+        data = ActivityVoided(
+            activity_id=activity_id,
+            unit_id=current.unit_id,
+            revision=voided.revision,
+            voided_at=now,
+            reason=reason,
+        )
+        event = self._event(
+            "activity.voided",
+            data,
+            current.unit_id,
+            event_id=event_id,
+            source=source,
+            correlation_id=correlation_id,
+        )
+        update = with_outbox(
+            {
+                "$set": {
+                    "voided": True,
+                    "revision": voided.revision,
+                    "voided_at": now,
+                    "voided_by": actor,
+                }
+            },
+            [event],
+        )
+        update["$push"]["source_event_ids"] = str(event.event_id)
+        result = await self.store.activities.update_one(
+            {"_id": str(activity_id), "revision": current.revision}, update
+        )
+        if result.matched_count == 0:
+            raise Conflict("Hoạt động vừa được người khác sửa, vui lòng tải lại rồi thử lại.")
+        self._wake()
+        return voided
+
+    async def list_activities(
+        self,
+        unit_ids: list[str],
+        *,
+        kind: str | None,
+        from_on: str | None,
+        to_on: str | None,
+        include_voided: bool,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[Activity], str | None]:
+        query: dict[str, Any] = {"unit_id": {"$in": unit_ids}}
+        if kind:
+            query["kind"] = kind
+        if from_on or to_on:
+            query["occurred_on"] = {
+                **({"$gte": from_on} if from_on else {}),
+                **({"$lte": to_on} if to_on else {}),
+            }
+        if not include_voided:
+            query["voided"] = False
+        if cursor:
+            query["_id"] = {"$gt": cursor}
+        docs = await self.store.activities.find(query).sort("_id", 1).to_list(limit + 1)
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return [activity_from_doc(d) for d in docs], (docs[-1]["_id"] if more else None)
+
+    # ---- reports ----------------------------------------------------------------------------
+
+    async def get_report(self, report_id: UUID) -> Report:
+        doc = await self.store.reports.find_one({"_id": str(report_id)})
+        if doc is None:
+            raise NotFound(f"Không tìm thấy báo cáo {report_id}.")
+        return report_from_doc(doc)
+
+    async def submit_report(
+        self,
+        sub: ReportSubmission,
+        actor: str,
+        *,
+        event_id: UUID | None = None,
+        source: str = SOURCE,
+        correlation_id: str | None = None,
+    ) -> tuple[Report, bool]:
+        """Submit, or resubmit, a unit's report for a schedule period. Returns (report, changed).
+
+        A resubmission replaces the content, keeps the first `received_at` (and so the
+        timeliness) and increments the revision; an identical resubmission changes nothing.
+        """
+        now = self.now()
+        expectation = domain.report_expectation(
+            self.plans, self.tree.get(sub.unit_id), sub.unit_id, sub.report_type, sub.period
+        )
+        if isinstance(expectation, list):
+            raise FieldProblem(expectation)
+        problems = domain.indicator_problems(expectation.schedule, sub.indicators)
+        received_at = to_millis(sub.received_at) if sub.received_at else now
+        if received_at > now:
+            problems.append((("received_at",), "Ngày nhận báo cáo không được ở tương lai."))
+        attachments, stored = self._attachments(sub.attachments, problems)
+        if problems:
+            raise FieldProblem(problems)
+
+        key = {"unit_id": sub.unit_id, "report_type": sub.report_type, "period": sub.period}
+        existing = await self.store.reports.find_one(key)
+        if existing is None:
+            report = Report(
+                report_id=sub.report_id or uuid4(),
+                unit_id=sub.unit_id,
+                report_type=sub.report_type,
+                period=sub.period,
+                indicators=sub.indicators,
+                narrative=sub.narrative,
+                received_at=received_at,
+                attachments=attachments,
+                revision=1,
+                due_at=expectation.due_at,
+                on_time=domain.is_on_time(received_at, expectation.due_at),
+            )
+            event = self._report_event(report, event_id, source, correlation_id)
+            doc = {
+                "_id": str(report.report_id),
+                **_report_doc(report, stored),
+                "plan_id": expectation.plan.plan_id,
+                "submitted_by": actor,
+                "last_received_at": now,
+                "source_event_ids": [str(event.event_id)],
+                **outbox_fields([event]),
+            }
+            try:
+                await self.store.reports.insert_one(doc)
+            except DuplicateKeyError:
+                # a concurrent first submission won: this one becomes a resubmission
+                return await self.submit_report(
+                    sub, actor, event_id=event_id, source=source, correlation_id=correlation_id
+                )
+            self._wake()
+            return report, True
+
+        current = report_from_doc(existing)
+        if event_id is not None and str(event_id) in existing.get("source_event_ids", []):
+            return current, False
+        if (
+            current.indicators == sub.indicators
+            and current.narrative == sub.narrative
+            and [a.model_dump() for a in current.attachments]
+            == [a.model_dump() for a in attachments]
+        ):
+            return current, False
+        report = current.model_copy(
+            update={
+                "indicators": sub.indicators,
+                "narrative": sub.narrative,
+                "attachments": attachments,
+                "revision": current.revision + 1,
+            }
+        )
+        event = self._report_event(report, event_id, source, correlation_id)
+        update = with_outbox(
+            {"$set": {**_report_doc(report, stored), "last_received_at": now}}, [event]
+        )
+        update["$push"]["source_event_ids"] = str(event.event_id)
+        result = await self.store.reports.update_one(
+            {"_id": existing["_id"], "revision": current.revision}, update
+        )
+        if result.matched_count == 0:
+            raise Conflict("Báo cáo vừa được nộp lại bởi người khác, vui lòng thử lại.")
+        self._wake()
+        return report, True
+
+    def _report_event(
+        self, report: Report, event_id: UUID | None, source: str, correlation_id: str | None
+    ) -> Envelope:
+        return self._event(
+            "report.submitted",
+            report,
+            report.unit_id,
+            event_id=event_id,
+            source=source,
+            correlation_id=correlation_id,
+        )
+
+    def _attachments(
+        self, items: list[AttachmentIn], problems: list[domain.Problem]
+    ) -> tuple[list[AttachmentInfo], list[bytes | None]]:
+        infos: list[AttachmentInfo] = []
+        contents: list[bytes | None] = []
+        total = 0
+        for i, a in enumerate(items):
+            content: bytes | None = None
+            if a.content_base64 is not None:
+                try:
+                    content = base64.b64decode(a.content_base64, validate=True)
+                except (binascii.Error, ValueError):
+                    problems.append((("attachments", i, "content_base64"), "Tệp đính kèm hỏng."))
+                    continue
+                total += len(content)
+            elif a.reference is None:
+                problems.append(
+                    (("attachments", i), "Tệp đính kèm cần nội dung hoặc đường dẫn tham chiếu.")
+                )
+                continue
+            infos.append(
+                AttachmentInfo(
+                    file_name=a.file_name,
+                    media_type=a.media_type,
+                    size=len(content) if content is not None else 0,
+                    reference=a.reference,
+                )
+            )
+            contents.append(content)
+        if total > self.max_attachment_bytes:
+            problems.append(
+                (
+                    ("attachments",),
+                    f"Tệp đính kèm quá lớn (tối đa {self.max_attachment_bytes} byte).",
+                )
+            )
+        return infos, contents
+
+    # ---- inbound events from other systems --------------------------------------------------
+
+    async def handle_inbound(self, envelope: Envelope) -> str:
+        """Validate an inbound envelope, store it like the HTTP path, republish it.
+
+        Returns what happened ('accepted' | 'duplicate'); raises `Reject` with the reason for
+        a message that can never be accepted (it goes to the dead-letter queue).
+        """
+        actor = f"system:{envelope.source}"
+        kw: dict[str, Any] = {
+            "event_id": envelope.event_id,
+            "source": envelope.source,
+            "correlation_id": envelope.correlation_id,
+        }
+        try:
+            data = parse_data(envelope)
+            if envelope.type == "activity.recorded":
+                assert isinstance(data, Activity)
+                return await self._inbound_activity(data, actor, kw)
+            if envelope.type == "activity.voided":
+                assert isinstance(data, ActivityVoided)
+                if await self._seen(self.store.activities, str(data.activity_id), envelope):
+                    return "duplicate"
+                await self.void_activity(data.activity_id, actor, reason=data.reason, **kw)
+                return "accepted"
+            if envelope.type == "report.submitted":
+                sub = ReportSubmission.model_validate(envelope.data)
+                _, changed = await self.submit_report(sub, actor, **kw)
+                return "accepted" if changed else "duplicate"
+        except FieldProblem as exc:
+            raise Reject(str(exc)) from exc
+        except NotFound as exc:
+            raise Reject(str(exc)) from exc
+        raise Reject(f"intake does not accept {envelope.routing_key} on lhpn.inbound")
+
+    async def _seen(self, coll: Any, doc_id: str, envelope: Envelope) -> bool:
+        doc = await coll.find_one(
+            {"_id": doc_id, "source_event_ids": str(envelope.event_id)}, {"_id": 1}
+        )
+        return doc is not None
+
+    async def _inbound_activity(self, data: Activity, actor: str, kw: dict[str, Any]) -> str:
+        fields = ActivityFields.model_validate(
+            data.model_dump(include=set(ActivityFields.model_fields))
+        )
+        existing = await self.store.activities.find_one({"_id": str(data.activity_id)})
+        if existing is None:
+            _, created = await self.record_activity(
+                fields, actor, activity_id=data.activity_id, **kw
+            )
+            return "accepted" if created else "duplicate"
+        if str(kw["event_id"]) in existing.get("source_event_ids", []):
+            return "duplicate"
+        if data.revision <= existing["revision"]:
+            log.info(
+                "inbound activity not newer than stored, ignored",
+                extra={"activity_id": str(data.activity_id), "revision": data.revision},
+            )
+            return "duplicate"
+        await self.correct_activity(data.activity_id, fields, actor, **kw)
+        return "accepted"
+
+
+def _same_content(activity: Activity, fields: ActivityFields) -> bool:
+    return (
+        ActivityFields.model_validate(activity.model_dump(include=set(ActivityFields.model_fields)))
+        == fields
+    )
+
+
+def _report_doc(report: Report, contents: list[bytes | None]) -> dict[str, Any]:
+    d = report.model_dump(mode="json", exclude={"received_at", "due_at"})
+    d["received_at"] = report.received_at
+    d["due_at"] = report.due_at
+    for a, content in zip(d["attachments"], contents, strict=True):
+        if content is not None:
+            a["content"] = content
+    return d

@@ -1,0 +1,43 @@
+"""Session-wide real infrastructure for integration and e2e tests (see tests/support/infra.py).
+
+Unit tests use none of it: the fixtures start only when a test asks for them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.infra import DevMongo, RabbitVhost, free_port
+
+
+@pytest.fixture(scope="session")
+def devmongo() -> Iterator[DevMongo]:
+    data = Path(tempfile.mkdtemp(prefix="lhpn-devmongo-"))
+    server = DevMongo(port=free_port(), data_dir=data)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def rabbit() -> Iterator[RabbitVhost]:
+    vhost = RabbitVhost.create()
+    try:
+        yield vhost
+    finally:
+        vhost.delete()
+
+
+@pytest.fixture
+def db_name() -> str:
+    """A database of its own for each test: no shared state between tests."""
+    return f"t_{uuid.uuid4().hex[:12]}"

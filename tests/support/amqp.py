@@ -1,0 +1,103 @@
+"""Test-side AMQP helpers, with aio-pika directly: a listener on `lhpn.events` and a publisher
+to `lhpn.inbound`, as another system would use them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+
+class EventListener:
+    """Collects every message routed to an exclusive queue bound to `exchange` with `keys`."""
+
+    def __init__(self, url: str, exchange: str = "lhpn.events", keys: tuple[str, ...] = ("#",)):
+        self.url, self.exchange, self.keys = url, exchange, keys
+        self.messages: list[AbstractIncomingMessage] = []
+        self._conn: aio_pika.abc.AbstractRobustConnection | None = None
+
+    async def __aenter__(self) -> EventListener:
+        self._conn = await aio_pika.connect_robust(self.url)
+        channel = await self._conn.channel()
+        exchange = await channel.declare_exchange(
+            self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True)
+        for key in self.keys:
+            await queue.bind(exchange, routing_key=key)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            self.messages.append(message)
+            await message.ack()
+
+        await queue.consume(on_message)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+    def bodies(self, routing_key: str | None = None) -> list[dict[str, Any]]:
+        return [
+            json.loads(m.body)
+            for m in self.messages
+            if routing_key is None or m.routing_key == routing_key
+        ]
+
+    async def wait_for(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            bodies = self.bodies()
+            if predicate(bodies):
+                return bodies
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out; got {len(self.bodies())} messages")
+
+
+async def publish_raw(
+    url: str, exchange: str, routing_key: str, body: bytes, message_id: str | None = None
+) -> None:
+    conn = await aio_pika.connect_robust(url)
+    try:
+        channel = await conn.channel(publisher_confirms=True)
+        exch = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        await exch.publish(
+            aio_pika.Message(
+                body,
+                content_type="application/json",
+                message_id=message_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=routing_key,
+        )
+    finally:
+        await conn.close()
+
+
+async def drain_queue(url: str, queue: str, timeout: float = 5.0) -> list[AbstractIncomingMessage]:
+    """Everything currently in `queue` (e.g. a DLQ), acked."""
+    conn = await aio_pika.connect_robust(url)
+    out: list[AbstractIncomingMessage] = []
+    try:
+        channel = await conn.channel()
+        q = await channel.get_queue(queue, ensure=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = await q.get(fail=False)
+            if msg is None:
+                if out:
+                    break
+                await asyncio.sleep(0.1)
+                continue
+            await msg.ack()
+            out.append(msg)
+    finally:
+        await conn.close()
+    return out
