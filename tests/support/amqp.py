@@ -101,3 +101,19 @@ async def drain_queue(url: str, queue: str, timeout: float = 5.0) -> list[Abstra
     finally:
         await conn.close()
     return out
+
+
+async def purge_queues(url: str, *names: str) -> None:
+    """Empty durable queues left over from earlier tests in this session's vhost."""
+    conn = await aio_pika.connect_robust(url)
+    try:
+        channel = await conn.channel()
+        for name in names:
+            try:
+                q = await channel.get_queue(name, ensure=True)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                channel = await conn.channel()
+                continue
+            await q.purge()
+    finally:
+        await conn.close()

@@ -52,7 +52,8 @@ class CaseStatus(StrEnum):
 
 class CaseDeadline(BaseModel):
     name: str = Field(description="e.g. accept, resolve, handle_letter")
-    due_at: datetime
+    due_on: date | None = Field(default=None, description="the last day, local time")
+    due_at: datetime = Field(description="00:00 Asia/Ho_Chi_Minh of the day after due_on")
 
 
 class CaseFacts(BaseModel):

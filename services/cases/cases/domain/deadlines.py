@@ -160,7 +160,7 @@ class Deadline:
         return as_of >= self.due_at
 
     def to_contract(self) -> CaseDeadline:
-        return CaseDeadline(name=self.name.value, due_at=self.due_at)
+        return CaseDeadline(name=self.name.value, due_on=self.due_on, due_at=self.due_at)
 
 
 _RESOLVING = (CaseStatus.accepted, CaseStatus.in_progress)
