@@ -204,7 +204,9 @@ def test_a_reopened_case_counts_its_resolve_deadline_from_the_reopening() -> Non
 def test_the_due_instant_is_midnight_in_vietnam_after_the_due_day() -> None:
     deadline = Deadline(DeadlineName.accept, date(2021, 3, 11))
     assert deadline.due_at == datetime(2021, 3, 12, 0, 0, tzinfo=LOCAL_TZ)
-    assert deadline.to_contract() == CaseDeadline(name="accept", due_at=deadline.due_at)
+    assert deadline.to_contract() == CaseDeadline(
+        name="accept", due_on=deadline.due_on, due_at=deadline.due_at
+    )
 
 
 def test_a_case_is_on_time_until_the_end_of_the_due_day_and_overdue_from_then() -> None:
