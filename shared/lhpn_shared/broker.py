@@ -40,10 +40,19 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+def keep_raw_body(msg: Any) -> Any:
+    """Decoder that leaves the body as bytes: `process_delivery` parses it itself, so a message
+    that is not JSON reaches our handler (and the DLQ with a reason) instead of failing inside
+    FastStream's JSON decoding, where a manually-acked message would never be settled."""
+    return msg.body
+
+
 def make_broker(settings: ServiceSettings) -> RabbitBroker:
-    """A broker with bounded prefetch and our own logger (FastStream's per-message lines off)."""
+    """A broker with bounded prefetch, raw bodies for our own envelope parsing, and our own
+    logger (FastStream's per-message lines off)."""
     return RabbitBroker(
         settings.rabbit_url,
+        decoder=keep_raw_body,
         default_channel=Channel(prefetch_count=settings.consumer_prefetch),
         reconnect_interval=1.0,
         logger=None,
@@ -219,6 +228,7 @@ class EventPublisher:
                 exchange=EVENTS,
                 routing_key=key,
                 persist=True,
+                mandatory=False,  # an event nobody listens to yet is not an error
                 content_type="application/json",
                 title=f"lhpn.events:{key}",
                 description=f"`{event_type}` v{version}: an Envelope whose `data` is "

@@ -10,7 +10,7 @@ import base64
 import binascii
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -382,7 +382,7 @@ class Intake:
         if isinstance(expectation, list):
             raise FieldProblem(expectation)
         problems = domain.indicator_problems(expectation.schedule, sub.indicators)
-        received_at = to_millis(sub.received_at) if sub.received_at else now
+        received_at = to_millis(sub.received_at.astimezone(UTC)) if sub.received_at else now
         if received_at > now:
             problems.append((("received_at",), "Ngày nhận báo cáo không được ở tương lai."))
         attachments, stored = self._attachments(sub.attachments, problems)
@@ -402,7 +402,7 @@ class Intake:
                 received_at=received_at,
                 attachments=attachments,
                 revision=1,
-                due_at=expectation.due_at,
+                due_at=expectation.due_at.astimezone(UTC),
                 on_time=domain.is_on_time(received_at, expectation.due_at),
             )
             event = self._report_event(report, event_id, source, correlation_id)
