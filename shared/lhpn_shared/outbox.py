@@ -143,23 +143,29 @@ class OutboxRelay:
             if failed:
                 # nothing is cleared: the whole batch is published again (consumers dedupe)
                 raise failed[0]
-            ops: list[UpdateOne] = []
-            for doc in docs:
-                ids = [e["event_id"] for e in doc.get("outbox") or []]
-                ops.append(
+            cleared = await coll.bulk_write(
+                [
                     UpdateOne(
                         {"_id": doc["_id"], "outbox_seq": doc.get("outbox_seq")},
                         {"$set": {"outbox": [], "outbox_pending": False}},
                     )
+                    for doc in docs
+                ],
+                ordered=False,
+            )
+            if cleared.matched_count < len(docs):
+                # some documents changed meanwhile (new events appended): pull only ours
+                await coll.bulk_write(
+                    [
+                        UpdateOne(
+                            {"_id": doc["_id"], "outbox_seq": {"$ne": doc.get("outbox_seq")}},
+                            {"$pull": {"outbox": {"event_id": {"$in": ids}}}},
+                        )
+                        for doc in docs
+                        if (ids := [e["event_id"] for e in doc.get("outbox") or []])
+                    ],
+                    ordered=False,
                 )
-                # if the document changed meanwhile, the first op matches nothing: pull ours only
-                ops.append(
-                    UpdateOne(
-                        {"_id": doc["_id"], "outbox_seq": {"$ne": doc.get("outbox_seq")}},
-                        {"$pull": {"outbox": {"event_id": {"$in": ids}}}},
-                    )
-                )
-            await coll.bulk_write(ops, ordered=False)
             total += len(entries)
         self.published += total
         return total

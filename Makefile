@@ -1,0 +1,14 @@
+# The README's two commands, and the checks the test command runs.
+.PHONY: run test lint bench
+
+run:  ## run the whole system locally with the default data
+	deploy/run.sh
+
+test:  ## install what is missing, start RabbitMQ, run lint, types and every test tier
+	deploy/test.sh
+
+lint:
+	uv run ruff check . && uv run ruff format --check . && uv run mypy
+
+bench:  ## the benchmarks (scripts that print tables; not tests)
+	uv run python bench/intake.py
