@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from aio_pika.exceptions import AMQPError
@@ -60,13 +61,21 @@ def make_broker(settings: ServiceSettings) -> RabbitBroker:
     )
 
 
-def consumer_queue(name: str, routing_key: str = "#") -> RabbitQueue:
-    """A durable queue that dead-letters into `<name>.dlq` through `lhpn.dead-letter`."""
-    return RabbitQueue(
-        name,
-        durable=True,
-        routing_key=routing_key,
-        arguments={"x-dead-letter-exchange": DEAD_LETTERS.name, "x-dead-letter-routing-key": name},
+def consumer_queue(
+    name: str, routing_key: str = "#", *, single_active_consumer: bool = False
+) -> RabbitQueue:
+    """A durable queue that dead-letters into `<name>.dlq` through `lhpn.dead-letter`.
+
+    `single_active_consumer`: with several replicas only one consumes at a time, so a
+    consumer that batches keeps the queue's order."""
+    arguments: dict[str, Any] = {
+        "x-dead-letter-exchange": DEAD_LETTERS.name,
+        "x-dead-letter-routing-key": name,
+    }
+    if single_active_consumer:
+        arguments["x-single-active-consumer"] = True
+    return RabbitQueue(  # type: ignore[call-overload]  # arguments: a TypedDict there
+        name, durable=True, routing_key=routing_key, arguments=arguments
     )
 
 
@@ -88,6 +97,62 @@ async def declare_consumer_topology(
     q = await broker.declare_queue(queue)
     for key in routing_keys:
         await q.bind(exch, routing_key=key)
+
+
+@dataclass(frozen=True)
+class ConsumerBinding:
+    queue: str
+    exchange: RabbitExchange
+    routing_keys: tuple[str, ...]
+    single_active_consumer: bool = False
+
+    def rabbit_queue(self) -> RabbitQueue:
+        return consumer_queue(
+            self.queue, self.routing_keys[0], single_active_consumer=self.single_active_consumer
+        )
+
+
+_UNITS_PLANS = ("unit.upserted.v1", "plan.published.v1")
+_CASES = ("case.opened.v1", "case.status_changed.v1", "case.closed.v1")
+
+TOPOLOGY: dict[str, ConsumerBinding] = {
+    b.queue: b
+    for b in (
+        ConsumerBinding(
+            "intake.inbound",
+            INBOUND,
+            ("activity.recorded.v1", "activity.voided.v1", "report.submitted.v1"),
+        ),
+        ConsumerBinding("cases.inbound", INBOUND, ("case.opened.v1",)),
+        ConsumerBinding("cases.events", EVENTS, ("unit.upserted.v1",)),
+        ConsumerBinding(
+            "reminders.events", EVENTS, (*_UNITS_PLANS, "report.submitted.v1", *_CASES)
+        ),
+        ConsumerBinding(
+            "aggregation.events",
+            EVENTS,
+            (
+                *_UNITS_PLANS,
+                "activity.recorded.v1",
+                "activity.voided.v1",
+                "report.submitted.v1",
+                *_CASES,
+            ),
+            single_active_consumer=True,
+        ),
+    )
+}
+"""Every consumer queue of the system, in one place. Each service declares ALL of them when it
+connects, so an event published before its consumer first started is kept in that consumer's
+queue instead of being dropped by an exchange with no binding yet."""
+
+
+async def declare_topology(broker: RabbitBroker) -> None:
+    await broker.declare_exchange(EVENTS)
+    for binding in TOPOLOGY.values():
+        await declare_consumer_topology(
+            broker, binding.rabbit_queue(), binding.exchange, binding.routing_keys
+        )
 
 
 class Reject(Exception):
@@ -200,13 +265,13 @@ async def start_broker_with_retry(
     while True:
         try:
             await broker.start()
+            if on_started is not None:
+                await on_started()
         except Exception as exc:
-            log.warning("broker not reachable, retrying", extra={"error": repr(exc)[:300]})
+            log.warning("broker not ready, retrying", extra={"error": repr(exc)[:300]})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
             continue
-        if on_started is not None:
-            await on_started()
         return
 
 
@@ -241,3 +306,12 @@ class EventPublisher:
         if publisher is None:
             raise UnknownEventType(f"this service does not publish {routing_key}")
         await publisher.publish(body, message_id=event_id, timeout=10)
+
+
+async def stop_broker(broker: RabbitBroker, seconds: float = 20.0) -> None:
+    """Stop consuming and close; a broker that is already gone or slow must not fail shutdown
+    (unacknowledged messages are redelivered to the next consumer anyway)."""
+    try:
+        await asyncio.wait_for(broker.stop(), timeout=seconds)
+    except Exception as exc:
+        log.warning("broker did not stop cleanly", extra={"error": repr(exc)[:300]})

@@ -88,6 +88,10 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._stopped = False
         self.published = 0
+        # confirmed by the broker but not yet cleared in the database (e.g. the database went
+        # away in between): cleared without publishing again, so a database outage does not
+        # duplicate events. Only a crash of this process in that window republishes them.
+        self._confirmed: set[str] = set()
 
     def wake(self) -> None:
         """Called by writers after a write with events: publish now rather than at the next poll."""
@@ -105,7 +109,12 @@ class OutboxRelay:
             try:
                 moved = await self.relay_once()
             except asyncio.CancelledError:
-                raise
+                if task is not None and task.cancelling():
+                    raise
+                # a CancelledError we did not ask for (a library's internal future): retry
+                log.warning("outbox relay interrupted, retrying")
+                await asyncio.sleep(delay)
+                continue
             except Exception as exc:
                 if task is not None and task.cancelling():
                     # a library turned our cancellation into another error: still stop
@@ -121,6 +130,37 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wakeup.wait(), timeout=self._idle)
                 self._wakeup.clear()
 
+    async def _publish_all(self, entries: list[tuple[Doc, Doc]]) -> None:
+        """Publish concurrently (confirms pipelined); raise if any failed or timed out, in
+        which case nothing is cleared and the whole batch is published again later."""
+        if not entries:
+            return
+        tasks = [
+            asyncio.ensure_future(
+                self._publish(e["routing_key"], e["event_id"], e["body"].encode())
+            )
+            for _, e in entries
+        ]
+        for t in tasks:
+            t.add_done_callback(_observe)
+        try:
+            _, pending = await asyncio.wait(tasks, timeout=self._publish_timeout)
+        finally:
+            # never wait for a cancelled publish: a client stuck on a dead connection may
+            # take its time to give up, and the relay must move on
+            for t in tasks:
+                t.cancel()
+        for (_, e), t in zip(entries, tasks, strict=True):
+            if t.done() and not t.cancelled() and t.exception() is None:
+                self._confirmed.add(e["event_id"])
+        if pending:
+            raise TimeoutError(f"{len(pending)} of {len(tasks)} publishes not confirmed in time")
+        for t in tasks:
+            if t.cancelled():  # the client cancels its confirmations when the connection drops
+                raise ConnectionError("publish cancelled by the broker client")
+            if (exc := t.exception()) is not None:
+                raise exc
+
     async def relay_once(self) -> int:
         """Publish one batch from each collection; returns how many events were published."""
         total = 0
@@ -129,20 +169,9 @@ class OutboxRelay:
             if not docs:
                 continue
             entries = [(doc, e) for doc in docs for e in doc.get("outbox") or []]
-            results = await asyncio.wait_for(
-                asyncio.gather(
-                    *(
-                        self._publish(e["routing_key"], e["event_id"], e["body"].encode())
-                        for _, e in entries
-                    ),
-                    return_exceptions=True,
-                ),
-                timeout=self._publish_timeout,
+            await self._publish_all(
+                [(d, e) for d, e in entries if e["event_id"] not in self._confirmed]
             )
-            failed = [r for r in results if isinstance(r, BaseException)]
-            if failed:
-                # nothing is cleared: the whole batch is published again (consumers dedupe)
-                raise failed[0]
             cleared = await coll.bulk_write(
                 [
                     UpdateOne(
@@ -166,6 +195,13 @@ class OutboxRelay:
                     ],
                     ordered=False,
                 )
+            self._confirmed.difference_update(e["event_id"] for _, e in entries)
             total += len(entries)
         self.published += total
         return total
+
+
+def _observe(task: asyncio.Future[None]) -> None:
+    """Mark a publish task's error as seen (it is reported by `_publish_all`)."""
+    if not task.cancelled():
+        task.exception()

@@ -22,7 +22,9 @@ class Environment(StrEnum):
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True
+    )
 
     env: Environment = Environment.development
     rabbit_url: str = "amqp://guest:guest@127.0.0.1:5672/"

@@ -21,18 +21,18 @@ from faststream.specification import AsyncAPI
 
 from lhpn_shared.auth import Authenticator
 from lhpn_shared.broker import (
-    EVENTS,
     INBOUND,
+    TOPOLOGY,
     EventPublisher,
-    consumer_queue,
-    declare_consumer_topology,
+    declare_topology,
     make_broker,
     process_delivery,
     start_broker_with_retry,
+    stop_broker,
 )
 from lhpn_shared.clock import Clock, SystemClock
-from lhpn_shared.contracts.events import INBOUND_TYPES, routing_key
 from lhpn_shared.http import RETRY_AFTER_SECONDS, Metrics, install_error_handlers, ops_router
+from lhpn_shared.logs import watch
 from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, database, make_client, ping
 from lhpn_shared.outbox import OutboxRelay
 
@@ -53,13 +53,13 @@ PUBLISHES = [
     ("report.submitted", 1),
 ]
 INBOUND_QUEUE = "intake.inbound"
-INBOUND_KEYS = [routing_key(t, v) for t, v in sorted(INBOUND_TYPES) if t != "case.opened"]
+INBOUND_KEYS = TOPOLOGY[INBOUND_QUEUE].routing_keys
 
 
 def build_broker(settings: IntakeSettings, intake_ref: dict[str, Intake]) -> RabbitBroker:
     """The broker with intake's documented publishers and its inbound subscriber."""
     broker = make_broker(settings)
-    queue = consumer_queue(INBOUND_QUEUE, routing_key=INBOUND_KEYS[0])
+    queue = TOPOLOGY[INBOUND_QUEUE].rabbit_queue()
 
     @broker.subscriber(
         queue,
@@ -124,18 +124,15 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
                     delay = min(delay * 2, 5.0)
 
         async def bindings() -> None:
-            await broker.declare_exchange(EVENTS)
-            await declare_consumer_topology(
-                broker, consumer_queue(INBOUND_QUEUE, INBOUND_KEYS[0]), INBOUND, INBOUND_KEYS
-            )
+            await declare_topology(broker)
 
         async def start_broker() -> None:
             await prepared  # consume inbound only once reference data is there
             await start_broker_with_retry(broker, on_started=bindings)
             await relay.run()  # runs for the life of the app; retries while RabbitMQ is down
 
-        prepared = asyncio.create_task(prepare(), name="intake-prepare")
-        tasks = [prepared, asyncio.create_task(start_broker(), name="intake-broker-relay")]
+        prepared = watch(asyncio.create_task(prepare(), name="intake-prepare"))
+        tasks = [prepared, watch(asyncio.create_task(start_broker(), name="intake-broker-relay"))]
         try:
             yield
         finally:
@@ -143,7 +140,7 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
             for t in tasks:
                 t.cancel()
             await asyncio.wait(tasks, timeout=10)
-            await asyncio.wait_for(broker.stop(), timeout=20)
+            await stop_broker(broker)
             await client.close()
 
     app = FastAPI(
