@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cases.adapters.crypto import (
+    CaseTextField,
     DecryptionError,
     FieldCipher,
     KeyConfigError,
@@ -188,3 +189,12 @@ def test_the_cipher_shows_key_ids_but_not_keys() -> None:
     cipher, keys = make_cipher("k2", "k1")
     assert repr(cipher) == "FieldCipher(key_ids=('k2', 'k1'))"
     assert all(key not in repr(cipher) for key in keys.values())
+
+
+def test_a_case_summary_is_sealed_and_bound_to_its_field() -> None:
+    cipher, _ = make_cipher()
+    case_id = uuid4()
+    stored = cipher.encrypt(NAME, case_id=case_id, field=CaseTextField.summary)
+    assert cipher.decrypt(stored, case_id=case_id, field=CaseTextField.summary) == NAME
+    with pytest.raises(DecryptionError, match="field 'name'"):
+        cipher.decrypt(stored, case_id=case_id, field=F.name)

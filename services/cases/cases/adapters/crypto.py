@@ -1,4 +1,5 @@
-"""Field encryption for the requester's personal data (SPEC §6: encrypted at rest).
+"""Field encryption for the requester's personal data and the case summary (SPEC §6: encrypted
+at rest).
 
 Each value is sealed with AES-256-GCM (authenticated: any change to the stored bytes is
 detected) under a fresh 96-bit random nonce. The associated data binds the ciphertext to its
@@ -40,10 +41,23 @@ class RequesterField(StrEnum):
     id_number = "id_number"
 
 
+class CaseTextField(StrEnum):
+    """Free text of a case that names people as often as not: sealed like the requester's."""
+
+    summary = "summary"
+
+
+SealedField = RequesterField | CaseTextField
+
+
 class EncryptedValue(TypedDict):
     kid: str
     nonce: str
     ct: str
+
+
+StoredValue = EncryptedValue | Mapping[str, str]
+"""An encrypted value as read back (a TypedDict from here, a plain mapping from the database)."""
 
 
 class KeyConfigError(ValueError):
@@ -91,18 +105,14 @@ class FieldCipher:
     def __repr__(self) -> str:
         return f"FieldCipher(key_ids={self.key_ids!r})"
 
-    def encrypt(
-        self, plaintext: str, *, case_id: UUID | str, field: RequesterField
-    ) -> EncryptedValue:
+    def encrypt(self, plaintext: str, *, case_id: UUID | str, field: SealedField) -> EncryptedValue:
         kid = self.current_kid
         nonce = os.urandom(_NONCE_BYTES)
         ct = self._aead[kid].encrypt(nonce, plaintext.encode(), _ad(kid, case_id, field))
         return {"kid": kid, "nonce": _b64(nonce), "ct": _b64(ct)}
 
-    def decrypt(
-        self, stored: Mapping[str, str], *, case_id: UUID | str, field: RequesterField
-    ) -> str:
-        where = f"field '{RequesterField(field).value}' of case {case_id}"
+    def decrypt(self, stored: StoredValue, *, case_id: UUID | str, field: SealedField) -> str:
+        where = f"field '{_sealed(field).value}' of case {case_id}"
         try:
             kid, nonce, ct = stored["kid"], stored["nonce"], stored["ct"]
         except (KeyError, TypeError):
@@ -118,11 +128,11 @@ class FieldCipher:
             ) from None
         return plain.decode()
 
-    def needs_rotation(self, stored: Mapping[str, str]) -> bool:
+    def needs_rotation(self, stored: StoredValue) -> bool:
         return stored.get("kid") != self.current_kid
 
     def rotate(
-        self, stored: Mapping[str, str], *, case_id: UUID | str, field: RequesterField
+        self, stored: StoredValue, *, case_id: UUID | str, field: SealedField
     ) -> EncryptedValue:
         """The value sealed with the current key (unchanged if it already is)."""
         if not self.needs_rotation(stored):
@@ -144,7 +154,7 @@ class FieldCipher:
         return sealed
 
     def decrypt_requester(
-        self, sealed: Mapping[str, Mapping[str, str] | None], *, case_id: UUID | str
+        self, sealed: Mapping[str, StoredValue | None], *, case_id: UUID | str
     ) -> dict[str, str | int | None]:
         """The inverse of `encrypt_requester`: `birth_year` comes back as an int."""
         opened: dict[str, str | int | None] = {}
@@ -173,11 +183,16 @@ def _field(name: str) -> RequesterField:
         raise ValueError(f"'{name}' is not a requester field") from None
 
 
-def _ad(kid: str, case_id: UUID | str, field: RequesterField) -> bytes:
+def _sealed(field: SealedField) -> SealedField:
+    """The field as its enum (a plain string naming a requester field is accepted too)."""
+    return field if isinstance(field, CaseTextField) else RequesterField(field)
+
+
+def _ad(kid: str, case_id: UUID | str, field: SealedField) -> bytes:
     """Key id, case and field, so a value opens only where it was sealed. The case id is put in
     its canonical form, so the same case given as UUID or as string gives the same bytes."""
     case = case_id if isinstance(case_id, UUID) else UUID(case_id)
-    return f"{_AD_PREFIX}|{kid}|{case}|{RequesterField(field).value}".encode()
+    return f"{_AD_PREFIX}|{kid}|{case}|{_sealed(field).value}".encode()
 
 
 def _b64(raw: bytes) -> str:

@@ -1,0 +1,197 @@
+"""The cases service's composition root: one bootstrap builds the dependencies and hands them down.
+
+`create_app(settings, clock)` returns a FastAPI app whose lifespan opens Mongo, starts the
+broker (retrying while RabbitMQ is down), the outbox relay and two subscribers:
+- `cases.events` ← `lhpn.events` `unit.upserted.v1`: this service's copy of the unit tree;
+- `cases.inbound` ← `lhpn.inbound` `case.opened.v1`: cases other systems open (no personal data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from faststream.middlewares import AckPolicy
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
+from faststream.specification import AsyncAPI
+
+from lhpn_shared.auth import Authenticator
+from lhpn_shared.broker import (
+    TOPOLOGY,
+    EventPublisher,
+    declare_topology,
+    make_broker,
+    process_delivery,
+    start_broker_with_retry,
+    stop_broker,
+)
+from lhpn_shared.clock import Clock, SystemClock
+from lhpn_shared.contracts.events import Envelope
+from lhpn_shared.http import Metrics, install_error_handlers, ops_router
+from lhpn_shared.logs import watch
+from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, database, make_client, ping
+from lhpn_shared.outbox import OutboxRelay
+
+from .api import build_router
+from .data import load_vn_holidays
+from .domain.workflow import CaseConflict, InvalidTransition
+from .repository import CasesStore
+from .service import Cases, Conflict, Forbidden, NotFound
+from .settings import CasesSettings
+
+log = logging.getLogger("cases")
+
+PUBLISHES = [("case.opened", 1), ("case.status_changed", 1), ("case.closed", 1)]
+EVENTS_QUEUE, INBOUND_QUEUE = "cases.events", "cases.inbound"
+
+Handler = Callable[[Cases, Envelope], Awaitable[str]]
+
+
+def build_broker(
+    settings: CasesSettings, cases_ref: dict[str, Cases], metrics: Metrics | None = None
+) -> RabbitBroker:
+    """The broker with the service's subscribers (its publishers are added by `EventPublisher`)."""
+    broker = make_broker(settings)
+
+    def subscribe(queue_name: str, handler: Handler) -> None:
+        binding = TOPOLOGY[queue_name]
+
+        async def on_message(msg: RabbitMessage) -> None:
+            async def handle(envelope: Envelope) -> None:
+                outcome = await handler(cases_ref["cases"], envelope)
+                if metrics is not None:
+                    metrics.events.labels("cases", envelope.type, outcome).inc()
+
+            await process_delivery(broker, msg, queue_name, handle)
+
+        broker.subscriber(
+            binding.rabbit_queue(),
+            binding.exchange,
+            ack_policy=AckPolicy.MANUAL,
+            title=f"{queue_name}:{binding.exchange.name}",
+            description=f"{', '.join(binding.routing_keys)}; refused messages go to "
+            f"{queue_name}.dlq "
+            "with x-rejection-reason.",
+        )(on_message)
+
+    subscribe(EVENTS_QUEUE, Cases.handle_event)
+    subscribe(INBOUND_QUEUE, Cases.handle_inbound)
+    return broker
+
+
+def create_app(settings: CasesSettings, clock: Clock | None = None) -> FastAPI:
+    clock = clock or SystemClock()
+    cipher = settings.cipher()
+    holidays = load_vn_holidays()
+    metrics = Metrics("cases")
+    cases_ref: dict[str, Cases] = {}
+    broker = build_broker(settings, cases_ref, metrics)
+    publisher = EventPublisher(broker, PUBLISHES)
+    spec = AsyncAPI(broker, title="LHPN cases", version="1.0.0")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = make_client(settings)
+        store = CasesStore(database(client, settings.database))
+        relay = OutboxRelay(
+            store.outbox_collections,
+            publisher.publish,
+            batch=settings.relay_batch,
+            idle_seconds=settings.relay_idle_seconds,
+        )
+        cases = Cases(
+            store,
+            cipher,
+            clock,
+            holidays=holidays,
+            deadline_config=settings.case_deadlines,
+            wake_relay=relay.wake,
+            units_refresh_seconds=settings.units_refresh_seconds,
+        )
+        cases_ref["cases"] = cases
+        app.state.cases, app.state.relay = cases, relay
+
+        async def prepare() -> None:
+            """Indexes; retried while the database is down."""
+            delay = 0.5
+            while True:
+                try:
+                    await store.ensure_indexes()
+                    return
+                except TRANSIENT_DB_ERRORS as exc:
+                    log.warning("database not reachable", extra={"error": type(exc).__name__})
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+
+        async def start_broker() -> None:
+            await prepared
+            await start_broker_with_retry(broker, on_started=lambda: declare_topology(broker))
+            await relay.run()  # for the life of the app; retries while RabbitMQ is down
+
+        prepared = watch(asyncio.create_task(prepare(), name="cases-prepare"))
+        tasks = [prepared, watch(asyncio.create_task(start_broker(), name="cases-broker-relay"))]
+        try:
+            yield
+        finally:
+            relay.stop()
+            for t in tasks:
+                t.cancel()
+            await asyncio.wait(tasks, timeout=10)
+            await stop_broker(broker)
+            await client.close()
+
+    app = FastAPI(
+        title="LHPN cases",
+        version="1.0.0",
+        description="Legal-aid cases: consultations, letters, mediation; deadlines; protected "
+        "personal data (SPEC §6).",
+        lifespan=lifespan,
+    )
+    app.state.clock = clock
+    app.state.settings = settings
+    install_error_handlers(app)
+    metrics.install(app)
+
+    async def mongo_ready() -> bool:
+        cases = cases_ref.get("cases")
+        return cases is not None and await ping(cases.store.db.client)
+
+    async def broker_ready() -> bool:
+        try:
+            return bool(await broker.ping(timeout=1.0))
+        except Exception:
+            return False
+
+    app.include_router(
+        ops_router(
+            checks={"mongo": mongo_ready, "broker": broker_ready},
+            metrics=metrics,
+            asyncapi=lambda: spec.to_specification().to_json(),
+        )
+    )
+    app.include_router(build_router(Authenticator(settings, clock)))
+
+    def answer(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+        async def handler(request: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+
+        return handler
+
+    app.add_exception_handler(NotFound, answer(404))
+    app.add_exception_handler(Forbidden, answer(403))
+    app.add_exception_handler(Conflict, answer(409))
+
+    async def case_conflict(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, CaseConflict)
+        body: dict[str, object] = {"detail": exc.message}
+        if isinstance(exc, InvalidTransition):
+            body["allowed"] = [s.value for s in exc.allowed]
+        return JSONResponse(body, status_code=409)
+
+    app.add_exception_handler(CaseConflict, case_conflict)
+    return app

@@ -1,0 +1,33 @@
+"""Who may see and change a case (SPEC §6, §9.3), as pure rules over the unit tree.
+
+- Staff of the case's unit or of one of its ancestors handle the case: they read its personal
+  data (requester, summary, notes) and change it.
+- Admins (operators) anywhere, and systems within their unit's subtree, see the facts only
+  (lists); a system may open a case without personal data, as it would on `lhpn.inbound`.
+- Everyone else — staff of another branch, viewers — nothing.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from lhpn_shared.auth import STAFF_ROLES, Principal, Role
+from lhpn_shared.contracts.units import UnitTree
+
+
+class Access(StrEnum):
+    personal = "personal"
+    """Facts, personal data and changes."""
+    facts = "facts"
+    """The non-personal facts only."""
+    none = "none"
+
+
+def case_access(principal: Principal, unit_id: str, tree: UnitTree) -> Access:
+    """What `principal` may do with a case (or a list scope) of unit `unit_id`."""
+    within = principal.unit_id is not None and tree.is_within(unit_id, principal.unit_id)
+    if principal.role in STAFF_ROLES and within:
+        return Access.personal
+    if principal.role is Role.admin or (principal.role is Role.system and within):
+        return Access.facts
+    return Access.none
