@@ -65,6 +65,20 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, request_invalid)
 
 
+def answer_with_status(app: FastAPI, statuses: Mapping[type[Exception], int]) -> None:
+    """Map a service's own exceptions to status codes, their message as the detail."""
+
+    def handler_for(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+        async def handler(request: Request, exc: Exception) -> JSONResponse:
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+            return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+        return handler
+
+    for exc_type, status in statuses.items():
+        app.add_exception_handler(exc_type, handler_for(status))
+
+
 class Metrics:
     """A per-app Prometheus registry (no global state shared between test apps)."""
 

@@ -8,7 +8,6 @@ broker (retrying while RabbitMQ is down), the outbox relay and two subscribers:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,23 +18,21 @@ from faststream.middlewares import AckPolicy
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
+from pymongo import AsyncMongoClient
 
 from lhpn_shared.auth import Authenticator
 from lhpn_shared.broker import (
     TOPOLOGY,
     EventPublisher,
-    declare_topology,
     make_broker,
     process_delivery,
-    start_broker_with_retry,
-    stop_broker,
 )
 from lhpn_shared.clock import Clock, SystemClock
 from lhpn_shared.contracts.events import Envelope
-from lhpn_shared.http import Metrics, install_error_handlers, ops_router
-from lhpn_shared.logs import watch
-from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, database, make_client, ping
+from lhpn_shared.http import Metrics, answer_with_status, install_error_handlers, ops_router
+from lhpn_shared.mongo import Doc, database, make_client
 from lhpn_shared.outbox import OutboxRelay
+from lhpn_shared.runtime import Background, readiness_checks, retry_while_database_down
 
 from .api import build_router
 from .data import load_vn_holidays
@@ -116,33 +113,15 @@ def create_app(settings: CasesSettings, clock: Clock | None = None) -> FastAPI:
         cases_ref["cases"] = cases
         app.state.cases, app.state.relay = cases, relay
 
-        async def prepare() -> None:
-            """Indexes; retried while the database is down."""
-            delay = 0.5
-            while True:
-                try:
-                    await store.ensure_indexes()
-                    return
-                except TRANSIENT_DB_ERRORS as exc:
-                    log.warning("database not reachable", extra={"error": type(exc).__name__})
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-
-        async def start_broker() -> None:
-            await prepared
-            await start_broker_with_retry(broker, on_started=lambda: declare_topology(broker))
-            await relay.run()  # for the life of the app; retries while RabbitMQ is down
-
-        prepared = watch(asyncio.create_task(prepare(), name="cases-prepare"))
-        tasks = [prepared, watch(asyncio.create_task(start_broker(), name="cases-broker-relay"))]
+        background = Background(broker, relay)
+        prepared = background.start(
+            retry_while_database_down(store.ensure_indexes), "cases-prepare"
+        )
+        background.start(background.run_broker(after=prepared), "cases-broker-relay")
         try:
             yield
         finally:
-            relay.stop()
-            for t in tasks:
-                t.cancel()
-            await asyncio.wait(tasks, timeout=10)
-            await stop_broker(broker)
+            await background.stop()
             await client.close()
 
     app = FastAPI(
@@ -157,34 +136,20 @@ def create_app(settings: CasesSettings, clock: Clock | None = None) -> FastAPI:
     install_error_handlers(app)
     metrics.install(app)
 
-    async def mongo_ready() -> bool:
+    def mongo_client() -> AsyncMongoClient[Doc] | None:
         cases = cases_ref.get("cases")
-        return cases is not None and await ping(cases.store.db.client)
-
-    async def broker_ready() -> bool:
-        try:
-            return bool(await broker.ping(timeout=1.0))
-        except Exception:
-            return False
+        return cases.store.db.client if cases else None
 
     app.include_router(
         ops_router(
-            checks={"mongo": mongo_ready, "broker": broker_ready},
+            checks=readiness_checks(broker, mongo_client),
             metrics=metrics,
             asyncapi=lambda: spec.to_specification().to_json(),
         )
     )
     app.include_router(build_router(Authenticator(settings, clock)))
 
-    def answer(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-        async def handler(request: Request, exc: Exception) -> JSONResponse:
-            return JSONResponse({"detail": str(exc)}, status_code=status)
-
-        return handler
-
-    app.add_exception_handler(NotFound, answer(404))
-    app.add_exception_handler(Forbidden, answer(403))
-    app.add_exception_handler(Conflict, answer(409))
+    answer_with_status(app, {NotFound: 404, Forbidden: 403, Conflict: 409})
 
     async def case_conflict(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, CaseConflict)

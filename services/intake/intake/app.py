@@ -6,35 +6,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
+from pymongo import AsyncMongoClient
 
 from lhpn_shared.auth import Authenticator
 from lhpn_shared.broker import (
     INBOUND,
     TOPOLOGY,
     EventPublisher,
-    declare_topology,
     make_broker,
     process_delivery,
-    start_broker_with_retry,
-    stop_broker,
 )
 from lhpn_shared.clock import Clock, SystemClock
-from lhpn_shared.http import RETRY_AFTER_SECONDS, Metrics, install_error_handlers, ops_router
-from lhpn_shared.logs import watch
-from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, database, make_client, ping
+from lhpn_shared.http import Metrics, answer_with_status, install_error_handlers, ops_router
+from lhpn_shared.mongo import Doc, database, make_client
 from lhpn_shared.outbox import OutboxRelay
+from lhpn_shared.runtime import Background, readiness_checks, retry_while_database_down
 
 from . import seed
 from .api import build_router
@@ -104,43 +100,23 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
         app.state.intake, app.state.users, app.state.relay = intake, users, relay
 
         async def prepare() -> None:
-            """Indexes, first admin, reference data; retried while the database is down."""
-            delay = 0.5
-            while True:
-                try:
-                    await store.ensure_indexes()
-                    await users.ensure_admin(
-                        settings.admin_username,
-                        settings.admin_password.get_secret_value(),
-                        clock.now(),
-                    )
-                    await intake.load_reference_data()
-                    if settings.seed_default_data:
-                        await seed.load(intake, settings.units_file, settings.plan_files)
-                    return
-                except TRANSIENT_DB_ERRORS as exc:
-                    log.warning("database not reachable", extra={"error": type(exc).__name__})
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
+            """Indexes, first admin, reference data."""
+            await store.ensure_indexes()
+            await users.ensure_admin(
+                settings.admin_username, settings.admin_password.get_secret_value(), clock.now()
+            )
+            await intake.load_reference_data()
+            if settings.seed_default_data:
+                await seed.load(intake, settings.units_file, settings.plan_files)
 
-        async def bindings() -> None:
-            await declare_topology(broker)
-
-        async def start_broker() -> None:
-            await prepared  # consume inbound only once reference data is there
-            await start_broker_with_retry(broker, on_started=bindings)
-            await relay.run()  # runs for the life of the app; retries while RabbitMQ is down
-
-        prepared = watch(asyncio.create_task(prepare(), name="intake-prepare"))
-        tasks = [prepared, watch(asyncio.create_task(start_broker(), name="intake-broker-relay"))]
+        background = Background(broker, relay)
+        prepared = background.start(retry_while_database_down(prepare), "intake-prepare")
+        # consume inbound only once the reference data is there
+        background.start(background.run_broker(after=prepared), "intake-broker-relay")
         try:
             yield
         finally:
-            relay.stop()
-            for t in tasks:
-                t.cancel()
-            await asyncio.wait(tasks, timeout=10)
-            await stop_broker(broker)
+            await background.stop()
             await client.close()
 
     app = FastAPI(
@@ -155,39 +131,18 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
     metrics = Metrics("intake")
     metrics.install(app)
 
-    async def mongo_ready() -> bool:
+    def mongo_client() -> AsyncMongoClient[Doc] | None:
         intake = intake_ref.get("intake")
-        return intake is not None and await ping(intake.store.db.client)
-
-    async def broker_ready() -> bool:
-        try:
-            return bool(await broker.ping(timeout=1.0))
-        except Exception:
-            return False
+        return intake.store.db.client if intake else None
 
     app.include_router(
         ops_router(
-            checks={"mongo": mongo_ready, "broker": broker_ready},
+            checks=readiness_checks(broker, mongo_client),
             metrics=metrics,
             asyncapi=lambda: spec.to_specification().to_json(),
         )
     )
     app.include_router(build_router(settings, Authenticator(settings, clock)))
 
-    @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(Conflict)
-    async def conflict(request: Request, exc: Conflict) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(NotReady)
-    async def not_ready(request: Request, exc: NotReady) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "Dịch vụ đang khởi động, vui lòng thử lại sau ít giây."},
-            status_code=503,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-
+    answer_with_status(app, {NotFound: 404, Conflict: 409, NotReady: 503})
     return app

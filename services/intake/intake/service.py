@@ -55,6 +55,9 @@ class Conflict(Exception):
 class NotReady(Exception):
     """The unit tree is not loaded yet (database unreachable since start)."""
 
+    def __str__(self) -> str:
+        return "Dịch vụ đang khởi động, vui lòng thử lại sau ít giây."
+
 
 class AttachmentIn(BaseModel):
     file_name: str = Field(min_length=1, max_length=255)
