@@ -61,7 +61,10 @@ PENDING: Doc = {"outbox_pending": True}
 
 
 async def ensure_outbox_index(coll: AsyncCollection[Doc]) -> None:
+    """The relay's find uses `outbox_pending`; its clear filters on (`_id`, `outbox_seq`),
+    which mongo-java-server serves from an index only when one covers both fields."""
     await coll.create_index([("outbox_pending", ASCENDING)])
+    await coll.create_index([("_id", ASCENDING), ("outbox_seq", ASCENDING)], unique=True)
 
 
 Publish = Callable[[str, str, bytes], Awaitable[None]]

@@ -43,6 +43,8 @@ class Background:
         self.broker = broker
         self.relay = relay
         self._tasks: list[asyncio.Task[Any]] = []
+        self.consuming = asyncio.Event()
+        """Set once connected with the topology declared: the subscribers are consuming."""
 
     def start(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = watch(asyncio.create_task(coro, name=name))
@@ -55,6 +57,7 @@ class Background:
         if after is not None:
             await after
         await start_broker_with_retry(self.broker, on_started=lambda: declare_topology(self.broker))
+        self.consuming.set()
         if self.relay is not None:
             await self.relay.run()
 
@@ -69,15 +72,21 @@ class Background:
 
 
 def readiness_checks(
-    broker: RabbitBroker, client: Callable[[], AsyncMongoClient[Doc] | None]
+    broker: RabbitBroker,
+    client: Callable[[], AsyncMongoClient[Doc] | None],
+    background: Callable[[], Background | None] = lambda: None,
 ) -> dict[str, Check]:
-    """`/readyz`: the database answers a ping and the broker connection is up."""
+    """`/readyz`: the database answers a ping, the broker connection is up and (when given)
+    the service's subscribers have started consuming."""
 
     async def mongo() -> bool:
         c = client()
         return c is not None and await ping(c)
 
     async def rabbit() -> bool:
+        bg = background()
+        if bg is not None and not bg.consuming.is_set():
+            return False
         try:
             return bool(await broker.ping(timeout=1.0))
         except Exception:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 DEFAULT_BASE = timedelta(minutes=1)
@@ -28,3 +29,23 @@ def next_attempt_at(
     if attempts >= max_attempts:
         return None
     return now + min(base * factor ** (attempts - 1), cap)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The backoff options, as configured; `next_attempt_at` with them."""
+
+    base: timedelta = DEFAULT_BASE
+    factor: float = DEFAULT_FACTOR
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    cap: timedelta = DEFAULT_CAP
+
+    def next_attempt_at(self, attempts: int, now: datetime) -> datetime | None:
+        return next_attempt_at(
+            attempts,
+            now,
+            base=self.base,
+            factor=self.factor,
+            max_attempts=self.max_attempts,
+            cap=self.cap,
+        )

@@ -1,0 +1,213 @@
+"""Reminders' HTTP routes (SPEC §9.2). Thin: parse, authorise, call one use case, answer."""
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import AwareDatetime, BaseModel
+
+from lhpn_shared.auth import Authenticator, Principal, require_admin, require_read, require_write
+from lhpn_shared.http import FieldProblem
+from lhpn_shared.mongo import Doc
+
+from .dispatch import notification_id
+from .domain.obligations import ObligationStatus
+from .service import Contacts, Reminders
+from .sweep import Sweeper
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class ObligationOut(BaseModel):
+    obligation_id: str
+    plan_id: str
+    unit_id: str
+    unit_level: str
+    report_type: str
+    period: str
+    due_at: datetime
+    recipient_unit_id: str | None
+    status: ObligationStatus
+    received_at: datetime | None = None
+    on_time: bool | None = None
+    overdue_at: datetime | None = None
+    """When a sweep first found it overdue (and published `obligation.overdue`)."""
+    next_step_at: datetime | None = None
+    """When a sweep will next have something to do for it."""
+
+
+class NotificationOut(BaseModel):
+    """One delivery: a send (subject, step, recipient) on one channel."""
+
+    notification_id: str
+    unit_id: str
+    channel: str
+    step: str
+    subject_ref: str
+    kind: str
+    status: str
+    attempts: int
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    claimed_at: datetime
+    to: list[str] | None = None
+    url: str | None = None
+
+
+class SweepIn(BaseModel):
+    as_of: AwareDatetime | None = None
+    """Default: now."""
+
+
+class SweepOut(BaseModel):
+    sweep_id: str
+    as_of: datetime
+    obligations_examined: int
+    cases_examined: int
+    newly_overdue: int
+    planned: int
+    already_claimed: int
+    notifications: list[NotificationOut]
+    """What this sweep sent (or tried to): one item per send and channel."""
+
+
+class ContactsOut(BaseModel):
+    unit_id: str
+    emails: list[str]
+    webhook_url: str | None
+    has_webhook_secret: bool
+
+
+def notification_items(send: Doc) -> list[NotificationOut]:
+    return [
+        NotificationOut(
+            notification_id=notification_id(send["_id"], channel),
+            unit_id=send["recipient_unit_id"],
+            channel=channel,
+            step=send["step"],
+            subject_ref=send["subject_ref"],
+            kind=send["kind"],
+            status=entry["status"],
+            attempts=entry["attempts"],
+            last_error=entry.get("last_error"),
+            next_attempt_at=entry.get("next_attempt_at"),
+            sent_at=entry.get("sent_at"),
+            claimed_at=send["claimed_at"],
+            to=entry.get("to"),
+            url=entry.get("url"),
+        )
+        for channel, entry in sorted(send["deliveries"].items())
+    ]
+
+
+def build_router(auth: Authenticator) -> APIRouter:
+    router = APIRouter(prefix="/api/v1")
+    Caller = Annotated[Principal, Depends(auth)]
+
+    def reminders(request: Request) -> Reminders:
+        svc: Reminders = request.app.state.reminders
+        return svc
+
+    def sweeper(request: Request) -> Sweeper:
+        s: Sweeper = request.app.state.sweeper
+        return s
+
+    Svc = Annotated[Reminders, Depends(reminders)]
+
+    def scope_units(svc: Reminders, caller: Principal, unit_id: str | None) -> list[str] | None:
+        """The subtree to read; None: everything (an admin without a filter)."""
+        root = unit_id or caller.unit_id
+        if root is None:
+            require_admin(caller)
+            return None
+        if root not in svc.tree:
+            raise HTTPException(404, detail=f"Không có đơn vị mã '{root}'.")
+        require_read(caller, root, svc.tree)
+        return svc.tree.subtree(root)
+
+    @router.get("/obligations", response_model=Page[ObligationOut], tags=["obligations"])
+    async def list_obligations(
+        caller: Caller,
+        svc: Svc,
+        unit_id: Annotated[str | None, Query(description="root of the subtree")] = None,
+        report_type: str | None = None,
+        period: str | None = None,
+        status: ObligationStatus | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: str | None = None,
+    ) -> Page[ObligationOut]:
+        docs, nxt = await svc.list_obligations(
+            scope_units(svc, caller, unit_id),
+            report_type=report_type,
+            period=period,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+        )
+        items = [ObligationOut(obligation_id=d["_id"], **_fields(d)) for d in docs]
+        return Page(items=items, next_cursor=nxt)
+
+    @router.get("/notifications", response_model=Page[NotificationOut], tags=["notifications"])
+    async def list_notifications(
+        caller: Caller,
+        svc: Svc,
+        unit_id: Annotated[str | None, Query(description="recipient subtree")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: str | None = None,
+    ) -> Page[NotificationOut]:
+        """Deliveries with their status, attempts and last error. `limit` counts sends (a
+        send has one item per channel)."""
+        docs, nxt = await svc.list_sends(
+            scope_units(svc, caller, unit_id), limit=limit, cursor=cursor
+        )
+        return Page(items=[n for d in docs for n in notification_items(d)], next_cursor=nxt)
+
+    @router.put("/contacts/{unit_id}", response_model=ContactsOut, tags=["contacts"])
+    async def put_contacts(unit_id: str, body: Contacts, caller: Caller, svc: Svc) -> ContactsOut:
+        if unit_id not in svc.tree:
+            raise HTTPException(404, detail=f"Không có đơn vị mã '{unit_id}'.")
+        require_write(caller, unit_id, svc.tree)
+        if body.webhook_url and not body.webhook_secret:
+            raise FieldProblem(
+                [(("webhook_secret",), "Cần khóa bí mật (ít nhất 16 ký tự) để ký webhook.")]
+            )
+        stored = await svc.set_contacts(unit_id, body, caller.subject)
+        return ContactsOut(
+            unit_id=unit_id,
+            emails=stored.emails,
+            webhook_url=stored.webhook_url,
+            has_webhook_secret=bool(stored.webhook_secret),
+        )
+
+    @router.post("/sweeps", response_model=SweepOut, tags=["sweeps"])
+    async def run_sweep(
+        body: SweepIn,
+        caller: Caller,
+        svc: Svc,
+        sweeps: Annotated[Sweeper, Depends(sweeper)],
+    ) -> SweepOut:
+        """Run one sweep as of an instant and deliver what it claimed (admin)."""
+        require_admin(caller)
+        result = await sweeps.run(body.as_of or svc.now())
+        return SweepOut(
+            sweep_id=result.sweep_id,
+            as_of=result.as_of,
+            obligations_examined=result.obligations_examined,
+            cases_examined=result.cases_examined,
+            newly_overdue=result.newly_overdue,
+            planned=result.planned,
+            already_claimed=result.already_claimed,
+            notifications=[n for d in result.claimed for n in notification_items(d)],
+        )
+
+    return router
+
+
+def _fields(doc: Doc) -> dict[str, Any]:
+    return {k: doc.get(k) for k in ObligationOut.model_fields if k != "obligation_id"}

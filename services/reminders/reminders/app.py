@@ -1,0 +1,194 @@
+"""Reminders' composition root: one bootstrap builds the dependencies and hands them down.
+
+`create_app(settings, clock)` returns a FastAPI app whose lifespan opens Mongo, starts the
+broker (retrying while RabbitMQ is down), the outbox relay, the `reminders.events` subscriber,
+the sweep scheduler and the delivery worker. Time comes from `clock` everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+from faststream.middlewares import AckPolicy
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
+from faststream.specification import AsyncAPI
+from pymongo import AsyncMongoClient
+
+from lhpn_shared.auth import Authenticator
+from lhpn_shared.broker import EVENTS, TOPOLOGY, EventPublisher, make_broker, process_delivery
+from lhpn_shared.clock import Clock, SystemClock
+from lhpn_shared.contracts.events import Envelope
+from lhpn_shared.http import Metrics, answer_with_status, install_error_handlers, ops_router
+from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, Doc, database, make_client
+from lhpn_shared.outbox import OutboxRelay
+from lhpn_shared.runtime import Background, readiness_checks, retry_while_database_down
+
+from .api import build_router
+from .delivery.render import build_environment
+from .dispatch import DeliveryOptions, Dispatcher
+from .repository import RemindersStore
+from .service import NotReady, Reminders
+from .settings import RemindersSettings
+from .sweep import Sweeper
+
+log = logging.getLogger("reminders")
+
+PUBLISHES = [
+    ("obligation.fulfilled", 1),
+    ("obligation.overdue", 1),
+    ("notification.sent", 1),
+    ("notification.failed", 1),
+]
+QUEUE = "reminders.events"
+KEYS = TOPOLOGY[QUEUE].routing_keys
+
+
+def build_broker(
+    settings: RemindersSettings, ref: dict[str, Reminders]
+) -> tuple[RabbitBroker, EventPublisher]:
+    """The broker with reminders' documented publishers and its one subscriber."""
+    broker = make_broker(settings)
+    publisher = EventPublisher(broker, PUBLISHES)
+
+    @broker.subscriber(
+        TOPOLOGY[QUEUE].rabbit_queue(),
+        EVENTS,
+        ack_policy=AckPolicy.MANUAL,
+        title=f"{QUEUE}:events",
+        description="Units, plans, reports and case facts from lhpn.events ("
+        + ", ".join(KEYS)
+        + "): obligations and case deadlines to remind about. Refused messages go to "
+        f"{QUEUE}.dlq with x-rejection-reason.",
+    )
+    async def on_event(msg: RabbitMessage) -> None:
+        async def handle(envelope: Envelope) -> None:
+            await ref["reminders"].handle(envelope)
+
+        await process_delivery(broker, msg, QUEUE, handle)
+
+    return broker, publisher
+
+
+async def _every(
+    name: str, seconds: float, work: Callable[[], Awaitable[object]], *, again: bool = False
+) -> None:
+    """Run `work` forever, `seconds` apart; with `again`, at once while it reports progress.
+    A failure is logged and tried at the next turn (database or SMTP down, a bug in one run)."""
+    task = asyncio.current_task()
+    while True:
+        progressed: object = False
+        try:
+            progressed = await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if task is not None and task.cancelling():
+                # a library turned our cancellation into another error: still stop
+                raise asyncio.CancelledError from exc
+            level = logging.WARNING if isinstance(exc, TRANSIENT_DB_ERRORS) else logging.ERROR
+            log.log(level, "%s failed, trying again later", name, exc_info=exc)
+        if not (again and progressed):
+            await asyncio.sleep(seconds)
+
+
+def create_app(settings: RemindersSettings, clock: Clock | None = None) -> FastAPI:
+    clock = clock or SystemClock()
+    ref: dict[str, Reminders] = {}
+    broker, publisher = build_broker(settings, ref)
+    spec = AsyncAPI(broker, title="LHPN reminders", version="1.0.0")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = make_client(settings)
+        store = RemindersStore(database(client, settings.database))
+        relay = OutboxRelay(
+            store.outbox_collections,
+            publisher.publish,
+            batch=settings.relay_batch,
+            idle_seconds=settings.relay_idle_seconds,
+        )
+        reminders = Reminders(
+            store, clock, settings.reminder_policy, settings.case_reminder_policy, relay.wake
+        )
+        http = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds)
+        lease = timedelta(seconds=settings.delivery_lease_seconds)
+        options = DeliveryOptions(
+            smtp=settings.smtp_config(),
+            portal_url=settings.portal_url,
+            retry=settings.retry_policy(),
+            lease=lease,
+            concurrency=settings.delivery_concurrency,
+            batch=settings.delivery_batch,
+        )
+        dispatcher = Dispatcher(reminders, options, http, build_environment())
+        sweeper = Sweeper(reminders, dispatcher, lease)
+        ref["reminders"] = reminders
+        app.state.reminders, app.state.sweeper = reminders, sweeper
+        app.state.dispatcher, app.state.relay = dispatcher, relay
+
+        async def prepare() -> None:
+            """Indexes and reference data."""
+            await store.ensure_indexes()
+            await reminders.load_reference_data()
+
+        async def scheduler() -> None:
+            await prepared
+            await _every("sweep", settings.sweep_interval_seconds, lambda: sweeper.run(clock.now()))
+
+        async def delivery_worker() -> None:
+            await prepared
+            await _every(
+                "delivery", settings.delivery_poll_seconds, dispatcher.deliver_due, again=True
+            )
+
+        background = Background(broker, relay)
+        app.state.background = background
+        prepared = background.start(retry_while_database_down(prepare), "reminders-prepare")
+        background.start(background.run_broker(after=prepared), "reminders-broker-relay")
+        background.start(delivery_worker(), "reminders-delivery")
+        if settings.sweep_interval_seconds > 0:
+            background.start(scheduler(), "reminders-scheduler")
+        try:
+            yield
+        finally:
+            await background.stop()
+            await http.aclose()
+            await client.close()
+
+    app = FastAPI(
+        title="LHPN reminders",
+        version="1.0.0",
+        description="Obligations, deadline reminders, escalation, e-mail and webhook delivery "
+        "(SPEC §7, §9).",
+        lifespan=lifespan,
+    )
+    app.state.clock = clock
+    app.state.settings = settings
+    install_error_handlers(app)
+    metrics = Metrics("reminders")
+    metrics.install(app)
+
+    def mongo_client() -> AsyncMongoClient[Doc] | None:
+        reminders = ref.get("reminders")
+        return reminders.store.db.client if reminders else None
+
+    app.include_router(
+        ops_router(
+            checks=readiness_checks(
+                broker, mongo_client, lambda: getattr(app.state, "background", None)
+            ),
+            metrics=metrics,
+            asyncapi=lambda: spec.to_specification().to_json(),
+        )
+    )
+    app.include_router(build_router(Authenticator(settings, clock)))
+
+    answer_with_status(app, {NotReady: 503})
+    return app

@@ -1,0 +1,464 @@
+"""Reminders' use cases for facts and queries: the same functions serve AMQP, HTTP and tests.
+
+- `handle(envelope)`: units, plans, reports and cases from `lhpn.events`, idempotent and
+  order-tolerant (a lower revision never overwrites; a report that arrives before its plan or
+  unit is kept and fulfils the obligation once it is derived);
+- obligations derived from plan × units, fulfilled by reports (`obligation.fulfilled` in the
+  same document write);
+- contacts, and the obligation and notification lists.
+
+Sweeps are in `sweep.py`, deliveries in `dispatch.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
+
+from lhpn_shared.broker import Reject
+from lhpn_shared.clock import Clock, to_millis
+from lhpn_shared.contracts.cases import CaseFacts
+from lhpn_shared.contracts.events import Envelope, ObligationFacts, make_event, parse_data
+from lhpn_shared.contracts.plans import Plan
+from lhpn_shared.contracts.reports import Report
+from lhpn_shared.contracts.units import Unit, UnitTree
+from lhpn_shared.idempotency import upsert_if_newer
+from lhpn_shared.mongo import Doc
+from lhpn_shared.outbox import outbox_fields, with_outbox
+
+from .domain.case_deadlines import CaseReminderPolicy
+from .domain.obligations import (
+    Obligation,
+    ObligationStatus,
+    derive_obligations,
+    fulfil,
+    obligation_id_for,
+)
+from .domain.policy import ReminderPolicy
+from .domain.progress import next_case_step_at, next_obligation_step_at
+from .repository import (
+    RemindersStore,
+    case_fields,
+    obligation_definition,
+    obligation_doc,
+    obligation_from_doc,
+    obligation_status,
+    plan_fields,
+    plan_from_doc,
+    report_key,
+    status_query,
+    unit_fields,
+    unit_from_doc,
+)
+
+log = logging.getLogger("reminders")
+
+SOURCE = "reminders"
+EVENT_IDS = uuid.UUID("6f1d0c52-4b7e-4f0e-9a43-2b8f3c1e7d10")
+"""Namespace of the deterministic ids of the events we emit: a state change written twice by
+two racing writers still yields one event id, which consumers dedupe."""
+BY_ID_LIMIT = 2000
+"""Up to this many ids, read by `_id`; beyond it, one pass over the collection is cheaper."""
+BATCH = 2000
+"""Documents per reply of a large read (a server may otherwise answer in one huge message)."""
+
+
+def event_id(*parts: str) -> uuid.UUID:
+    return uuid.uuid5(EVENT_IDS, ":".join(parts))
+
+
+class NotReady(Exception):
+    """The unit tree is not loaded yet (database unreachable since start)."""
+
+
+class Contacts(BaseModel):
+    """Where a unit's notifications go (SPEC §2, §7)."""
+
+    emails: list[str] = Field(default_factory=list, max_length=20)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    webhook_secret: str | None = Field(default=None, min_length=16, max_length=200)
+
+    @field_validator("emails")
+    @classmethod
+    def _addresses(cls, emails: list[str]) -> list[str]:
+        for address in emails:
+            local, at, domain = address.partition("@")
+            if not at or not local or "." not in domain or any(c.isspace() for c in address):
+                raise ValueError(f"'{address}' không phải địa chỉ e-mail hợp lệ")
+        return list(dict.fromkeys(emails))
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("địa chỉ webhook phải bắt đầu bằng http:// hoặc https://")
+        return url
+
+
+class Reminders:
+    def __init__(
+        self,
+        store: RemindersStore,
+        clock: Clock,
+        policy: ReminderPolicy,
+        case_policy: CaseReminderPolicy,
+        wake_relay: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.policy = policy
+        self.case_policy = case_policy
+        self.wake_relay = wake_relay
+        self._units: dict[str, Unit] | None = None
+        self._tree: UnitTree | None = None
+        self._plans: dict[str, Plan] | None = None
+
+    def now(self) -> datetime:
+        return to_millis(self.clock.now())
+
+    # ---- this service's copy of units and plans ---------------------------------------------
+
+    async def load_reference_data(self) -> None:
+        """Read units and plans again (another replica may have consumed their events)."""
+        units = self.store.units.find({}, batch_size=BATCH)
+        self._units = {d["_id"]: unit_from_doc(d) async for d in units}
+        self._plans = {d["_id"]: plan_from_doc(d) async for d in self.store.plans.find({})}
+        self._tree = None
+
+    @property
+    def tree(self) -> UnitTree:
+        if self._units is None:
+            raise NotReady
+        if self._tree is None:
+            self._tree = UnitTree(self._units.values())
+        return self._tree
+
+    @property
+    def plans(self) -> list[Plan]:
+        if self._plans is None:
+            raise NotReady
+        return list(self._plans.values())
+
+    def report_titles(self) -> dict[tuple[str, str], str]:
+        return {(p.plan_id, s.report_type): s.title for p in self.plans for s in p.report_schedules}
+
+    # ---- events -------------------------------------------------------------------------------
+
+    async def handle(self, envelope: Envelope) -> None:
+        data = parse_data(envelope)
+        if isinstance(data, Unit):
+            await self.on_unit(data)
+        elif isinstance(data, Plan):
+            await self.on_plan(data)
+        elif isinstance(data, Report):
+            await self.on_report(data)
+        elif isinstance(data, CaseFacts):
+            await self.on_case(data)
+        else:
+            raise Reject(f"reminders does not consume {envelope.routing_key}")
+
+    async def on_unit(self, unit: Unit) -> None:
+        """Keep the newest revision; (re)derive the unit's obligations from what is stored, so a
+        redelivered or older event still leaves everything consistent."""
+        await upsert_if_newer(self.store.units, unit.unit_id, unit.revision, unit_fields(unit))
+        doc = await self.store.units.find_one({"_id": unit.unit_id})
+        assert doc is not None
+        stored = unit_from_doc(doc)
+        if self._units is not None:
+            self._units[stored.unit_id] = stored
+            self._tree = None
+        for plan in await self._stored_plans():
+            await self.sync_obligations(plan, [stored])
+
+    async def on_plan(self, plan: Plan) -> None:
+        await upsert_if_newer(self.store.plans, plan.plan_id, plan.revision, plan_fields(plan))
+        doc = await self.store.plans.find_one({"_id": plan.plan_id})
+        assert doc is not None
+        stored = plan_from_doc(doc)
+        if self._plans is not None:
+            self._plans[stored.plan_id] = stored
+        units = [unit_from_doc(d) async for d in self.store.units.find({}, batch_size=BATCH)]
+        await self.sync_obligations(stored, units)
+
+    async def on_report(self, report: Report) -> None:
+        """Keep the earliest arrival of each report; fulfil the obligations it answers."""
+        key = report_key(report.unit_id, report.report_type, report.period)
+        await self.store.reports.update_one(
+            {"_id": key},
+            {
+                "$min": {"received_at": to_millis(report.received_at)},
+                "$max": {"on_time": report.on_time},
+                "$setOnInsert": {
+                    "unit_id": report.unit_id,
+                    "report_type": report.report_type,
+                    "period": report.period,
+                    "due_at": to_millis(report.due_at),
+                },
+            },
+            upsert=True,
+        )
+        plan_ids = [d["_id"] async for d in self.store.plans.find({}, {"_id": 1})]
+        ids = [
+            obligation_id_for(plan_id, report.report_type, report.period, report.unit_id)
+            for plan_id in plan_ids
+        ]
+        query = {"_id": {"$in": ids}, "received_at": None}
+        docs = [d async for d in self.store.obligations.find(query, {"outbox": 0})]
+        await self._fulfil_where_reported([obligation_from_doc(d) for d in docs])
+
+    async def on_case(self, facts: CaseFacts) -> None:
+        """The newest facts of a case replace its deadlines: a deadline no longer listed, or a
+        closed case, gets nothing more."""
+        case = CaseFacts.model_validate(facts.model_dump(include=set(CaseFacts.model_fields)))
+        next_step_at = next_case_step_at(case, self.case_policy, None)
+        await upsert_if_newer(
+            self.store.cases, str(case.case_id), case.revision, case_fields(case, next_step_at)
+        )
+
+    async def _stored_plans(self) -> list[Plan]:
+        return [plan_from_doc(d) async for d in self.store.plans.find({})]
+
+    # ---- obligations ------------------------------------------------------------------------
+
+    async def sync_obligations(self, plan: Plan, units: list[Unit]) -> None:
+        """Make the stored obligations of `plan` for `units` what derivation says: insert new
+        ones (fulfilled at once when their report is already here), follow a changed due
+        instant or parent, drop open ones no longer expected (a unit that ceased to exist)."""
+        derived = derive_obligations(plan, UnitTree(units))
+        candidates = {
+            obligation_id_for(plan.plan_id, s.report_type, p.period, u.unit_id)
+            for s in plan.report_schedules
+            for p in s.periods
+            for u in units
+            if u.level in s.levels
+        }
+        if len(candidates) <= BY_ID_LIMIT:
+            query: Doc = {"_id": {"$in": sorted(candidates)}}
+        else:
+            query = {"plan_id": plan.plan_id}
+        found = self.store.obligations.find(query, {"outbox": 0}, batch_size=BATCH)
+        existing = {d["_id"]: d async for d in found}
+        reports = await self._reports_for(derived)
+        inserts: list[Doc] = []
+        still_open: list[Obligation] = []
+        updates: list[UpdateOne] = []
+        for ob in derived:
+            report = reports.get(report_key(ob.unit_id, ob.report_type, ob.period))
+            doc = existing.pop(ob.obligation_id, None)
+            if doc is None:
+                inserts.append(self._new_obligation_doc(ob, report))
+                if report is None:
+                    still_open.append(ob)
+            elif (op := self._resync(doc, ob, report)) is not None:
+                updates.append(op)
+        stale = [i for i, d in existing.items() if i in candidates and d.get("received_at") is None]
+        await self._insert_new(inserts)
+        if updates:
+            await self.store.obligations.bulk_write(updates, ordered=False)
+        if stale:
+            await self.store.obligations.delete_many({"_id": {"$in": stale}})
+        # a report stored while we derived: fulfil now (on_report may have missed the new ones)
+        await self._fulfil_where_reported(still_open)
+        if any(d["outbox_pending"] for d in inserts) or updates:
+            self.wake_relay()
+        if not (inserts or updates or stale):
+            return
+        log.info(
+            "obligations synchronised",
+            extra={
+                "plan_id": plan.plan_id,
+                "units": len(units),
+                "inserted": len(inserts),
+                "updated": len(updates),
+                "removed": len(stale),
+            },
+        )
+
+    async def _reports_for(self, obligations: list[Obligation]) -> dict[str, Doc]:
+        keys = {report_key(o.unit_id, o.report_type, o.period) for o in obligations}
+        if not keys:
+            return {}
+        if len(keys) <= BY_ID_LIMIT:
+            query: Doc = {"_id": {"$in": sorted(keys)}}
+        else:
+            query = {"report_type": {"$in": sorted({o.report_type for o in obligations})}}
+        found = self.store.reports.find(query, batch_size=BATCH)
+        return {d["_id"]: d async for d in found if d["_id"] in keys}
+
+    def _new_obligation_doc(self, ob: Obligation, report: Doc | None) -> Doc:
+        if report is None:
+            next_step_at = next_obligation_step_at(ob, self.policy, None)
+            return {**obligation_doc(ob, next_step_at=next_step_at), **outbox_fields([])}
+        fulfilled, event = self._fulfilment(ob, report)
+        return {
+            **obligation_doc(fulfilled, next_step_at=None, on_time=report["on_time"]),
+            **outbox_fields([event]),
+        }
+
+    def _resync(self, doc: Doc, ob: Obligation, report: Doc | None) -> UpdateOne | None:
+        definition = obligation_definition(ob)
+        update: dict[str, Any] = {}
+        if any(doc.get(k) != v for k, v in definition.items()):
+            update["$set"] = dict(definition)
+            if doc.get("received_at") is None:
+                # a moved deadline: every step again; the send log drops what was sent already
+                update["$set"]["next_step_at"] = next_obligation_step_at(ob, self.policy, None)
+        if doc.get("received_at") is None and report is not None:
+            _, event = self._fulfilment(ob, report)
+            update = with_outbox(_merge(update, _fulfilment_update(report)), [event])
+        return UpdateOne({"_id": ob.obligation_id}, update) if update else None
+
+    def _fulfilment(self, ob: Obligation, report: Doc) -> tuple[Obligation, Envelope]:
+        fulfilled = fulfil(ob, report["received_at"])
+        status = (
+            ObligationStatus.fulfilled_on_time
+            if report["on_time"]
+            else ObligationStatus.fulfilled_late
+        )
+        event = make_event(
+            "obligation.fulfilled",
+            obligation_facts(fulfilled, status),
+            source=SOURCE,
+            occurred_at=self.now(),
+            unit_id=ob.unit_id,
+            event_id=event_id(ob.obligation_id, "fulfilled"),
+        )
+        return fulfilled, event
+
+    async def _insert_new(self, docs: list[Doc]) -> None:
+        if not docs:
+            return
+        try:
+            await self.store.obligations.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            # inserted meanwhile by another consumer: theirs stands
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+
+    async def _fulfil_where_reported(self, obligations: list[Obligation]) -> None:
+        """Fulfil those of these open obligations whose report is stored.
+
+        The write is commutative (`$min` of the arrival, `$max` of on-time), so a racing
+        duplicate cannot undo it; a duplicate event carries the same id and is deduped."""
+        reports = await self._reports_for(obligations)
+        done = 0
+        for ob in obligations:
+            report = reports.get(report_key(ob.unit_id, ob.report_type, ob.period))
+            if report is None:
+                continue
+            _, event = self._fulfilment(ob, report)
+            await self.store.obligations.update_one(
+                {"_id": ob.obligation_id}, with_outbox(_fulfilment_update(report), [event])
+            )
+            done += 1
+        if done:
+            self.wake_relay()
+
+    # ---- contacts -----------------------------------------------------------------------------
+
+    async def set_contacts(self, unit_id: str, contacts: Contacts, actor: str) -> Contacts:
+        await self.store.contacts.update_one(
+            {"_id": unit_id},
+            {"$set": {**contacts.model_dump(), "updated_at": self.now(), "updated_by": actor}},
+            upsert=True,
+        )
+        return contacts
+
+    async def contacts_of(self, unit_ids: Iterable[str]) -> dict[str, Contacts]:
+        ids = sorted(set(unit_ids))
+        if not ids:
+            return {}
+        query: Doc = {"_id": {"$in": ids}} if len(ids) <= BY_ID_LIMIT else {}
+        return {
+            d["_id"]: Contacts.model_validate(
+                {k: d.get(k) for k in ("emails", "webhook_url", "webhook_secret")}
+            )
+            async for d in self.store.contacts.find(query, batch_size=BATCH)
+        }
+
+    # ---- queries ------------------------------------------------------------------------------
+
+    async def list_obligations(
+        self,
+        unit_ids: list[str] | None,
+        *,
+        report_type: str | None,
+        period: str | None,
+        status: ObligationStatus | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[Doc], str | None]:
+        """The status is as of now: an obligation is overdue from its due instant on, whether
+        or not a sweep has run yet."""
+        query: Doc = {}
+        if unit_ids is not None:
+            query["unit_id"] = {"$in": unit_ids}
+        if report_type:
+            query["report_type"] = report_type
+        if period:
+            query["period"] = period
+        now = self.now()
+        if status is not None:
+            query.update(status_query(status, now))
+        if cursor:
+            query["_id"] = {"$gt": cursor}
+        docs = (
+            await self.store.obligations.find(query, {"outbox": 0})
+            .sort("_id", 1)
+            .to_list(limit + 1)
+        )
+        more = len(docs) > limit
+        docs = docs[:limit]
+        for d in docs:
+            d["status"] = obligation_status(d, now).value
+        return docs, (docs[-1]["_id"] if more else None)
+
+    async def list_sends(
+        self, unit_ids: list[str] | None, *, limit: int, cursor: str | None
+    ) -> tuple[list[Doc], str | None]:
+        query: Doc = {}
+        if unit_ids is not None:
+            query["recipient_unit_id"] = {"$in": unit_ids}
+        if cursor:
+            query["_id"] = {"$gt": cursor}
+        docs = (
+            await self.store.send_log.find(query, {"outbox": 0}).sort("_id", 1).to_list(limit + 1)
+        )
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return docs, (docs[-1]["_id"] if more else None)
+
+
+def obligation_facts(ob: Obligation, status: ObligationStatus) -> ObligationFacts:
+    return ObligationFacts(
+        obligation_id=ob.obligation_id,
+        plan_id=ob.plan_id,
+        unit_id=ob.unit_id,
+        report_type=ob.report_type,
+        period=ob.period,
+        due_at=ob.due_at,
+        recipient_unit_id=ob.recipient_unit_id,
+        status=status.value,
+        received_at=ob.received_at,
+    )
+
+
+def _fulfilment_update(report: Doc) -> dict[str, Any]:
+    return {
+        "$min": {"received_at": to_millis(report["received_at"])},
+        "$max": {"on_time": bool(report["on_time"])},
+        "$set": {"next_step_at": None},
+    }
+
+
+def _merge(update: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    for operator, fields in more.items():
+        update.setdefault(operator, {}).update(fields)
+    return update

@@ -1,0 +1,265 @@
+"""Sweeps (SPEC §7): every step whose time has come and that nobody has claimed yet.
+
+One sweep, as of an instant:
+1. loads only the obligations and cases whose `next_step_at` has come (`domain.progress`);
+2. plans with `due_reminders` / `due_case_reminders`;
+3. claims each send by inserting it into the send log, whose unique key (subject_ref, step,
+   recipient_unit_id) lets exactly one of two racing sweeps (or replicas) have it; the claimed
+   send carries its deliveries, one per channel, leased to this sweep;
+4. marks newly overdue obligations (`obligation.overdue` in the same write) and stores each
+   subject's next `next_step_at`.
+A crash between 3 and 4 is harmless: the next sweep plans the same sends and finds them claimed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
+
+from lhpn_shared.clock import to_millis
+from lhpn_shared.contracts.cases import CaseFacts
+from lhpn_shared.contracts.events import make_event
+from lhpn_shared.mongo import Doc
+from lhpn_shared.outbox import outbox_fields, with_outbox
+
+from .dispatch import Dispatcher, notification_event
+from .domain.case_deadlines import due_case_reminders
+from .domain.messages import PlannedMessage, SendKey
+from .domain.obligations import Obligation, ObligationStatus
+from .domain.policy import due_reminders
+from .domain.progress import (
+    handled_case_keys,
+    handled_obligation_keys,
+    next_case_step_at,
+    next_obligation_step_at,
+)
+from .repository import (
+    DeliveryStatus,
+    case_from_doc,
+    delivery_entry,
+    obligation_from_doc,
+    optional_instant,
+)
+from .service import BATCH, SOURCE, Contacts, Reminders, event_id, obligation_facts
+
+log = logging.getLogger("reminders.sweep")
+
+CHUNK = 1000
+SEND_IDS = uuid.UUID("a3f4c1d2-7e58-4c1b-8d0e-5b6a9f2e4c37")
+NO_CONTACT = "Đơn vị chưa khai báo địa chỉ e-mail hay webhook nhận thông báo."
+
+
+def send_id_for(key: SendKey) -> str:
+    """The same send key always names the same send."""
+    return uuid.uuid5(SEND_IDS, "\x1f".join(key)).hex
+
+
+@dataclass
+class SweepResult:
+    sweep_id: str
+    as_of: datetime
+    obligations_examined: int = 0
+    cases_examined: int = 0
+    newly_overdue: int = 0
+    planned: int = 0
+    already_claimed: int = 0
+    claimed: list[Doc] = field(default_factory=list)
+    """The sends this sweep claimed (after `run`: with the outcome of their first attempt)."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Time spent in each phase: load + plan, claim, advance."""
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 3)
+        self._last = now
+
+
+class Sweeper:
+    def __init__(self, reminders: Reminders, dispatcher: Dispatcher, lease: timedelta) -> None:
+        self.reminders = reminders
+        self.dispatcher = dispatcher
+        self.lease = lease
+
+    async def run(self, as_of: datetime) -> SweepResult:
+        """Sweep, then deliver what this sweep claimed (what the scheduler and the API do)."""
+        result = await self.sweep(as_of)
+        result.claimed = await self.dispatcher.deliver(result.claimed, result.sweep_id)
+        return result
+
+    async def sweep(self, as_of: datetime) -> SweepResult:
+        """Plan and claim; the claimed sends stay leased to this sweep for `lease`."""
+        r = self.reminders
+        as_of = to_millis(as_of.astimezone(UTC))
+        result = SweepResult(sweep_id=uuid.uuid4().hex, as_of=as_of)
+        timings = _Stopwatch()
+        due: Doc = {"next_step_at": {"$lte": as_of}}
+        ob_docs, case_docs, _ = await asyncio.gather(
+            r.store.obligations.find(
+                {**due, "received_at": None}, {"outbox": 0}, batch_size=BATCH
+            ).to_list(None),
+            r.store.cases.find(due, batch_size=BATCH).to_list(None),
+            r.load_reference_data(),
+        )
+        obligations = [
+            (obligation_from_doc(d), optional_instant(d, "next_step_at"), "overdue_at" in d)
+            for d in ob_docs
+        ]
+        cases = [
+            (case_from_doc(d), optional_instant(d, "next_step_at"), d["revision"])
+            for d in case_docs
+        ]
+        messages: list[PlannedMessage] = due_reminders(
+            (ob for ob, _, _ in obligations),
+            r.policy,
+            as_of,
+            handled_obligation_keys(((ob, at) for ob, at, _ in obligations), r.policy),
+        )
+        messages += due_case_reminders(
+            (case for case, _, _ in cases),
+            r.tree,
+            r.case_policy,
+            as_of,
+            handled_case_keys(((c, at) for c, at, _ in cases), r.tree, r.case_policy),
+        )
+        result.obligations_examined, result.cases_examined = len(obligations), len(cases)
+        result.planned = len(messages)
+        timings.lap("plan")
+        result.claimed = await self._claim(messages, result)
+        result.already_claimed = len(messages) - len(result.claimed)
+        timings.lap("claim")
+        result.newly_overdue = await self._advance_obligations(obligations, as_of)
+        await self._advance_cases(cases, as_of)
+        timings.lap("advance")
+        result.seconds = timings.laps
+        if result.newly_overdue or any(d["outbox_pending"] for d in result.claimed):
+            r.wake_relay()
+        log.info(
+            "sweep done",
+            extra={
+                "sweep_id": result.sweep_id,
+                "as_of": as_of.isoformat(),
+                "obligations": len(obligations),
+                "cases": len(cases),
+                "planned": result.planned,
+                "claimed": len(result.claimed),
+                "newly_overdue": result.newly_overdue,
+                "seconds": result.seconds,
+            },
+        )
+        return result
+
+    async def _claim(self, messages: list[PlannedMessage], result: SweepResult) -> list[Doc]:
+        if not messages:
+            return []
+        contacts = await self.reminders.contacts_of(m.recipient_unit_id for m in messages)
+        now = self.reminders.now()
+        docs = [self._send_doc(m, contacts.get(m.recipient_unit_id), result, now) for m in messages]
+        claimed: list[Doc] = []
+        for start in range(0, len(docs), CHUNK):
+            chunk = docs[start : start + CHUNK]
+            try:
+                await self.reminders.store.send_log.insert_many(chunk, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != 11000 for e in errors):
+                    raise
+                taken = {e["index"] for e in errors}  # someone else holds these sends
+                chunk = [d for i, d in enumerate(chunk) if i not in taken]
+            claimed += chunk
+        return claimed
+
+    def _send_doc(
+        self, message: PlannedMessage, contacts: Contacts | None, result: SweepResult, now: datetime
+    ) -> Doc:
+        key = message.send_key
+        deliveries: dict[str, Doc] = {}
+        if contacts is not None and contacts.emails:
+            deliveries["email"] = delivery_entry({"to": contacts.emails}, now)
+        if contacts is not None and contacts.webhook_url:
+            deliveries["webhook"] = delivery_entry({"url": contacts.webhook_url}, now)
+        doc: Doc = {
+            "_id": send_id_for(key),
+            "subject_ref": key.subject_ref,
+            "step": key.step,
+            "recipient_unit_id": key.recipient_unit_id,
+            "kind": message.kind,
+            "message": message.model_dump(mode="json"),
+            "as_of": result.as_of,
+            "claimed_at": now,
+            "sweep_id": result.sweep_id,
+            "deliveries": deliveries,
+            "next_attempt_at": now if deliveries else None,
+            "lease_id": result.sweep_id,
+            "lease_until": now + self.lease,
+        }
+        events = []
+        if not deliveries:
+            doc["deliveries"]["email"] = {
+                **delivery_entry({"to": []}, now),
+                "status": DeliveryStatus.failed.value,
+                "next_attempt_at": None,
+                "last_error": NO_CONTACT,
+            }
+            events.append(notification_event(doc, "email", doc["deliveries"]["email"], now))
+        return {**doc, **outbox_fields(events)}
+
+    async def _advance_obligations(
+        self, obligations: list[tuple[Obligation, datetime | None, bool]], as_of: datetime
+    ) -> int:
+        """Store each one's next step instant; mark overdue those whose due instant passed.
+
+        By `_id` alone: if the report arrived meanwhile, its fields still say fulfilled and a
+        sweep no longer loads it; two sweeps marking the same obligation write the same
+        event id, which consumers dedupe."""
+        ops: list[UpdateOne] = []
+        newly_overdue = 0
+        now = self.reminders.now()
+        for ob, _, marked in obligations:
+            next_step_at = next_obligation_step_at(ob, self.reminders.policy, as_of)
+            update: dict[str, Any] = {"$set": {"next_step_at": next_step_at}}
+            if not marked and as_of >= ob.due_at:
+                update["$set"]["overdue_at"] = as_of
+                event = make_event(
+                    "obligation.overdue",
+                    obligation_facts(ob, ObligationStatus.overdue),
+                    source=SOURCE,
+                    occurred_at=now,
+                    unit_id=ob.unit_id,
+                    event_id=event_id(ob.obligation_id, "overdue"),
+                )
+                update = with_outbox(update, [event])
+                newly_overdue += 1
+            ops.append(UpdateOne({"_id": ob.obligation_id}, update))
+        for start in range(0, len(ops), CHUNK):
+            await self.reminders.store.obligations.bulk_write(
+                ops[start : start + CHUNK], ordered=False
+            )
+        return newly_overdue
+
+    async def _advance_cases(
+        self, cases: list[tuple[CaseFacts, datetime | None, int]], as_of: datetime
+    ) -> None:
+        policy = self.reminders.case_policy
+        ops = [
+            UpdateOne(
+                {"_id": str(case.case_id), "revision": revision},  # newer facts start afresh
+                {"$set": {"next_step_at": next_case_step_at(case, policy, as_of)}},
+            )
+            for case, _, revision in cases
+        ]
+        if ops:
+            await self.reminders.store.cases.bulk_write(ops, ordered=False)
