@@ -554,13 +554,17 @@ class Intake:
         fields = ActivityFields.model_validate(
             data.model_dump(include=set(ActivityFields.model_fields))
         )
-        existing = await self.store.activities.find_one({"_id": str(data.activity_id)})
-        if existing is None:
+        # insert first: the common case (a new activity) costs one write and no read
+        try:
             _, created = await self.record_activity(
                 fields, actor, activity_id=data.activity_id, **kw
             )
+        except Conflict:
+            created = None  # the id exists with other content: a correction, or stale
+        if created is not None:
             return "accepted" if created else "duplicate"
-        if str(kw["event_id"]) in existing.get("source_event_ids", []):
+        existing = await self.store.activities.find_one({"_id": str(data.activity_id)})
+        if existing is None or str(kw["event_id"]) in existing.get("source_event_ids", []):
             return "duplicate"
         if data.revision <= existing["revision"]:
             log.info(
