@@ -1,0 +1,69 @@
+"""`python -m aggregation` runs the service; `python -m aggregation rebuild` drops the read
+models and rebuilds them by replaying the event archive; `python -m aggregation asyncapi`
+prints the AsyncAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+
+import uvicorn
+
+from lhpn_shared.clock import SystemClock
+from lhpn_shared.logs import configure_logging
+from lhpn_shared.mongo import database, make_client
+
+from .app import create_app
+from .repository import AggregationStore
+from .service import Aggregation
+from .settings import AggregationSettings
+
+log = logging.getLogger("aggregation")
+
+
+async def rebuild(settings: AggregationSettings) -> int:
+    client = make_client(settings)
+    try:
+        aggregation = Aggregation(
+            AggregationStore(database(client, settings.database)), SystemClock()
+        )
+        return await aggregation.rebuild(batch_size=settings.batch_size)
+    finally:
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    settings = AggregationSettings()
+    configure_logging(settings.log_level)
+    if args[:1] == ["rebuild"]:
+        started = time.monotonic()
+        replayed = asyncio.run(rebuild(settings))
+        log.info(
+            "read models rebuilt",
+            extra={"events": replayed, "seconds": round(time.monotonic() - started, 1)},
+        )
+        return
+    if args[:1] == ["asyncapi"]:
+        from faststream.specification import AsyncAPI
+
+        from .app import build_broker
+
+        spec = AsyncAPI(build_broker(settings, {}), title="LHPN aggregation", version="1.0.0")
+        print(spec.to_specification().to_json())
+        return
+    if args:
+        sys.exit("usage: python -m aggregation [rebuild | asyncapi]")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.aggregation_port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Aggregation's HTTP routes (SPEC §8, §9.2). Thin: parse, authorise, call one use case, answer.
+
+Viewers may read aggregates; staff and systems only within their unit's subtree."""
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from lhpn_shared.auth import Authenticator, Principal, require_aggregate_read
+
+from .domain.case_stats import CaseStats
+from .domain.compliance import ComplianceResult
+from .domain.indicators import IndicatorsResult
+from .domain.rates import ReportingRates
+from .service import Aggregation, BadInput, NotFound
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+UnitParam = Annotated[
+    str | None,
+    Query(description="root of the subtree; default: the caller's unit, or the tree's root"),
+]
+AsOfParam = Annotated[
+    datetime | None,
+    Query(description="instant with its time zone, e.g. 2021-07-01T00:00:00+07:00; default: now"),
+]
+PeriodParam = Annotated[str, Query(description="2021, 2021-H1, 2021-Q3 or 2021-03")]
+
+
+def _file(content: bytes, media_type: str, name: str) -> Response:
+    return Response(
+        content,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "-" for c in text)
+
+
+def build_router(auth: Authenticator) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["aggregates"])
+    Caller = Annotated[Principal, Depends(auth)]
+
+    def aggregation(request: Request) -> Aggregation:
+        svc: Aggregation = request.app.state.aggregation
+        return svc
+
+    Svc = Annotated[Aggregation, Depends(aggregation)]
+
+    async def readable_unit(svc: Aggregation, caller: Principal, unit_id: str | None) -> str:
+        """The unit asked for (or the caller's, or the root), once the caller may read it."""
+        tree = await svc.unit_tree()
+        if unit_id is None:
+            roots = tree.roots()
+            unit_id = caller.unit_id or (roots[0] if len(roots) == 1 else None)
+            if unit_id is None:
+                raise BadInput("Cần chọn đơn vị (unit_id).")
+        if unit_id not in tree:
+            raise NotFound(f"Không có đơn vị mã '{unit_id}'.")
+        require_aggregate_read(caller, unit_id, tree)
+        return unit_id
+
+    def as_of_or_now(svc: Aggregation, as_of: datetime | None) -> datetime:
+        return as_of if as_of is not None else svc.clock.now()
+
+    @router.get("/compliance", response_model=ComplianceResult)
+    async def get_compliance(
+        caller: Caller,
+        svc: Svc,
+        plan_id: str,
+        unit_id: UnitParam = None,
+        as_of: AsOfParam = None,
+    ) -> ComplianceResult:
+        unit = await readable_unit(svc, caller, unit_id)
+        return await svc.compliance(plan_id, unit, as_of_or_now(svc, as_of))
+
+    @router.get("/reporting-rates", response_model=ReportingRates)
+    async def get_reporting_rates(
+        caller: Caller,
+        svc: Svc,
+        report_type: str,
+        period: str,
+        unit_id: UnitParam = None,
+        plan_id: Annotated[
+            str | None, Query(description="default: the latest plan scheduling it")
+        ] = None,
+    ) -> ReportingRates:
+        unit = await readable_unit(svc, caller, unit_id)
+        return await svc.reporting_rates(report_type, period, unit, plan_id)
+
+    @router.get("/indicators", response_model=IndicatorsResult)
+    async def get_indicators(
+        caller: Caller,
+        svc: Svc,
+        period: PeriodParam,
+        unit_id: UnitParam = None,
+        report_type: Annotated[
+            str | None, Query(description="sum only these reports; default: every type")
+        ] = None,
+    ) -> IndicatorsResult:
+        unit = await readable_unit(svc, caller, unit_id)
+        return await svc.indicators(unit, period, report_type)
+
+    @router.get("/case-stats", response_model=CaseStats)
+    async def get_case_stats(
+        caller: Caller, svc: Svc, period: PeriodParam, unit_id: UnitParam = None
+    ) -> CaseStats:
+        unit = await readable_unit(svc, caller, unit_id)
+        return await svc.case_stats(unit, period)
+
+    @router.get("/exports/compliance.xlsx", response_class=Response, tags=["exports"])
+    async def export_compliance(
+        caller: Caller,
+        svc: Svc,
+        plan_id: str,
+        unit_id: UnitParam = None,
+        as_of: AsOfParam = None,
+    ) -> Response:
+        unit = await readable_unit(svc, caller, unit_id)
+        content = await svc.compliance_xlsx(plan_id, unit, as_of_or_now(svc, as_of))
+        return _file(content, XLSX, f"tuan-thu-{_safe(plan_id)}-{_safe(unit)}.xlsx")
+
+    @router.get("/exports/indicators.xlsx", response_class=Response, tags=["exports"])
+    async def export_indicators(
+        caller: Caller,
+        svc: Svc,
+        period: PeriodParam,
+        unit_id: UnitParam = None,
+        report_type: str | None = None,
+    ) -> Response:
+        unit = await readable_unit(svc, caller, unit_id)
+        content = await svc.indicators_xlsx(unit, period, report_type)
+        return _file(content, XLSX, f"chi-so-{_safe(unit)}-{_safe(period)}.xlsx")
+
+    @router.get("/exports/thematic-report.docx", response_class=Response, tags=["exports"])
+    async def export_thematic_report(
+        caller: Caller,
+        svc: Svc,
+        plan_id: str,
+        unit_id: UnitParam = None,
+        as_of: AsOfParam = None,
+    ) -> Response:
+        unit = await readable_unit(svc, caller, unit_id)
+        content = await svc.thematic_report(plan_id, unit, as_of_or_now(svc, as_of))
+        return _file(content, DOCX, f"bao-cao-chuyen-de-{_safe(plan_id)}-{_safe(unit)}.docx")
+
+    return router

@@ -1,0 +1,219 @@
+"""One batch of events through the pure core: from the stored documents it touches to the
+whole documents it writes. No I/O here: the service loads and writes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from lhpn_shared.broker import TOPOLOGY, Reject, describe_validation_error
+from lhpn_shared.contracts.activities import Activity
+from lhpn_shared.contracts.cases import CaseFacts
+from lhpn_shared.contracts.events import ActivityVoided, Envelope, parse_data
+from lhpn_shared.contracts.plans import Plan
+from lhpn_shared.contracts.reports import Report
+from lhpn_shared.contracts.units import Unit
+from lhpn_shared.mongo import Doc
+
+from .domain.facts import (
+    ActivityDelta,
+    ActivityState,
+    CaseDelta,
+    CaseState,
+    ReportState,
+    UnitActivityCounters,
+    UnitCaseCounters,
+    latest,
+    on_activity_recorded,
+    on_activity_voided,
+    on_case_event,
+    on_report_submitted,
+)
+from .repository import (
+    Writes,
+    counters_body,
+    counters_doc,
+    counters_doc_id,
+    report_doc_id,
+    state_doc,
+)
+
+EVENTS_QUEUE = "aggregation.events"
+CONSUMED_KEYS: tuple[str, ...] = TOPOLOGY[EVENTS_QUEUE].routing_keys
+"""The routing keys bound to the service's queue (the system's topology, `lhpn_shared`)."""
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Event:
+    envelope: Envelope
+    data: BaseModel
+    body: str
+    """the message as received, archived for `rebuild`"""
+
+
+def parse_event(body: bytes) -> Event:
+    """An event the service consumes, or `Reject` with the reason (dead-lettered)."""
+    try:
+        envelope = Envelope.model_validate_json(body)
+    except ValidationError as exc:
+        raise Reject(f"invalid envelope: {describe_validation_error(exc)}") from exc
+    if envelope.routing_key not in CONSUMED_KEYS:
+        raise Reject(f"aggregation does not consume {envelope.routing_key}")
+    try:
+        data = parse_data(envelope)
+    except ValidationError as exc:
+        raise Reject(f"invalid data: {describe_validation_error(exc)}") from exc
+    return Event(envelope, data, body.decode("utf-8"))
+
+
+def state_key(data: BaseModel) -> tuple[str, str]:
+    """(collection, `_id`) of the state an event's data updates."""
+    if isinstance(data, Unit):
+        return "units", data.unit_id
+    if isinstance(data, Plan):
+        return "plans", data.plan_id
+    if isinstance(data, Activity | ActivityVoided):
+        return "activities", str(data.activity_id)
+    if isinstance(data, Report):
+        return "reports", report_doc_id(data.unit_id, data.report_type, data.period)
+    if isinstance(data, CaseFacts):
+        return "cases", str(data.case_id)
+    raise TypeError(f"no state for {type(data).__name__}")
+
+
+STATE_MODELS: dict[str, type[BaseModel]] = {
+    "units": Unit,
+    "plans": Plan,
+    "activities": ActivityState,
+    "reports": ReportState,
+    "cases": CaseState,
+}
+
+
+def state_of(model: type[M], doc: Doc) -> M:
+    return model.model_validate_json(doc["json"])
+
+
+def _pruned(node: dict[str, Any]) -> dict[str, Any]:
+    """Counters without the zeros and empty maps that removed contributions leave behind."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            value = _pruned(value)
+        if value:
+            out[key] = value
+    return out
+
+
+def counters_named(events: Sequence[Event]) -> dict[str, list[str]]:
+    """The counters documents the events' own unit and date name (a correction or a void may
+    also name the one of the stored state)."""
+    out: dict[str, list[str]] = {"activity_counters": [], "case_counters": []}
+    for event in events:
+        data = event.data
+        if isinstance(data, Activity):
+            out["activity_counters"].append(counters_doc_id(data.unit_id, data.occurred_on.year))
+        elif isinstance(data, CaseFacts):
+            out["case_counters"].append(counters_doc_id(data.unit_id, data.received_on.year))
+    return out
+
+
+class Batch:
+    """One batch run through the pure core, against the states it loaded."""
+
+    def __init__(self, token: str, loaded: Mapping[str, Mapping[str, Doc]]) -> None:
+        self.stored = {f"{name}/{i}" for name, docs in loaded.items() for i in docs}
+        self.states: dict[str, dict[str, Any]] = {
+            name: {i: state_of(STATE_MODELS[name], d) for i, d in docs.items()}
+            for name, docs in loaded.items()
+        }
+        self.changed: dict[str, set[str]] = {name: set() for name in STATE_MODELS}
+        self.activity_deltas: list[ActivityDelta] = []
+        self.case_deltas: list[CaseDelta] = []
+        self.token = token
+
+    def apply(self, data: BaseModel) -> bool:
+        name, doc_id = state_key(data)
+        stored = self.states[name].get(doc_id)
+        new: Any
+        if isinstance(data, Unit | Plan):
+            new = latest(stored, data)
+            changed = new is not stored
+        elif isinstance(data, Activity | ActivityVoided):
+            if isinstance(data, Activity):
+                activity = on_activity_recorded(stored, data)
+            else:
+                activity = on_activity_voided(stored, data)
+            new, changed = activity.state, activity.changed
+            self.activity_deltas += activity.deltas
+        elif isinstance(data, Report):
+            report = on_report_submitted(stored, data)
+            new, changed = report.state, report.changed
+        else:
+            assert isinstance(data, CaseFacts)
+            case = on_case_event(stored, data)
+            new, changed = case.state, case.changed
+            self.case_deltas += case.deltas
+        if changed:
+            self.states[name][doc_id] = new
+            self.changed[name].add(doc_id)
+        return changed
+
+    def counters_wanted(self) -> dict[str, list[str]]:
+        return {
+            "activity_counters": [counters_doc_id(d.unit_id, d.year) for d in self.activity_deltas],
+            "case_counters": [counters_doc_id(d.unit_id, d.year) for d in self.case_deltas],
+        }
+
+    def writes(self, counters: Mapping[str, Mapping[str, Doc]]) -> Writes:
+        """The whole documents to write, `counters` being the stored counters documents the
+        deltas name."""
+        writes = Writes(token=self.token)
+        writes.stored = (
+            self.stored | {f"{name}/{i}" for name, docs in counters.items() for i in docs} | {"-"}
+        )  # never empty: an empty set means "replace everything"
+        for name, ids in self.changed.items():
+            writes.docs[name] = {
+                i: state_doc(i, self.states[name][i].model_dump_json()) for i in sorted(ids)
+            }
+        activity: dict[str, UnitActivityCounters] = {}
+        for a in self.activity_deltas:
+            key = counters_doc_id(a.unit_id, a.year)
+            if key not in activity:
+                found = counters["activity_counters"].get(key)
+                activity[key] = (
+                    UnitActivityCounters.from_document(counters_body(found))
+                    if found
+                    else UnitActivityCounters(a.unit_id, a.year)
+                )
+            activity[key].apply(a)
+        writes.docs["activity_counters"] = {
+            key: counters_doc(c.unit_id, c.year, {"kinds": _pruned(dict(c.kinds))})
+            for key, c in activity.items()
+        }
+        cases: dict[str, UnitCaseCounters] = {}
+        for d in self.case_deltas:
+            key = counters_doc_id(d.unit_id, d.year)
+            if key not in cases:
+                found = counters["case_counters"].get(key)
+                cases[key] = (
+                    UnitCaseCounters.from_document(counters_body(found))
+                    if found
+                    else UnitCaseCounters(d.unit_id, d.year)
+                )
+            cases[key].apply(d)
+        writes.docs["case_counters"] = {
+            key: counters_doc(c.unit_id, c.year, {"months": _pruned(c.months)})
+            for key, c in cases.items()
+        }
+        return writes
+
+    def changed_units(self) -> list[Unit]:
+        return [self.states["units"][i] for i in self.changed["units"]]
+
+    def changed_plans(self) -> list[Plan]:
+        return [self.states["plans"][i] for i in self.changed["plans"]]

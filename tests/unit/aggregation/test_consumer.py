@@ -1,0 +1,209 @@
+"""The consumer's batching, with a fake broker and messages: acks only after the batch is
+stored, requeues what the database refused, dead-letters only what can never be applied."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import uuid4
+
+from pymongo.errors import AutoReconnect
+
+from aggregation.batch import Event
+from aggregation.consumer import Batcher
+from lhpn_shared.contracts.activities import Activity, ActivityKind
+from lhpn_shared.contracts.events import Envelope, make_event
+
+
+class FakeChannel:
+    """The broker's side of one channel: delivery tags count up from 1, and an ack with
+    `multiple` settles every outstanding delivery up to its tag."""
+
+    def __init__(self) -> None:
+        self.is_closed = False
+        self.delivered: dict[int, FakeMessage] = {}
+        self.frames = 0
+        self.errors: list[str] = []
+
+    def deliver(self, body: bytes) -> FakeMessage:
+        msg = FakeMessage(body, self, len(self.delivered) + 1)
+        self.delivered[msg.raw_message.delivery_tag] = msg
+        return msg
+
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
+        self.frames += 1
+        tags = [t for t in self.delivered if t <= delivery_tag] if multiple else [delivery_tag]
+        if self.delivered[delivery_tag].state is not None:
+            self.errors.append(f"ack of the settled delivery {delivery_tag}")
+        for tag in tags:
+            if self.delivered[tag].state is None:
+                self.delivered[tag].state = "acked"
+
+
+@dataclass
+class Raw:
+    body: bytes
+    channel: FakeChannel
+    delivery_tag: int
+    headers: dict[str, Any] = field(default_factory=dict)
+    exchange: str = "lhpn.events"
+    routing_key: str = "activity.recorded.v1"
+    message_id: str | None = None
+    content_type: str = "application/json"
+
+
+class FakeMessage:
+    def __init__(self, body: bytes, channel: FakeChannel, tag: int) -> None:
+        self.raw_message = Raw(body, channel, tag)
+        self.message_id = None
+        self.state: str | None = None
+
+    async def ack(self) -> None:
+        await self.raw_message.channel.basic_ack(self.raw_message.delivery_tag)
+
+    async def nack(self, requeue: bool = True) -> None:
+        assert self.state is None, self.state
+        self.state = "requeued" if requeue else "dropped"
+
+
+class FakeBroker:
+    def __init__(self) -> None:
+        self.dead: list[tuple[bytes, dict[str, Any]]] = []
+
+    async def publish(self, body: bytes, **kw: Any) -> None:
+        self.dead.append((body, kw["headers"]))
+
+
+def event(unit_id: str = "22015") -> Envelope:
+    activity = Activity(
+        activity_id=uuid4(),
+        unit_id=unit_id,
+        kind=ActivityKind.supervision,
+        occurred_on=date(2021, 3, 5),
+        title="Giám sát chính sách",
+    )
+    return make_event("activity.recorded", activity, source="test", occurred_at=datetime.now(UTC))
+
+
+def deliveries(*envelopes: Envelope | bytes) -> list[FakeMessage]:
+    channel = FakeChannel()
+    return [
+        channel.deliver(e if isinstance(e, bytes) else e.model_dump_json().encode())
+        for e in envelopes
+    ]
+
+
+class Recorder:
+    """An `apply` that remembers its batches, and checks none of their messages is acked yet."""
+
+    def __init__(self, messages: list[FakeMessage], fail: Any = None) -> None:
+        self.messages = messages
+        self.batches: list[list[str]] = []
+        self.fail = fail
+        self.acked_early: list[int] = []
+
+    async def __call__(self, events: Sequence[Event]) -> list[bool]:
+        mine = {e.body.encode() for e in events}
+        self.acked_early += [
+            m.raw_message.delivery_tag
+            for m in self.messages
+            if m.raw_message.body in mine and m.state is not None
+        ]
+        if self.fail is not None:
+            self.fail(events)
+        self.batches.append([str(e.envelope.event_id) for e in events])
+        return [True] * len(events)
+
+
+async def run(batcher: Batcher, messages: list[FakeMessage], timeout: float = 5) -> None:
+    task = asyncio.create_task(batcher.run())
+    for m in messages:
+        await batcher.add(m)  # type: ignore[arg-type]
+    deadline = time.monotonic() + timeout
+    while any(m.state is None for m in messages) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    batcher.stop()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_messages_are_acked_only_after_their_batch_was_applied():
+    messages = deliveries(*(event() for _ in range(7)))
+    apply = Recorder(messages)
+    batcher = Batcher(FakeBroker(), "q", apply, size=3, interval=0.05)  # type: ignore[arg-type]
+    await run(batcher, messages)
+    assert [len(b) for b in apply.batches] == [3, 3, 1]
+    assert apply.acked_early == []
+    assert {m.state for m in messages} == {"acked"}
+    assert messages[0].raw_message.channel.frames == 3  # one `multiple` ack per batch
+
+
+async def test_a_batch_the_database_refused_is_requeued_and_none_of_it_acked():
+    messages = deliveries(*(event() for _ in range(4)))
+
+    def down(events: Sequence[Event]) -> None:
+        raise AutoReconnect("connection refused")
+
+    batcher = Batcher(
+        FakeBroker(),  # type: ignore[arg-type]
+        "q",
+        Recorder(messages, fail=down),
+        size=10,
+        interval=0.01,
+        retry_delay=0.01,
+    )
+    await run(batcher, messages)
+    assert {m.state for m in messages} == {"requeued"}
+
+
+async def test_a_message_that_is_not_an_event_is_dead_lettered_and_the_others_applied():
+    bad, *good = deliveries(b'{"event_id": "nope"}', event(), event(), event())
+    broker = FakeBroker()
+    apply = Recorder(good)
+    batcher = Batcher(broker, "q", apply, size=10, interval=0.01)  # type: ignore[arg-type]
+    await run(batcher, [*good, bad])
+    assert {m.state for m in good} == {"acked"} and bad.state == "acked"
+    ((body, headers),) = broker.dead
+    assert body == bad.raw_message.body
+    assert headers["x-rejection-reason"].startswith("invalid envelope: ")
+    assert len(apply.batches[0]) == 3
+
+
+async def test_when_a_batch_fails_only_the_event_that_fails_alone_is_dead_lettered():
+    poison = event("99999")
+    messages = deliveries(event(), poison, event())
+
+    def choke(events: Sequence[Event]) -> None:
+        if any(e.envelope.event_id == poison.event_id for e in events):
+            raise RuntimeError("bug")
+
+    broker = FakeBroker()
+    batcher = Batcher(broker, "q", Recorder(messages, fail=choke), size=10, interval=0.01)  # type: ignore[arg-type]
+    await run(batcher, messages)
+    assert [m.state for m in messages] == ["acked", "acked", "acked"]
+    ((body, headers),) = broker.dead
+    assert body == messages[1].raw_message.body
+    assert headers["x-rejection-reason"] == "handler error: RuntimeError"
+
+
+async def test_a_partial_batch_waits_at_most_the_flush_interval():
+    messages = deliveries(event())
+    batcher = Batcher(FakeBroker(), "q", Recorder(messages), size=100, interval=0.2)  # type: ignore[arg-type]
+    started = time.monotonic()
+    await run(batcher, messages)
+    assert 0.15 <= time.monotonic() - started < 1.0
+    assert messages[0].state == "acked"
+
+
+async def test_deliveries_that_reach_the_buffer_out_of_order_are_never_acked_before_stored():
+    messages = deliveries(*(event() for _ in range(8)))
+    arrival = [messages[i] for i in (1, 2, 0, 4, 5, 3, 7, 6)]
+    apply = Recorder(messages)
+    batcher = Batcher(FakeBroker(), "q", apply, size=2, interval=0.05)  # type: ignore[arg-type]
+    await run(batcher, arrival)
+    assert apply.acked_early == []
+    assert messages[0].raw_message.channel.errors == []
+    assert {m.state for m in messages} == {"acked"}
