@@ -41,7 +41,7 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def keep_raw_body(msg: Any) -> Any:
+async def keep_raw_body(msg: Any) -> Any:
     """Decoder that leaves the body as bytes: `process_delivery` parses it itself, so a message
     that is not JSON reaches our handler (and the DLQ with a reason) instead of failing inside
     FastStream's JSON decoding, where a manually-acked message would never be settled."""
