@@ -26,6 +26,9 @@ from lhpn_shared.broker import TRANSIENT_ERRORS, Reject, dead_letter
 from .batch import Event, parse_event
 from .service import Rebuilding
 
+RETRY_LATER: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, Rebuilding)
+"""Failures after which a batch is requeued whole, nothing acked."""
+
 log = logging.getLogger("aggregation.consumer")
 
 ApplyBatch = Callable[[Sequence[Event]], Awaitable[list[bool]]]
@@ -115,7 +118,7 @@ class Batcher:
             return
         try:
             changed = await self._apply([event for _, event in accepted])
-        except (*TRANSIENT_ERRORS, Rebuilding) as exc:
+        except RETRY_LATER as exc:
             await self._requeue([msg for msg, _ in accepted], exc)
             return
         except Exception:
@@ -131,7 +134,7 @@ class Batcher:
         for index, (msg, event) in enumerate(accepted):
             try:
                 (did,) = await self._apply([event])
-            except (*TRANSIENT_ERRORS, Rebuilding) as exc:
+            except RETRY_LATER as exc:
                 await self._requeue([m for m, _ in accepted[index:]], exc)
                 return
             except Exception as exc:
