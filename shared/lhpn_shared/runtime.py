@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from faststream.rabbit import RabbitBroker
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 
-from .broker import declare_topology, start_broker_with_retry, stop_broker
+from .broker import EventPublisher, declare_topology, start_broker_with_retry, stop_broker
 from .logs import watch
 from .mongo import TRANSIENT_DB_ERRORS, Doc, ping
 from .outbox import OutboxRelay
+from .settings import ServiceSettings
 
 log = logging.getLogger("lhpn.runtime")
 
@@ -33,6 +35,20 @@ async def retry_while_database_down(step: Callable[[], Awaitable[None]]) -> None
             log.warning("database not reachable, retrying", extra={"error": type(exc).__name__})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def make_relay(
+    collections: Sequence[AsyncCollection[Doc]],
+    publisher: EventPublisher,
+    settings: ServiceSettings,
+) -> OutboxRelay:
+    """The service's outbox relay over the collections whose documents carry an outbox."""
+    return OutboxRelay(
+        collections,
+        publisher.publish,
+        batch=settings.relay_batch,
+        idle_seconds=settings.relay_idle_seconds,
+    )
 
 
 class Background:

@@ -29,8 +29,7 @@ from lhpn_shared.broker import (
 from lhpn_shared.clock import Clock, SystemClock
 from lhpn_shared.http import Metrics, answer_with_status, install_error_handlers, ops_router
 from lhpn_shared.mongo import Doc, database, make_client
-from lhpn_shared.outbox import OutboxRelay
-from lhpn_shared.runtime import Background, readiness_checks, retry_while_database_down
+from lhpn_shared.runtime import Background, make_relay, readiness_checks, retry_while_database_down
 
 from . import seed
 from .api import build_router
@@ -87,12 +86,7 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = make_client(settings)
         store = IntakeStore(database(client, settings.database))
-        relay = OutboxRelay(
-            store.outbox_collections,
-            publisher.publish,
-            batch=settings.relay_batch,
-            idle_seconds=settings.relay_idle_seconds,
-        )
+        relay = make_relay(store.outbox_collections, publisher, settings)
         intake = Intake(store, clock, relay.wake)
         intake.max_attachment_bytes = settings.max_attachment_bytes
         intake_ref["intake"] = intake

@@ -27,8 +27,7 @@ from lhpn_shared.clock import Clock, SystemClock
 from lhpn_shared.contracts.events import Envelope
 from lhpn_shared.http import Metrics, answer_with_status, install_error_handlers, ops_router
 from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, Doc, database, make_client
-from lhpn_shared.outbox import OutboxRelay
-from lhpn_shared.runtime import Background, readiness_checks, retry_while_database_down
+from lhpn_shared.runtime import Background, make_relay, readiness_checks, retry_while_database_down
 
 from .api import build_router
 from .delivery.render import build_environment
@@ -108,12 +107,7 @@ def create_app(settings: RemindersSettings, clock: Clock | None = None) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = make_client(settings)
         store = RemindersStore(database(client, settings.database))
-        relay = OutboxRelay(
-            store.outbox_collections,
-            publisher.publish,
-            batch=settings.relay_batch,
-            idle_seconds=settings.relay_idle_seconds,
-        )
+        relay = make_relay(store.outbox_collections, publisher, settings)
         reminders = Reminders(
             store, clock, settings.reminder_policy, settings.case_reminder_policy, relay.wake
         )
