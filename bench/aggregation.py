@@ -63,9 +63,9 @@ from lhpn_shared.contracts.cases import (  # noqa: E402
 )
 from lhpn_shared.contracts.events import ActivityVoided, Envelope, make_event  # noqa: E402
 from lhpn_shared.contracts.reports import Report  # noqa: E402
-from lhpn_shared.contracts.units import Unit, UnitLevel  # noqa: E402
+from lhpn_shared.contracts.units import Unit  # noqa: E402
 from tests.support.infra import DevMongo, RabbitVhost, free_port  # noqa: E402
-from tests.unit.aggregation.generated import load_plan  # noqa: E402
+from tests.unit.aggregation.generated import country, load_plan  # noqa: E402
 
 BASELINE_QUEUE = "bench.baseline"
 PROVINCE = "P07"
@@ -75,50 +75,6 @@ _CONSUMED = re.compile(
 
 
 # --- the country ------------------------------------------------------------------------------
-
-
-def country() -> list[Unit]:
-    """A national root (the central union stands in at province level, as `UnitLevel` has no
-    national level), 63 provinces, 700 districts, 10,600 communes."""
-    units = [
-        Unit(
-            unit_id="VN",
-            name="Trung ương Hội LHPN Việt Nam",
-            kind="trung ương",
-            level=UnitLevel.province,
-        )
-    ]
-    units += [
-        Unit(
-            unit_id=f"P{p:02d}",
-            name=f"Tỉnh số {p}",
-            kind="tỉnh",
-            level=UnitLevel.province,
-            parent_id="VN",
-        )
-        for p in range(63)
-    ]
-    units += [
-        Unit(
-            unit_id=f"D{d:03d}",
-            name=f"Huyện số {d}",
-            kind="huyện",
-            level=UnitLevel.district,
-            parent_id=f"P{d % 63:02d}",
-        )
-        for d in range(700)
-    ]
-    units += [
-        Unit(
-            unit_id=f"C{c:05d}",
-            name=f"Xã số {c}",
-            kind="xã",
-            level=UnitLevel.commune,
-            parent_id=f"D{c % 700:03d}",
-        )
-        for c in range(10_600)
-    ]
-    return units
 
 
 def reference_events(units: list[Unit]) -> list[Envelope]:

@@ -39,7 +39,7 @@ from lhpn_shared.contracts.cases import (
 from lhpn_shared.contracts.events import ActivityVoided, Envelope, make_event, parse_data
 from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.reports import Report
-from lhpn_shared.contracts.units import Unit
+from lhpn_shared.contracts.units import Unit, UnitLevel
 
 DATA = Path(__file__).resolve().parents[3] / "services" / "intake" / "intake" / "data"
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -73,6 +73,50 @@ class Generated:
 
 
 # --- the generator ----------------------------------------------------------------------------
+
+
+def country() -> list[Unit]:
+    """A national root (the central union stands in at province level, as `UnitLevel` has no
+    national level), 63 provinces, 700 districts, 10,600 communes."""
+    units = [
+        Unit(
+            unit_id="VN",
+            name="Trung ương Hội LHPN Việt Nam",
+            kind="trung ương",
+            level=UnitLevel.province,
+        )
+    ]
+    units += [
+        Unit(
+            unit_id=f"P{p:02d}",
+            name=f"Tỉnh số {p}",
+            kind="tỉnh",
+            level=UnitLevel.province,
+            parent_id="VN",
+        )
+        for p in range(63)
+    ]
+    units += [
+        Unit(
+            unit_id=f"D{d:03d}",
+            name=f"Huyện số {d}",
+            kind="huyện",
+            level=UnitLevel.district,
+            parent_id=f"P{d % 63:02d}",
+        )
+        for d in range(700)
+    ]
+    units += [
+        Unit(
+            unit_id=f"C{c:05d}",
+            name=f"Xã số {c}",
+            kind="xã",
+            level=UnitLevel.commune,
+            parent_id=f"D{c % 700:03d}",
+        )
+        for c in range(10_600)
+    ]
+    return units
 
 
 def generate(seed: int, *, activities: int = 3000, cases: int = 400) -> Generated:

@@ -11,48 +11,9 @@ from aggregation.domain.compliance import compliance
 from aggregation.domain.facts import UnitActivityCounters
 from aggregation.domain.indicators import indicators
 from lhpn_shared.contracts.units import Unit, UnitLevel, UnitTree
-from tests.unit.aggregation.generated import load_plan
+from tests.unit.aggregation.generated import country, load_plan
 
 BUDGET_SECONDS = 10  # measured ≈ 0.3 s; the budget only catches a change of complexity
-
-
-def country() -> list[Unit]:
-    # UnitLevel has no national level: the central union stands in as a province-level root
-    units = [
-        Unit(
-            unit_id="VN",
-            name="Trung ương Hội LHPN Việt Nam",
-            kind="trung ương",
-            level=UnitLevel.province,
-        )
-    ]
-    units += [
-        Unit(
-            unit_id=f"P{p}", name=f"Tỉnh {p}", kind="tỉnh", level=UnitLevel.province, parent_id="VN"
-        )
-        for p in range(63)
-    ]
-    units += [
-        Unit(
-            unit_id=f"D{d}",
-            name=f"Huyện {d}",
-            kind="huyện",
-            level=UnitLevel.district,
-            parent_id=f"P{d % 63}",
-        )
-        for d in range(700)
-    ]
-    units += [
-        Unit(
-            unit_id=f"C{c}",
-            name=f"Xã {c}",
-            kind="xã",
-            level=UnitLevel.commune,
-            parent_id=f"D{c % 700}",
-        )
-        for c in range(10_600)
-    ]
-    return units
 
 
 def counters_for(
