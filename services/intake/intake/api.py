@@ -1,7 +1,7 @@
 """Intake's HTTP routes (SPEC §9.2). Thin: parse, authorise, call one use case, answer."""
 
 from datetime import date
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
@@ -246,21 +246,14 @@ def build_router(settings: ServiceSettings, auth: Authenticator) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: str | None = None,
     ) -> Page[Report]:
-        from .repository import report_from_doc
-
-        query: dict[str, Any] = {"unit_id": {"$in": scope_units(svc, caller, unit_id)}}
-        if report_type:
-            query["report_type"] = report_type
-        if period:
-            query["period"] = period
-        if cursor:
-            query["_id"] = {"$gt": cursor}
-        docs = await svc.store.reports.find(query).sort("_id", 1).to_list(limit + 1)
-        more = len(docs) > limit
-        docs = docs[:limit]
-        return Page(
-            items=[report_from_doc(d) for d in docs], next_cursor=docs[-1]["_id"] if more else None
+        items, nxt = await svc.list_reports(
+            scope_units(svc, caller, unit_id),
+            report_type=report_type,
+            period=period,
+            limit=limit,
+            cursor=cursor,
         )
+        return Page(items=items, next_cursor=nxt)
 
     @router.get("/reports/{report_id}", response_model=Report, tags=["reports"])
     async def get_report(report_id: UUID, caller: Caller, svc: Svc) -> Report:

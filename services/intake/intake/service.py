@@ -349,14 +349,27 @@ class Intake:
             }
         if not include_voided:
             query["voided"] = False
-        if cursor:
-            query["_id"] = {"$gt": cursor}
-        docs = await self.store.activities.find(query).sort("_id", 1).to_list(limit + 1)
-        more = len(docs) > limit
-        docs = docs[:limit]
-        return [activity_from_doc(d) for d in docs], (docs[-1]["_id"] if more else None)
+        docs, nxt = await _page(self.store.activities, query, limit, cursor)
+        return [activity_from_doc(d) for d in docs], nxt
 
     # ---- reports ----------------------------------------------------------------------------
+
+    async def list_reports(
+        self,
+        unit_ids: list[str],
+        *,
+        report_type: str | None,
+        period: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[Report], str | None]:
+        query: dict[str, Any] = {"unit_id": {"$in": unit_ids}}
+        if report_type:
+            query["report_type"] = report_type
+        if period:
+            query["period"] = period
+        docs, nxt = await _page(self.store.reports, query, limit, cursor)
+        return [report_from_doc(d) for d in docs], nxt
 
     async def get_report(self, report_id: UUID) -> Report:
         doc = await self.store.reports.find_one({"_id": str(report_id)})
@@ -574,6 +587,18 @@ class Intake:
             return "duplicate"
         await self.correct_activity(data.activity_id, fields, actor, **kw)
         return "accepted"
+
+
+async def _page(
+    coll: Any, query: dict[str, Any], limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page in `_id` order, and the cursor of the next one (None on the last page)."""
+    if cursor:
+        query = {**query, "_id": {"$gt": cursor}}
+    docs = await coll.find(query).sort("_id", 1).to_list(limit + 1)
+    more = len(docs) > limit
+    docs = docs[:limit]
+    return docs, (docs[-1]["_id"] if more else None)
 
 
 def _same_content(activity: Activity, fields: ActivityFields) -> bool:

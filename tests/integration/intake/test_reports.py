@@ -119,3 +119,22 @@ async def test_monthly_reports_are_due_before_the_16th_for_communes_and_the_18th
     assert commune.json()["on_time"] and district.json()["on_time"]
     assert commune.json()["due_at"].startswith("2021-03-15T17:00:00")
     assert district.json()["due_at"].startswith("2021-03-17T17:00:00")
+
+
+async def test_reports_are_listed_by_subtree_a_page_at_a_time(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    for unit_id in ("555", "557", "558"):
+        r = await client.post("/api/v1/reports", json=thematic(unit_id), headers=admin)
+        assert r.status_code == 201, r.text
+    first = await client.get("/api/v1/reports", params={"unit_id": "54", "limit": 2}, headers=admin)
+    assert len(first.json()["items"]) == 2 and first.json()["next_cursor"]
+    rest = await client.get(
+        "/api/v1/reports",
+        params={"unit_id": "54", "limit": 2, "cursor": first.json()["next_cursor"]},
+        headers=admin,
+    )
+    units = {r["unit_id"] for r in first.json()["items"] + rest.json()["items"]}
+    assert units == {"555", "557", "558"} and rest.json()["next_cursor"] is None
+    only = await client.get("/api/v1/reports", params={"unit_id": "557"}, headers=admin)
+    assert [r["unit_id"] for r in only.json()["items"]] == ["557"]
