@@ -1,4 +1,12 @@
-"""Organisation units (SPEC §2) and the tree queries every service needs."""
+"""Organisation units (SPEC §2) and the tree queries every service needs.
+
+Units change over time (SPEC §2: merges, splits; since 1 July 2025 two tiers, no districts).
+A unit's id never changes meaning: each unit has one parent and one validity interval
+(`valid_from`..`valid_to`, both inclusive, `None` = open). A reorganisation closes units and
+opens others, and records the lineage on both sides: the closed unit lists its `successors`,
+the new one its `predecessors`, each link with the day the change took effect (the successor's
+first day). The tree valid on a day is the units valid that day (`UnitTree.as_of`).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +18,27 @@ from pydantic import BaseModel, Field
 
 
 class UnitLevel(StrEnum):
+    national = "national"
     province = "province"
     district = "district"
     commune = "commune"
+
+
+class LineageChange(StrEnum):
+    MERGE = "merge"
+    """several units became one"""
+    SPLIT = "split"
+    """one unit became several"""
+    SUCCEED = "succeed"
+    """one unit became one other (e.g. re-coded under a new parent when districts ended)"""
+
+
+class UnitLink(BaseModel):
+    """One edge of a unit's lineage."""
+
+    unit_id: str = Field(min_length=1, max_length=32)
+    on: date = Field(description="the day the change took effect: the successor's first day")
+    change: LineageChange
 
 
 class Unit(BaseModel):
@@ -23,6 +49,12 @@ class Unit(BaseModel):
     parent_id: str | None = None
     valid_from: date | None = None
     valid_to: date | None = None
+    predecessors: list[UnitLink] = Field(
+        default_factory=list, description="units this one continues, with the day it began"
+    )
+    successors: list[UnitLink] = Field(
+        default_factory=list, description="units that continue this one, with the day they began"
+    )
     revision: int = Field(default=1, ge=1)
 
     def valid_on(self, day: date) -> bool:
@@ -89,3 +121,33 @@ class UnitTree:
 
     def roots(self) -> list[str]:
         return sorted(u.unit_id for u in self.units.values() if u.parent_id is None)
+
+    def as_of(self, day: date) -> UnitTree:
+        """The tree valid on `day`: only the units valid that day."""
+        return UnitTree(u for u in self.units.values() if u.valid_on(day))
+
+    def predecessors(self, unit_id: str) -> list[str]:
+        """Every unit `unit_id` continues, transitively (nearest first)."""
+        return self._lineage(unit_id, "predecessors")
+
+    def successors(self, unit_id: str) -> list[str]:
+        """Every unit that continues `unit_id`, transitively (nearest first)."""
+        return self._lineage(unit_id, "successors")
+
+    def _lineage(self, unit_id: str, side: str) -> list[str]:
+        out: list[str] = []
+        seen = {unit_id}
+        frontier = [unit_id]
+        while frontier:
+            nxt: list[str] = []
+            for uid in frontier:
+                unit = self.units.get(uid)
+                if unit is None:
+                    continue
+                for link in getattr(unit, side):
+                    if link.unit_id not in seen:
+                        seen.add(link.unit_id)
+                        out.append(link.unit_id)
+                        nxt.append(link.unit_id)
+            frontier = nxt
+        return out

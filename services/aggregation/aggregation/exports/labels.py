@@ -8,6 +8,7 @@ from lhpn_shared.contracts.activities import KIND_LABELS_VI, METRICS, ActivityKi
 from lhpn_shared.contracts.units import UnitLevel
 
 LEVELS_VI: dict[UnitLevel, str] = {
+    UnitLevel.national: "Trung ương",
     UnitLevel.province: "Cấp tỉnh",
     UnitLevel.district: "Cấp huyện",
     UnitLevel.commune: "Cấp xã",
