@@ -9,12 +9,20 @@ from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from lhpn_shared.auth import Authenticator, Principal
 from lhpn_shared.contracts.cases import CaseKind, CaseStatus, CaseTopic
 
-from .models import CaseListItem, CaseOut, ExtensionRequest, NewCase, TransitionRequest
+from .domain.visibility import LIST_NOTICE
+from .models import (
+    CaseListItem,
+    CaseOut,
+    ExtensionRequest,
+    NewCase,
+    ReferralUpRequest,
+    TransitionRequest,
+)
 from .service import CaseFilter, Cases
 
 T = TypeVar("T")
@@ -23,6 +31,12 @@ T = TypeVar("T")
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None
+
+
+class CasePage(Page[CaseListItem]):
+    personal_data_notice: str = Field(
+        default=LIST_NOTICE, description="lists never carry personal data; this says so"
+    )
 
 
 def build_router(auth: Authenticator) -> APIRouter:
@@ -41,7 +55,7 @@ def build_router(auth: Authenticator) -> APIRouter:
         response.status_code = 201 if created else 200
         return case
 
-    @router.get("/cases", response_model=Page[CaseListItem])
+    @router.get("/cases", response_model=CasePage)
     async def list_cases(
         caller: Caller,
         svc: Svc,
@@ -54,7 +68,7 @@ def build_router(auth: Authenticator) -> APIRouter:
         received_to: date | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: str | None = None,
-    ) -> Page[CaseListItem]:
+    ) -> CasePage:
         flt = CaseFilter(
             unit_id=unit_id,
             kind=kind,
@@ -67,7 +81,7 @@ def build_router(auth: Authenticator) -> APIRouter:
             cursor=cursor,
         )
         items, next_cursor = await svc.list_cases(caller, flt)
-        return Page(items=items, next_cursor=next_cursor)
+        return CasePage(items=items, next_cursor=next_cursor)
 
     @router.get("/cases/{case_id}", response_model=CaseOut)
     async def get_case(case_id: UUID, caller: Caller, svc: Svc) -> CaseOut:
@@ -82,5 +96,18 @@ def build_router(auth: Authenticator) -> APIRouter:
     @router.post("/cases/{case_id}/extensions", response_model=CaseOut)
     async def extend(case_id: UUID, body: ExtensionRequest, caller: Caller, svc: Svc) -> CaseOut:
         return await svc.extend(case_id, body, caller)
+
+    @router.post("/cases/{case_id}/refer-up", response_model=CaseOut)
+    async def refer_up(case_id: UUID, body: ReferralUpRequest, caller: Caller, svc: Svc) -> CaseOut:
+        """Refer the case up to the parent of the union holding it (SPEC §6): its staff then
+        see the personal data. Not the `referred` status (sent out to a competent body)."""
+        return await svc.refer_up(case_id, body, caller)
+
+    @router.post("/cases/{case_id}/return-down", response_model=CaseOut)
+    async def return_down(
+        case_id: UUID, body: ReferralUpRequest, caller: Caller, svc: Svc
+    ) -> CaseOut:
+        """The union the case is referred up to hands it back to the one below."""
+        return await svc.return_down(case_id, body, caller)
 
     return router

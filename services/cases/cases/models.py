@@ -1,7 +1,9 @@
 """What clients send and receive (SPEC §6, §9.2): the case as a union staff member sees it.
 
-The requester's data and the summary appear only in `CaseOut` for staff allowed to read them
-(`personal_data` is then true); lists carry the facts only.
+The requester's data, the summary, the timeline notes and the decline reason appear only in
+`CaseOut` for staff allowed to read them (`personal_data` is then true); any other answer leaves
+them out and says so in `personal_data_notice` ("Thông tin cá nhân được ẩn…"); lists carry the
+facts only.
 """
 
 from __future__ import annotations
@@ -91,6 +93,13 @@ class ExtensionRequest(BaseModel):
     at: AwareDatetime | None = None
 
 
+class ReferralUpRequest(BaseModel):
+    """Refer a case up to the parent union (a reason is required), or hand it back down."""
+
+    note: str | None = Field(default=None, max_length=5_000, description="personal data: sealed")
+    at: AwareDatetime | None = Field(default=None, description="default now; never future")
+
+
 class CaseListItem(BaseModel):
     """The facts of a case: what lists show, to anyone allowed to list the unit."""
 
@@ -116,11 +125,20 @@ class CaseListItem(BaseModel):
 class CaseOut(CaseListItem):
     """One case, for staff of its unit and of the units above it."""
 
-    personal_data: bool = Field(description="true when summary, requester and notes are shown")
+    personal_data: bool = Field(
+        description="true when summary, requester, notes and decline reason are shown"
+    )
+    personal_data_notice: str | None = Field(
+        description="why the personal data is left out (for the portal to show); null when shown"
+    )
     summary: str | None
     requester: Requester | None
     timeline: list[TimelineEntry]
     decline_reason: str | None
-    referral: Referral | None
+    referral: Referral | None = Field(description="the competent body it was sent out to")
+    referred_up_to: list[str] = Field(
+        description="the unions above its own the case is referred up to, nearest first: "
+        "their staff see its personal data"
+    )
     extensions_granted: int
     allowed_transitions: list[CaseStatus]

@@ -1,8 +1,11 @@
 """The cases service's MongoDB collections, their indexes and the document ↔ model mapping.
 
 - `cases`: one document per case — the facts, the workflow state (`timeline` only ever grows by
-  `$push`), the pending `deadlines` and `next_due_at` (queried for `overdue`), the requester's
-  data and the summary SEALED under `sealed`, the source event ids and the outbox.
+  `$push`), the pending `deadlines` and `next_due_at` (queried for `overdue`), the source event
+  ids and the outbox. Personal data is stored SEALED only: the requester's data, the summary
+  and the reason for declining under `sealed`, each timeline note in its entry's `note`.
+  (Documents written before notes were sealed may hold a note or a top-level `decline_reason`
+  in clear: they are read, and `python -m cases reencrypt` seals them.)
 - `units`: this service's copy of the unit tree, from `unit.upserted` events.
 - `audit`: who read personal data or changed a case, when, which case.
 """
@@ -22,7 +25,7 @@ from lhpn_shared.contracts.units import Unit
 from lhpn_shared.mongo import Doc
 from lhpn_shared.outbox import ensure_outbox_index
 
-from .adapters.crypto import EncryptedValue
+from .adapters.crypto import EncryptedValue, StoredValue
 from .domain.deadlines import Deadline, DeadlineName
 from .domain.deadlines import next_due_at as earliest_due_at
 from .domain.flags import CaseFlag
@@ -31,12 +34,21 @@ from .domain.workflow import CaseState, TimelineEntry
 STATE_FIELDS = tuple(CaseState.model_fields)
 
 
+SealedText = StoredValue | str
+"""A sealed value, or (in a document written before it was sealed) the text in clear."""
+
+
 @dataclass(frozen=True)
 class Sealed:
-    """The personal data of a case, as stored: every value encrypted (`FieldCipher`)."""
+    """The personal data of a case, as stored: every value encrypted (`FieldCipher`).
+
+    `notes` has one item per timeline entry (None: no note); the state's own notes and decline
+    reason are left empty when a case is read, and never written from the state."""
 
     requester: dict[str, EncryptedValue | None] | None = None
     summary: EncryptedValue | None = None
+    decline_reason: SealedText | None = None
+    notes: tuple[SealedText | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,17 +91,22 @@ class CasesStore:
 # ---- cases -------------------------------------------------------------------------------------
 
 
-def state_to_doc(state: CaseState) -> Doc:
-    """The workflow state as BSON-friendly fields: instants stay dates, days become ISO text."""
-    doc = state.model_dump(mode="json")
+def state_to_doc(state: CaseState, notes: tuple[SealedText | None, ...] = ()) -> Doc:
+    """The workflow state as BSON-friendly fields: instants stay dates, days become ISO text.
+    The personal text of the state is never written: the decline reason is left out (it is
+    stored under `sealed`) and each entry's note is the sealed one from `notes`."""
+    doc = state.model_dump(mode="json", exclude={"decline_reason"})
     doc["status_at"] = {status.value: at for status, at in state.status_at.items()}
-    doc["timeline"] = [entry_to_doc(e) for e in state.timeline]
+    doc["timeline"] = [
+        entry_to_doc(e, notes[i] if i < len(notes) else None) for i, e in enumerate(state.timeline)
+    ]
     doc["reopened_at"] = state.reopened_at
     return doc
 
 
-def entry_to_doc(entry: TimelineEntry) -> Doc:
-    return {**entry.model_dump(mode="json"), "at": entry.at}
+def entry_to_doc(entry: TimelineEntry, note: SealedText | None) -> Doc:
+    """A timeline entry with its note sealed (`note`: from `CaseSealer.seal_note`)."""
+    return {**entry.model_dump(mode="json"), "at": entry.at, "note": note}
 
 
 def deadlines_to_doc(deadlines: tuple[Deadline, ...]) -> list[Doc]:
@@ -106,28 +123,41 @@ def case_to_doc(case: StoredCase) -> Doc:
         "topic": case.topic.value,
         "flags": [f.value for f in case.flags],
         "assigned_to": case.assigned_to,
-        **state_to_doc(case.state),
+        **state_to_doc(case.state, case.sealed.notes),
         "deadlines": deadlines_to_doc(case.deadlines),
         "next_due_at": case.next_due_at,
-        "sealed": {"requester": case.sealed.requester, "summary": case.sealed.summary},
+        "sealed": {
+            "requester": case.sealed.requester,
+            "summary": case.sealed.summary,
+            "decline_reason": case.sealed.decline_reason,
+        },
         "source_event_ids": list(case.source_event_ids),
     }
 
 
 def case_from_doc(doc: Doc) -> StoredCase:
+    """The case as stored; its state carries no personal text (see `Sealed`)."""
     sealed = doc.get("sealed") or {}
+    timeline = doc.get("timeline", [])
+    state = {k: doc[k] for k in STATE_FIELDS if k in doc and k != "decline_reason"}
+    state["timeline"] = [{**e, "note": None} for e in timeline]
     return StoredCase(
         case_id=UUID(doc["_id"]),
         unit_id=doc["unit_id"],
         topic=CaseTopic(doc["topic"]),
         flags=tuple(CaseFlag(f) for f in doc.get("flags", [])),
         assigned_to=doc.get("assigned_to"),
-        state=CaseState.model_validate({k: doc[k] for k in STATE_FIELDS if k in doc}),
+        state=CaseState.model_validate(state),
         deadlines=tuple(
             Deadline(DeadlineName(d["name"]), date.fromisoformat(d["due_on"]))
             for d in doc.get("deadlines", [])
         ),
-        sealed=Sealed(requester=sealed.get("requester"), summary=sealed.get("summary")),
+        sealed=Sealed(
+            requester=sealed.get("requester"),
+            summary=sealed.get("summary"),
+            decline_reason=sealed.get("decline_reason") or doc.get("decline_reason"),
+            notes=tuple(e.get("note") for e in timeline),
+        ),
         source_event_ids=tuple(doc.get("source_event_ids", [])),
     )
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel
@@ -34,11 +34,12 @@ from lhpn_shared.http import FieldProblem
 from lhpn_shared.idempotency import upsert_if_newer
 from lhpn_shared.outbox import outbox_fields, with_outbox
 
-from .adapters.crypto import CaseTextField, FieldCipher
+from .adapters.crypto import FieldCipher
 from .domain.access import Access, case_access
 from .domain.deadlines import Deadline, DeadlineConfig, compute_deadlines, is_overdue
 from .domain.flags import normalise_flags
 from .domain.holidays import HolidayCalendar
+from .domain.visibility import refer_up, return_down, sees_personal_data, withheld_notice
 from .domain.workflow import (
     CaseState,
     InvalidDetails,
@@ -54,12 +55,11 @@ from .models import (
     CaseOut,
     ExtensionRequest,
     NewCase,
-    Requester,
+    ReferralUpRequest,
     TransitionRequest,
 )
 from .repository import (
     CasesStore,
-    Sealed,
     StoredCase,
     case_from_doc,
     case_to_doc,
@@ -69,6 +69,7 @@ from .repository import (
     unit_from_doc,
     unit_to_doc,
 )
+from .sealing import CaseSealer
 
 log = logging.getLogger("cases")
 
@@ -126,7 +127,7 @@ class Cases:
     ) -> None:
         self.store = store
         self.clock = clock
-        self._cipher = cipher
+        self._sealer = CaseSealer(cipher)
         self._holidays = holidays
         self._config = deadline_config
         self._wake = wake_relay
@@ -189,9 +190,9 @@ class Cases:
             raise Forbidden(_refusal(caller, new.unit_id, access, listing=False))
         fields = CaseFields.model_validate(new.model_dump(exclude={"case_id"}))
         case, created = await self._create(fields, new.case_id or uuid4(), actor=caller.subject)
-        personal = access is Access.personal
+        personal = sees_personal_data(caller, case.unit_id, case.state)
         await self._audit(caller, "open", case.case_id, case.unit_id, personal_data=personal)
-        return self._view(case, personal=personal), created
+        return self._view(case, caller), created
 
     async def _create(
         self,
@@ -223,7 +224,7 @@ class Cases:
             assigned_to=fields.assigned_to,
             state=state,
             deadlines=self._deadlines(state),
-            sealed=self._seal(fields, case_id),
+            sealed=self._sealer.seal_new(fields, case_id),
         )
         event = self._event(
             "case.opened",
@@ -251,12 +252,17 @@ class Cases:
     # ---- reading --------------------------------------------------------------------------------
 
     async def read_case(self, case_id: UUID, caller: Principal) -> CaseOut:
-        """The whole case with its personal data, for staff of its unit or the units above;
-        every such read leaves an audit record before anything is returned."""
+        """The case. Its personal data only for staff of the union that holds it (its own, and
+        those it is referred up to: `domain.visibility`), and every such read leaves an audit
+        record before anything is returned; anyone else allowed near the case gets the facts and
+        a notice saying the personal data is hidden."""
         case = await self._load(case_id)
-        await self._require_personal_access(caller, case, "read")
-        view = self._view(case, personal=True)
-        await self._audit(caller, "read", case.case_id, case.unit_id, personal_data=True)
+        access = case_access(caller, case.unit_id, await self.tree())
+        if access is Access.none:
+            await self._refuse(caller, case, "read", access)
+        view = self._view(case, caller)
+        if view.personal_data:
+            await self._audit(caller, "read", case.case_id, case.unit_id, personal_data=True)
         return view
 
     async def list_cases(
@@ -317,7 +323,7 @@ class Cases:
     async def transition(self, case_id: UUID, req: TransitionRequest, caller: Principal) -> CaseOut:
         """Move the case along its workflow (409 naming the allowed moves when it may not)."""
         case = await self._load(case_id)
-        await self._require_personal_access(caller, case, "transition")
+        await self._require_holder(caller, case, "transition")
         at = self._at(req.at)
         state = _rules(
             lambda: apply_transition(
@@ -334,12 +340,12 @@ class Cases:
         )
         changed = await self._save_change(case, state, event_types)
         await self._audit(caller, "transition", case.case_id, case.unit_id, personal_data=True)
-        return self._view(changed, personal=True)
+        return self._view(changed, caller)
 
     async def extend(self, case_id: UUID, req: ExtensionRequest, caller: Principal) -> CaseOut:
         """Extend the resolve deadline once more (denunciations: twice by 30 days)."""
         case = await self._load(case_id)
-        await self._require_personal_access(caller, case, "extend")
+        await self._require_holder(caller, case, "extend")
         at = self._at(req.at)
         rules = self._config.for_kind(case.state.kind)
         state = _rules(
@@ -353,34 +359,93 @@ class Cases:
         )
         changed = await self._save_change(case, state, ["case.status_changed"])
         await self._audit(caller, "extend", case.case_id, case.unit_id, personal_data=True)
-        return self._view(changed, personal=True)
+        return self._view(changed, caller)
+
+    async def refer_up(self, case_id: UUID, req: ReferralUpRequest, caller: Principal) -> CaseOut:
+        """Refer the case up to the parent of the union holding it: from then on the parent's
+        staff see its personal data (SPEC §6). No event: no fact of the contract changes."""
+        case = await self._load(case_id)
+        await self._require_holder(caller, case, "refer_up")
+        at = self._at(req.at)
+        tree = await self.tree()
+        state = _rules(
+            lambda: refer_up(
+                case.state,
+                owner_unit_id=case.unit_id,
+                by_unit_id=caller.unit_id,
+                tree=tree,
+                actor=caller.subject,
+                at=at,
+                note=req.note,
+            )
+        )
+        changed = await self._save_change(case, state, [])
+        await self._audit(caller, "refer_up", case.case_id, case.unit_id, personal_data=True)
+        return self._view(changed, caller)
+
+    async def return_down(
+        self, case_id: UUID, req: ReferralUpRequest, caller: Principal
+    ) -> CaseOut:
+        """The union the case was referred up to hands it back; its staff no longer see the
+        personal data (the answer already leaves it out)."""
+        case = await self._load(case_id)
+        await self._require_holder(caller, case, "return_down")
+        at = self._at(req.at)
+        state = _rules(
+            lambda: return_down(
+                case.state,
+                owner_unit_id=case.unit_id,
+                by_unit_id=caller.unit_id,
+                actor=caller.subject,
+                at=at,
+                note=req.note,
+            )
+        )
+        changed = await self._save_change(case, state, [])
+        await self._audit(caller, "return_down", case.case_id, case.unit_id, personal_data=True)
+        return self._view(changed, caller)
 
     async def _save_change(
         self, case: StoredCase, state: CaseState, event_types: list[str]
     ) -> StoredCase:
-        """One write: the new state, the timeline's new entry (`$push`: it only grows), the
-        deadlines and the events; refused if someone changed the case meanwhile."""
-        changed = replace(case, state=state, deadlines=self._deadlines(state))
+        """One write: the new state, the timeline's new entry (`$push`: it only grows) with its
+        note sealed, a new decline reason sealed, the deadlines and the events; refused if
+        someone changed the case meanwhile."""
+        index, entry = len(state.timeline) - 1, state.timeline[-1]
+        note = self._sealer.seal_note(case.case_id, index, entry.note)
+        sealed = replace(case.sealed, notes=(*case.sealed.notes, note))
+        fields = state_to_doc(state)
+        del fields["timeline"]
+        if state.decline_reason is not None:  # read cases carry none: it was just given
+            reason = self._sealer.seal_decline_reason(case.case_id, state.decline_reason)
+            fields["sealed.decline_reason"] = reason
+            sealed = replace(sealed, decline_reason=reason)
+        bare = state.model_copy(
+            update={
+                "decline_reason": None,
+                "timeline": (*state.timeline[:-1], entry.model_copy(update={"note": None})),
+            }
+        )
+        changed = replace(case, state=bare, deadlines=self._deadlines(state), sealed=sealed)
         now = self.now()
         facts = self._facts(changed, now)
         change = CaseStatusChange(
             **dict(facts), from_status=case.state.status, changed_at=state.last_at
         )
         events = [self._event(t, change, changed.unit_id) for t in event_types]
-        fields = state_to_doc(state)
-        del fields["timeline"]
         fields |= {
             "deadlines": deadlines_to_doc(changed.deadlines),
             "next_due_at": changed.next_due_at,
         }
-        update = with_outbox({"$set": fields}, events)
-        update["$push"]["timeline"] = entry_to_doc(state.timeline[-1])
+        update = with_outbox({"$set": fields}, events) if events else {"$set": fields}
+        update.setdefault("$push", {})["timeline"] = entry_to_doc(entry, note)
         result = await self.store.cases.update_one(
             {"_id": str(case.case_id), "revision": case.state.revision}, update
         )
         if result.matched_count == 0:
             raise Conflict("Hồ sơ vừa được người khác cập nhật, vui lòng tải lại rồi thử lại.")
-        self._wake()
+        if events:
+            self._wake()
         log.info(
             "case changed",
             extra={
@@ -440,17 +505,24 @@ class Cases:
             raise NotFound(f"Không tìm thấy hồ sơ {case_id}.")
         return case_from_doc(doc)
 
-    async def _require_personal_access(
-        self, caller: Principal, case: StoredCase, action: str
-    ) -> None:
+    async def _require_holder(self, caller: Principal, case: StoredCase, action: str) -> None:
+        """Only staff of a union holding the case (its own, or one it is referred up to) handle
+        it: they see its personal data."""
         access = case_access(caller, case.unit_id, await self.tree())
-        if access is not Access.personal:
-            await self._audit(caller, action, case.case_id, case.unit_id, outcome="refused")
-            log.warning(
-                "case access refused",
-                extra={"case_id": str(case.case_id), "actor": caller.subject, "action": action},
-            )
-            raise Forbidden(_refusal(caller, case.unit_id, access, listing=False))
+        if access is not Access.personal or not sees_personal_data(
+            caller, case.unit_id, case.state
+        ):
+            await self._refuse(caller, case, action, access)
+
+    async def _refuse(
+        self, caller: Principal, case: StoredCase, action: str, access: Access
+    ) -> NoReturn:
+        await self._audit(caller, action, case.case_id, case.unit_id, outcome="refused")
+        log.warning(
+            "case access refused",
+            extra={"case_id": str(case.case_id), "actor": caller.subject, "action": action},
+        )
+        raise Forbidden(_refusal(caller, case.unit_id, access, listing=False))
 
     async def _audit(
         self,
@@ -490,33 +562,6 @@ class Cases:
     def _deadlines(self, state: CaseState) -> tuple[Deadline, ...]:
         return tuple(compute_deadlines(state, self._config, self._holidays))
 
-    def _seal(self, fields: CaseFields, case_id: UUID) -> Sealed:
-        requester = fields.requester
-        return Sealed(
-            requester=(
-                self._cipher.encrypt_requester(requester.model_dump(), case_id=case_id)
-                if requester is not None and not requester.is_empty()
-                else None
-            ),
-            summary=(
-                self._cipher.encrypt(fields.summary, case_id=case_id, field=CaseTextField.summary)
-                if fields.summary
-                else None
-            ),
-        )
-
-    def _unseal(self, case: StoredCase) -> tuple[str, Requester | None]:
-        summary = ""
-        if case.sealed.summary is not None:
-            summary = self._cipher.decrypt(
-                case.sealed.summary, case_id=case.case_id, field=CaseTextField.summary
-            )
-        requester = None
-        if case.sealed.requester is not None:
-            opened = self._cipher.decrypt_requester(case.sealed.requester, case_id=case.case_id)
-            requester = Requester.model_validate(opened)
-        return summary, requester
-
     def _same_content(self, case: StoredCase, fields: CaseFields) -> bool:
         facts = (
             case.unit_id,
@@ -545,7 +590,7 @@ class Cases:
         requester = (
             fields.requester if fields.requester and not fields.requester.is_empty() else None
         )
-        return self._unseal(case) == (fields.summary, requester)
+        return self._sealer.summary_and_requester(case) == (fields.summary, requester)
 
     def _facts(self, case: StoredCase, now: datetime) -> CaseFacts:
         s = case.state
@@ -574,19 +619,26 @@ class Cases:
             status_at=case.state.status_at,
         )
 
-    def _view(self, case: StoredCase, *, personal: bool) -> CaseOut:
-        """The case; without `personal`, summary, requester, notes and reasons are left out."""
+    def _view(self, case: StoredCase, caller: Principal) -> CaseOut:
+        """The case as `caller` may see it: with its personal data (summary, requester, notes,
+        decline reason) for staff of a union holding it; otherwise without, and saying so."""
         s = case.state
-        summary, requester = self._unseal(case) if personal else (None, None)
-        timeline = [e if personal else e.model_copy(update={"note": None}) for e in s.timeline]
+        personal = sees_personal_data(caller, case.unit_id, s)
+        opened = self._sealer.open(case) if personal else None
+        timeline = [
+            e.model_copy(update={"note": opened.notes[i] if opened else None})
+            for i, e in enumerate(s.timeline)
+        ]
         return CaseOut(
             **dict(self._item(case, self.now())),
             personal_data=personal,
-            summary=summary,
-            requester=requester,
+            personal_data_notice=None if personal else withheld_notice(caller, case.unit_id, s),
+            summary=opened.summary if opened else None,
+            requester=opened.requester if opened else None,
             timeline=timeline,
-            decline_reason=s.decline_reason if personal else None,
+            decline_reason=opened.decline_reason if opened else None,
             referral=s.referral,
+            referred_up_to=list(s.referred_up),
             extensions_granted=s.extensions_granted,
             allowed_transitions=sorted(allowed_targets(s), key=_STATUS_ORDER.index),
         )
@@ -610,16 +662,21 @@ def _refusal(caller: Principal, unit_id: str | None, access: Access, *, listing:
         return "Tài khoản xem (viewer) chỉ được xem số liệu tổng hợp."
     if access is Access.facts and caller.role is Role.system:
         return (
-            "Hệ thống khác chỉ được gửi hồ sơ không có thông tin cá nhân và xem danh sách hồ sơ; "
-            "không được xem hay xử lý từng hồ sơ."
+            "Hệ thống khác chỉ được gửi hồ sơ không có thông tin cá nhân và xem hồ sơ không kèm "
+            "thông tin cá nhân; không được xử lý hồ sơ."
         )
     if access is Access.facts:
-        return "Quản trị viên chỉ xem danh sách hồ sơ, không xem hay xử lý từng hồ sơ."
+        return "Quản trị viên chỉ xem hồ sơ không kèm thông tin cá nhân, không xử lý hồ sơ."
     if unit_id is None:
         return "Tài khoản chưa gắn với đơn vị nào."
     if listing:
         return f"Bạn không có quyền xem danh sách hồ sơ của đơn vị {unit_id}."
-    return f"Chỉ cán bộ Hội của đơn vị {unit_id} và cấp trên được xem và xử lý hồ sơ này."
+    if access is Access.personal:  # staff of a union above that the case is not referred up to
+        return (
+            f"Hồ sơ thuộc đơn vị {unit_id} và chưa được chuyển lên đơn vị {caller.unit_id}; "
+            "chỉ cán bộ Hội của đơn vị đang giữ hồ sơ được xử lý hồ sơ."
+        )
+    return f"Chỉ cán bộ Hội của đơn vị {unit_id} và cấp trên được xem hồ sơ này."
 
 
 def _parse_cursor(cursor: str) -> tuple[str, str]:

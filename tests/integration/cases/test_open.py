@@ -108,7 +108,7 @@ async def test_staff_open_cases_only_within_their_unit_and_viewers_not_at_all(
     assert anonymous.status_code == 401
 
 
-async def test_a_system_opens_cases_without_personal_data_but_never_reads_them(
+async def test_a_system_opens_cases_without_personal_data_and_reads_them_without_it(
     client: httpx.AsyncClient, commune: Caller
 ) -> None:
     with_data = make_case()
@@ -119,8 +119,15 @@ async def test_a_system_opens_cases_without_personal_data_but_never_reads_them(
     assert r.status_code == 201, r.text
     assert r.json()["personal_data"] is False
     assert r.json()["timeline"][0]["actor"] == "system:hotline"
+    assert r.json()["personal_data_notice"].startswith("Thông tin cá nhân được ẩn")
     got = await client.get(f"/api/v1/cases/{body['case_id']}", headers=SYSTEM_HEADERS)
-    assert got.status_code == 403
+    assert got.status_code == 200 and got.json()["personal_data"] is False
+    moved = await client.post(
+        f"/api/v1/cases/{body['case_id']}/transitions",
+        json={"to": "accepted"},
+        headers=SYSTEM_HEADERS,
+    )
+    assert moved.status_code == 403
     listed = await client.get("/api/v1/cases", headers=SYSTEM_HEADERS)
     assert [c["case_id"] for c in listed.json()["items"]] == [body["case_id"]]
     staff = await client.get(f"/api/v1/cases/{body['case_id']}", headers=commune.headers)

@@ -1,36 +1,45 @@
-"""Field encryption for the requester's personal data and the case summary (SPEC §6: encrypted
-at rest).
+"""Field encryption of a case's personal data (SPEC §6: encrypted at rest): the requester, the
+summary, the notes of the timeline and the reason a case was declined.
 
-Each value is sealed with AES-256-GCM (authenticated: any change to the stored bytes is
-detected) under a fresh 96-bit random nonce. The associated data binds the ciphertext to its
-case and field, so a value copied to another field or another case does not decrypt.
+Each value is sealed by `lhpn_shared.crypto.Keyring` (AES-256-GCM) with the associated data
+`lhpn.cases.requester.v1|<kid>|<case_id>|<field>`, so a value copied to another field or another
+case does not open. A timeline note is bound to its entry (`timeline.<index>.note`): the
+timeline only grows, so an entry keeps its index.
 
-Keys come from one setting, `"k2:<base64 32 bytes>,k1:<base64 32 bytes>"`: the first key
-encrypts, every listed key decrypts. To rotate: put a new key first, keep the old ones until
-`rotate()` has re-encrypted every stored value, then drop them.
-
-Stored form (JSON and BSON friendly): `{"kid": "k2", "nonce": "<b64>", "ct": "<b64>"}`.
-Nothing here logs, and no error message carries a plaintext or a key.
+Keys come from `CASE_KEYS`, `"k2:<base64 32 bytes>,k1:<base64 32 bytes>"`: the first key
+encrypts, every listed key decrypts. To rotate: put a new key first, run
+`python -m cases reencrypt` (which calls `rotate()` on every stored value), then drop the old
+key. Nothing here logs, and no error message carries a plaintext or a key.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import os
-import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypedDict
 from uuid import UUID
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from lhpn_shared.crypto import (
+    DecryptionError,
+    EncryptedValue,
+    KeyConfigError,
+    Keyring,
+    StoredValue,
+)
 
-_KEY_BYTES = 32
-_NONCE_BYTES = 12
-_KID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
-_AD_PREFIX = "lhpn.cases.requester.v1"
+__all__ = [
+    "CaseTextField",
+    "DecryptionError",
+    "EncryptedValue",
+    "FieldCipher",
+    "KeyConfigError",
+    "RequesterField",
+    "SealedField",
+    "StoredValue",
+    "TimelineNote",
+]
+
+_PURPOSE = "lhpn.cases.requester.v1"
 
 
 class RequesterField(StrEnum):
@@ -45,91 +54,57 @@ class CaseTextField(StrEnum):
     """Free text of a case that names people as often as not: sealed like the requester's."""
 
     summary = "summary"
+    decline_reason = "decline_reason"
 
 
-SealedField = RequesterField | CaseTextField
+@dataclass(frozen=True)
+class TimelineNote:
+    """The note of the timeline entry at `index`."""
+
+    index: int
+
+    @property
+    def value(self) -> str:
+        return f"timeline.{self.index}.note"
 
 
-class EncryptedValue(TypedDict):
-    kid: str
-    nonce: str
-    ct: str
-
-
-StoredValue = EncryptedValue | Mapping[str, str]
-"""An encrypted value as read back (a TypedDict from here, a plain mapping from the database)."""
-
-
-class KeyConfigError(ValueError):
-    """The key setting is malformed; the message names the entry, never the key."""
-
-
-class DecryptionError(ValueError):
-    """A stored value could not be opened; the message names case, field and key id only."""
+SealedField = RequesterField | CaseTextField | TimelineNote
 
 
 class FieldCipher:
-    def __init__(self, keys: Mapping[str, bytes]) -> None:
+    def __init__(self, keys: Mapping[str, bytes] | Keyring) -> None:
         """`keys` in order of preference: the first one encrypts."""
-        if not keys:
-            raise KeyConfigError("no encryption key configured")
-        for position, (kid, key) in enumerate(keys.items(), 1):
-            _check_kid(position, kid)
-            if len(key) != _KEY_BYTES:
-                raise KeyConfigError(f"key {kid!r} must be {_KEY_BYTES} bytes (AES-256)")
-        self._aead = {kid: AESGCM(key) for kid, key in keys.items()}
-        self.current_kid = next(iter(keys))
+        self.keyring = keys if isinstance(keys, Keyring) else Keyring(keys)
 
     @classmethod
     def from_setting(cls, setting: str) -> FieldCipher:
         """Parse `"k2:<base64>,k1:<base64>"` (first = current)."""
-        keys: dict[str, bytes] = {}
-        for position, item in enumerate(filter(None, (p.strip() for p in setting.split(","))), 1):
-            kid, sep, encoded = item.partition(":")
-            kid = kid.strip()
-            if not sep or not kid:
-                raise KeyConfigError(f"key entry {position} must look like 'kid:base64key'")
-            _check_kid(position, kid)
-            if kid in keys:
-                raise KeyConfigError(f"key id {kid!r} is listed twice")
-            try:
-                keys[kid] = base64.b64decode(encoded.strip(), validate=True)
-            except (binascii.Error, ValueError):
-                raise KeyConfigError(f"key {kid!r} is not valid base64") from None
-        return cls(keys)
+        return cls(Keyring.from_setting(setting))
 
     @property
     def key_ids(self) -> tuple[str, ...]:
-        return tuple(self._aead)
+        return self.keyring.key_ids
+
+    @property
+    def current_kid(self) -> str:
+        return self.keyring.current_kid
 
     def __repr__(self) -> str:
         return f"FieldCipher(key_ids={self.key_ids!r})"
 
     def encrypt(self, plaintext: str, *, case_id: UUID | str, field: SealedField) -> EncryptedValue:
-        kid = self.current_kid
-        nonce = os.urandom(_NONCE_BYTES)
-        ct = self._aead[kid].encrypt(nonce, plaintext.encode(), _ad(kid, case_id, field))
-        return {"kid": kid, "nonce": _b64(nonce), "ct": _b64(ct)}
+        return self.keyring.seal(plaintext, purpose=_PURPOSE, context=_context(case_id, field))
 
     def decrypt(self, stored: StoredValue, *, case_id: UUID | str, field: SealedField) -> str:
-        where = f"field '{_sealed(field).value}' of case {case_id}"
-        try:
-            kid, nonce, ct = stored["kid"], stored["nonce"], stored["ct"]
-        except (KeyError, TypeError):
-            raise DecryptionError(f"{where}: not an encrypted value") from None
-        aead = self._aead.get(kid)
-        if aead is None:
-            raise DecryptionError(f"{where}: unknown key id {kid!r}")
-        try:
-            plain = aead.decrypt(_unb64(nonce), _unb64(ct), _ad(kid, case_id, field))
-        except (InvalidTag, binascii.Error, ValueError):
-            raise DecryptionError(
-                f"{where}: authentication failed (altered, or copied from another field or case)"
-            ) from None
-        return plain.decode()
+        return self.keyring.open(
+            stored,
+            purpose=_PURPOSE,
+            context=_context(case_id, field),
+            where=f"field '{_sealed(field).value}' of case {case_id}",
+        )
 
     def needs_rotation(self, stored: StoredValue) -> bool:
-        return stored.get("kid") != self.current_kid
+        return self.keyring.needs_rotation(stored)
 
     def rotate(
         self, stored: StoredValue, *, case_id: UUID | str, field: SealedField
@@ -168,14 +143,6 @@ class FieldCipher:
         return opened
 
 
-def _check_kid(position: int, kid: str) -> None:
-    # The id is not echoed: a key pasted in its place would end up in the logs.
-    if not _KID.match(kid):
-        raise KeyConfigError(
-            f"key entry {position}: the key id must be 1-32 letters, digits, '_', '.', '-'"
-        )
-
-
 def _field(name: str) -> RequesterField:
     try:
         return RequesterField(name)
@@ -183,21 +150,13 @@ def _field(name: str) -> RequesterField:
         raise ValueError(f"'{name}' is not a requester field") from None
 
 
-def _sealed(field: SealedField) -> SealedField:
-    """The field as its enum (a plain string naming a requester field is accepted too)."""
-    return field if isinstance(field, CaseTextField) else RequesterField(field)
+def _sealed(field: SealedField | str) -> SealedField:
+    """The field as its type (a plain string naming a requester field is accepted too)."""
+    return field if isinstance(field, CaseTextField | TimelineNote) else RequesterField(field)
 
 
-def _ad(kid: str, case_id: UUID | str, field: SealedField) -> bytes:
-    """Key id, case and field, so a value opens only where it was sealed. The case id is put in
-    its canonical form, so the same case given as UUID or as string gives the same bytes."""
+def _context(case_id: UUID | str, field: SealedField) -> str:
+    """Case and field, so a value opens only where it was sealed. The case id is put in its
+    canonical form, so the same case given as UUID or as string gives the same bytes."""
     case = case_id if isinstance(case_id, UUID) else UUID(case_id)
-    return f"{_AD_PREFIX}|{kid}|{case}|{_sealed(field).value}".encode()
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.b64decode(text, validate=True)
+    return f"{case}|{_sealed(field).value}"

@@ -1,9 +1,11 @@
-"""Who may see and change a case (SPEC §6, §9.3), as pure rules over the unit tree.
+"""Who may come near a case (SPEC §6, §9.3), as pure rules over the unit tree.
 
-- Staff of the case's unit or of one of its ancestors handle the case: they read its personal
-  data (requester, summary, notes) and change it.
-- Admins (operators) anywhere, and systems within their unit's subtree, see the facts only
-  (lists); a system may open a case without personal data, as it would on `lhpn.inbound`.
+- Staff of the case's unit or of one of its ancestors: `personal` — the case is in their
+  subtree. Whether they actually see its personal data (requester, summary, notes) and may
+  change it is narrowed by `domain.visibility`: staff of the case's own union, and of the unions
+  it is referred up to; the others above it see the facts.
+- Admins (operators) anywhere, and systems within their unit's subtree, see the facts only; a
+  system may open a case without personal data, as it would on `lhpn.inbound`.
 - Everyone else — staff of another branch, viewers — nothing.
 """
 
@@ -17,7 +19,8 @@ from lhpn_shared.contracts.units import UnitTree
 
 class Access(StrEnum):
     personal = "personal"
-    """Facts, personal data and changes."""
+    """Within the staff member's subtree: facts, and personal data and changes where
+    `domain.visibility` allows."""
     facts = "facts"
     """The non-personal facts only."""
     none = "none"

@@ -19,6 +19,10 @@ Choices beyond the SPEC's diagram, each in `ALLOWED`:
 - `declined → closed`, so that every case ends `closed`.
 - `closed → in_progress` is the reopening, allowed once per case (`reopened_at`).
 
+Referring a case *up* to the parent union (for its help, SPEC §6 "referred up") is not the
+`referred` status, which sends the case *out* to a competent body: it changes no status and is
+modelled in `domain.visibility` (`refer_up`, `return_down`), as timeline entries of their own.
+
 Time is always given by the caller. A change dated before the last timeline entry is refused, so
 the timeline stays in order.
 """
@@ -143,10 +147,15 @@ class TimelineAction(StrEnum):
     transition = "transition"
     reopened = "reopened"
     extended = "extended"
+    referred_up = "referred_up"
+    """Sent up to the parent union for its help (`domain.visibility`); the status stays."""
+    returned_down = "returned_down"
+    """Handed back by the union it was referred up to; the status stays."""
 
 
 class TimelineEntry(BaseModel):
-    """One line of the append-only timeline. An extension keeps the status (from == to)."""
+    """One line of the append-only timeline. An extension or a referral up keeps the status
+    (from == to); a referral up or back names the union that holds the case after it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -156,6 +165,7 @@ class TimelineEntry(BaseModel):
     from_status: CaseStatus | None
     to_status: CaseStatus
     note: str | None = None
+    to_unit_id: str | None = None
 
 
 class Referral(BaseModel):
@@ -191,6 +201,9 @@ class CaseState(BaseModel):
     decline_reason: str | None = None
     referral: Referral | None = None
     extensions_granted: int = Field(default=0, ge=0)
+    referred_up: tuple[str, ...] = ()
+    """The unions above the case's own that it is referred up to, nearest first
+    (`domain.visibility`): while listed, their staff see its personal data."""
 
     @property
     def last_at(self) -> datetime:
@@ -315,6 +328,23 @@ def grant_extension(
     return _record(state, entry, {"extensions_granted": state.extensions_granted + 1})
 
 
+def append_entry(
+    state: CaseState,
+    action: TimelineAction,
+    *,
+    actor: str,
+    at: datetime,
+    note: str | None,
+    changes: dict[str, Any],
+    to_unit_id: str | None = None,
+) -> CaseState:
+    """A change that keeps the status (see `domain.visibility`): one more timeline entry, dated
+    no earlier than the last one, and `revision`+1."""
+    at = _after_last(state, at)
+    entry = _entry(action, actor, at, state.status, state.status, note, to_unit_id)
+    return _record(state, entry, changes)
+
+
 def _record(state: CaseState, entry: TimelineEntry, changes: dict[str, Any]) -> CaseState:
     return state.model_copy(
         update={
@@ -332,6 +362,7 @@ def _entry(
     from_status: CaseStatus | None,
     to_status: CaseStatus,
     note: str | None,
+    to_unit_id: str | None = None,
 ) -> TimelineEntry:
     if not actor.strip():
         raise InvalidDetails("actor", "Thiếu người thực hiện.")
@@ -342,6 +373,7 @@ def _entry(
         from_status=from_status,
         to_status=to_status,
         note=_clean(note),
+        to_unit_id=to_unit_id,
     )
 
 
