@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -56,8 +57,8 @@ def app(settings: CasesSettings, clock: FixedClock) -> FastAPI:
     return create_app(settings, clock)
 
 
-@pytest.fixture
-async def client(
+@contextlib.asynccontextmanager
+async def serve(
     app: FastAPI, settings: CasesSettings, clock: FixedClock
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The running service, its unit tree fed by `unit.upserted` events on lhpn.events."""
@@ -80,6 +81,14 @@ async def client(
             return all(u.unit_id in tree for u in UNITS)
 
         await eventually(tree_loaded, timeout=15)
+        yield c
+
+
+@pytest.fixture
+async def client(
+    app: FastAPI, settings: CasesSettings, clock: FixedClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(app, settings, clock) as c:
         yield c
 
 
