@@ -167,22 +167,38 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+DeadLetterFilter = Callable[[bytes, str | None], tuple[bytes, dict[str, str]]]
+"""What a queue does to a refused body before it is dead-lettered: given the body and the
+message id, the body to keep and the headers that say what was done (e.g. the cases inbound
+queue seals personal data, so that the DLQ does not keep it readable)."""
+
+
 async def dead_letter(
-    broker: RabbitBroker, msg: RabbitMessage, queue_name: str, reason: str
+    broker: RabbitBroker,
+    msg: RabbitMessage,
+    queue_name: str,
+    reason: str,
+    dead_letter_filter: DeadLetterFilter | None = None,
 ) -> None:
     raw = msg.raw_message
     headers: dict[str, Any] = dict(raw.headers or {})
     headers[REJECTION_HEADER] = reason[:1000]
     headers["x-original-exchange"] = raw.exchange or ""
     headers["x-original-routing-key"] = raw.routing_key or ""
+    body, content_type = raw.body, raw.content_type
+    if dead_letter_filter is not None:
+        body, added = dead_letter_filter(raw.body, raw.message_id)
+        headers.update(added)
+        if body != raw.body:
+            content_type = "application/json"
     await broker.publish(
-        raw.body,
+        body,
         exchange=DEAD_LETTERS,
         routing_key=queue_name,
         headers=headers,
         persist=True,
         message_id=raw.message_id,
-        content_type=raw.content_type,
+        content_type=content_type,
         timeout=10,
     )
 
@@ -197,6 +213,7 @@ async def process_delivery(
     handle: EnvelopeHandler,
     *,
     retry_delay: float = 1.0,
+    dead_letter_filter: DeadLetterFilter | None = None,
 ) -> None:
     """Parse the envelope, run `handle`, then ack; never ack a failure.
 
@@ -221,7 +238,9 @@ async def process_delivery(
             "message dead-lettered",
             extra={"queue": queue_name, "message_id": msg.message_id, "reason": str(exc)},
         )
-        await _dead_letter_or_requeue(broker, msg, queue_name, str(exc), retry_delay)
+        await _dead_letter_or_requeue(
+            broker, msg, queue_name, str(exc), retry_delay, dead_letter_filter
+        )
         return
     except TRANSIENT_ERRORS as exc:
         log.warning(
@@ -237,17 +256,27 @@ async def process_delivery(
             extra={"queue": queue_name, "message_id": msg.message_id},
         )
         await _dead_letter_or_requeue(
-            broker, msg, queue_name, f"handler error: {type(exc).__name__}", retry_delay
+            broker,
+            msg,
+            queue_name,
+            f"handler error: {type(exc).__name__}",
+            retry_delay,
+            dead_letter_filter,
         )
         return
     await msg.ack()
 
 
 async def _dead_letter_or_requeue(
-    broker: RabbitBroker, msg: RabbitMessage, queue_name: str, reason: str, retry_delay: float
+    broker: RabbitBroker,
+    msg: RabbitMessage,
+    queue_name: str,
+    reason: str,
+    retry_delay: float,
+    dead_letter_filter: DeadLetterFilter | None,
 ) -> None:
     try:
-        await dead_letter(broker, msg, queue_name, reason)
+        await dead_letter(broker, msg, queue_name, reason, dead_letter_filter)
     except Exception:
         log.exception("could not dead-letter, message requeued", extra={"queue": queue_name})
         await asyncio.sleep(retry_delay)

@@ -3,7 +3,8 @@
 `create_app(settings, clock)` returns a FastAPI app whose lifespan opens Mongo, starts the
 broker (retrying while RabbitMQ is down), the outbox relay and two subscribers:
 - `cases.events` ← `lhpn.events` `unit.upserted.v1`: this service's copy of the unit tree;
-- `cases.inbound` ← `lhpn.inbound` `case.opened.v1`: cases other systems open (no personal data).
+- `cases.inbound` ← `lhpn.inbound` `case.opened.v1`: cases other systems open (no personal data);
+  a refused message is dead-lettered with its personal data sealed (`adapters.dead_letters`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pymongo import AsyncMongoClient
 from lhpn_shared.auth import Authenticator
 from lhpn_shared.broker import (
     TOPOLOGY,
+    DeadLetterFilter,
     EventPublisher,
     make_broker,
     process_delivery,
@@ -33,6 +35,7 @@ from lhpn_shared.http import Metrics, answer_with_status, install_error_handlers
 from lhpn_shared.mongo import Doc, database, make_client
 from lhpn_shared.runtime import Background, make_relay, readiness_checks, retry_while_database_down
 
+from .adapters.dead_letters import DeadLetterSealer
 from .api import build_router
 from .data import load_vn_holidays
 from .domain.workflow import CaseConflict, InvalidTransition
@@ -54,7 +57,9 @@ def build_broker(
     """The broker with the service's subscribers (its publishers are added by `EventPublisher`)."""
     broker = make_broker(settings)
 
-    def subscribe(queue_name: str, handler: Handler) -> None:
+    def subscribe(
+        queue_name: str, handler: Handler, dead_letter_filter: DeadLetterFilter | None = None
+    ) -> None:
         binding = TOPOLOGY[queue_name]
 
         async def on_message(msg: RabbitMessage) -> None:
@@ -63,7 +68,9 @@ def build_broker(
                 if metrics is not None:
                     metrics.events.labels("cases", envelope.type, outcome).inc()
 
-            await process_delivery(broker, msg, queue_name, handle)
+            await process_delivery(
+                broker, msg, queue_name, handle, dead_letter_filter=dead_letter_filter
+            )
 
         broker.subscriber(
             binding.rabbit_queue(),
@@ -76,7 +83,8 @@ def build_broker(
         )(on_message)
 
     subscribe(EVENTS_QUEUE, Cases.handle_event)
-    subscribe(INBOUND_QUEUE, Cases.handle_inbound)
+    # other systems' messages may carry personal data by mistake: sealed before the DLQ
+    subscribe(INBOUND_QUEUE, Cases.handle_inbound, DeadLetterSealer(settings.cipher().keyring))
     return broker
 
 

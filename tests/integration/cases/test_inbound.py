@@ -4,13 +4,20 @@ opens the case once and republishes it on `lhpn.events`; a refused message is de
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
 import pytest
 
+from cases.adapters.dead_letters import (
+    PERSONAL_DATA_HEADER,
+    SEALED_FIELDS_HEADER,
+    open_dead_letter,
+)
 from cases.settings import CasesSettings
 from lhpn_shared.broker import REJECTION_HEADER
+from lhpn_shared.crypto import DecryptionError, Keyring
 from tests.integration.cases.builders import (
     Caller,
     as_json,
@@ -20,6 +27,10 @@ from tests.integration.cases.builders import (
 from tests.support.amqp import EventListener, drain_queue, publish_raw
 
 KEY = "case.opened.v1"
+
+
+def keyring(settings: CasesSettings) -> Keyring:
+    return settings.cipher().keyring
 
 
 async def publish(settings: CasesSettings, envelope: dict[str, Any]) -> None:
@@ -52,14 +63,18 @@ async def test_the_same_case_opened_twice_by_another_system_makes_one_case_and_o
 
 
 @pytest.mark.parametrize(
-    ("data", "reason"),
+    ("data", "reason", "sealed"),
     [
-        (make_case_facts(requester={"name": "Nguyễn Thị A"}), "requester: Extra inputs"),
-        (make_case_facts(unit_id="00000"), "unknown unit_id '00000'"),
-        (make_case_facts(kind="lawsuit"), "kind"),
-        (make_case_facts(status="accepted"), "status 'received'"),
-        (make_case_facts(received_on="2099-01-01"), "received_on"),
-        (make_case_facts(flags=["Nguyen Van B"]), "flags"),
+        (
+            make_case_facts(requester={"name": "Nguyễn Thị A"}),
+            "requester: Extra inputs",
+            ["data.requester"],
+        ),
+        (make_case_facts(unit_id="00000"), "unknown unit_id '00000'", []),
+        (make_case_facts(kind="lawsuit"), "kind", ["data.kind"]),
+        (make_case_facts(status="accepted"), "status 'received'", []),
+        (make_case_facts(received_on="2099-01-01"), "received_on", []),
+        (make_case_facts(flags=["Nguyen Van B"]), "flags", ["data.flags"]),
     ],
     ids=["personal-data", "unknown-unit", "unknown-kind", "not-new", "future", "free-text-flag"],
 )
@@ -69,24 +84,78 @@ async def test_a_refused_case_opened_lands_in_the_dead_letter_queue_with_its_rea
     commune: Caller,
     data: dict[str, Any],
     reason: str,
+    sealed: list[str],
 ) -> None:
     envelope = make_envelope(data)
     await publish(settings, envelope)
     dead = await drain_queue(settings.rabbit_url, "cases.inbound.dlq", timeout=15)
     assert [m.message_id for m in dead] == [envelope["event_id"]]
-    assert reason in str(dead[0].headers[REJECTION_HEADER])
-    assert dead[0].body == as_json(envelope)  # kept whole, for the operator to look at
+    headers = dead[0].headers
+    assert reason in str(headers[REJECTION_HEADER])
+    if sealed:
+        # what could name a person is sealed; the facts stay readable for the operator
+        assert headers[PERSONAL_DATA_HEADER] == "sealed"
+        assert str(headers[SEALED_FIELDS_HEADER]).split(",") == sealed
+        kept = json.loads(dead[0].body)
+        assert kept["data"]["case_id"] == data["case_id"] and kept["event_id"]
+        for path in sealed:
+            assert set(kept["data"][path.split(".")[1]]) == {"sealed"}
+    else:
+        assert dead[0].body == as_json(envelope)  # nothing personal: kept whole
+        assert PERSONAL_DATA_HEADER not in headers
+    # whoever holds the case key gets the message back exactly as it was published
+    opened = open_dead_letter(keyring(settings), dead[0].body, headers, dead[0].message_id)
+    assert json.loads(opened) == envelope
     listed = await client.get("/api/v1/cases", headers=commune.headers)
     assert listed.json()["items"] == []
 
 
-async def test_a_message_that_is_not_an_envelope_is_dead_lettered(
+async def test_a_refused_message_carrying_personal_data_keeps_none_of_it_readable_in_the_dlq(
     client: httpx.AsyncClient, settings: CasesSettings
 ) -> None:
-    await publish_raw(settings.rabbit_url, "lhpn.inbound", KEY, b'{"event_id": "not json', "x-1")
+    name, phone = "Trần Thị Mật Danh", "0914 271 828"
+    data = make_case_facts(
+        requester={"name": name, "phone": phone},
+        summary=f"Chị {name} bị bạo lực gia đình",
+        caller_note=f"gọi lại số {phone}",
+    )
+    envelope = make_envelope(data, reporter=name)
+    await publish(settings, envelope)
+
+    dead = await drain_queue(settings.rabbit_url, "cases.inbound.dlq", timeout=15)
+
+    assert [m.message_id for m in dead] == [envelope["event_id"]]
+    readable = dead[0].body.decode() + repr(dead[0].headers)
+    for secret in (name, phone, "Mật Danh", json.dumps(name)[1:-1]):
+        assert secret not in readable
+    assert dead[0].headers[PERSONAL_DATA_HEADER] == "sealed"
+    assert set(str(dead[0].headers[SEALED_FIELDS_HEADER]).split(",")) == {
+        "reporter",
+        "data.requester",
+        "data.summary",
+        "data.caller_note",
+    }
+    assert json.loads(dead[0].body)["data"]["unit_id"] == data["unit_id"]
+    opened = open_dead_letter(
+        keyring(settings), dead[0].body, dead[0].headers, envelope["event_id"]
+    )
+    assert json.loads(opened) == envelope
+    with pytest.raises(DecryptionError):  # bound to its message: another id does not open it
+        open_dead_letter(keyring(settings), dead[0].body, dead[0].headers, "another-message")
+
+
+async def test_a_message_that_is_not_an_envelope_is_dead_lettered_sealed_whole(
+    client: httpx.AsyncClient, settings: CasesSettings
+) -> None:
+    body = b'{"event_id": "not json, requester: Nguy\xe1\xbb\x85n Th\xe1\xbb\x8b B'
+    await publish_raw(settings.rabbit_url, "lhpn.inbound", KEY, body, "x-1")
     dead = await drain_queue(settings.rabbit_url, "cases.inbound.dlq", timeout=15)
     assert [m.message_id for m in dead] == ["x-1"]
     assert "invalid envelope" in str(dead[0].headers[REJECTION_HEADER])
+    assert dead[0].headers[PERSONAL_DATA_HEADER] == "sealed-body"
+    assert b"requester" not in dead[0].body and "Nguyễn".encode() not in dead[0].body
+    assert set(json.loads(dead[0].body)) == {"sealed_body"}
+    assert open_dead_letter(keyring(settings), dead[0].body, dead[0].headers, "x-1") == body
 
 
 async def test_the_asyncapi_document_names_the_queues_and_the_published_events(
