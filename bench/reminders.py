@@ -42,6 +42,7 @@ from lhpn_shared.clock import LOCAL_TZ, FixedClock
 from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.units import Unit, UnitLevel, UnitTree
 from lhpn_shared.mongo import database, make_client
+from reminders.delivery.addresses import AddressGuard
 from reminders.delivery.email import build_email
 from reminders.delivery.render import build_environment
 from reminders.dispatch import DeliveryOptions, Dispatcher
@@ -184,7 +185,13 @@ async def run(
     client = make_client(settings)
     store = RemindersStore(database(client, settings.database))
     reminders = Reminders(
-        store, clock, settings.reminder_policy, settings.case_reminder_policy, lambda: None
+        store,
+        clock,
+        settings.reminder_policy,
+        settings.case_reminder_policy,
+        lambda: None,
+        secrets=settings.webhook_keyring(),
+        guard=AddressGuard(settings.allowed_networks()),
     )
     http = httpx.AsyncClient()
     options = DeliveryOptions(

@@ -30,6 +30,7 @@ from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, Doc, database, make_client
 from lhpn_shared.runtime import Background, make_relay, readiness_checks, retry_while_database_down
 
 from .api import build_router
+from .delivery.addresses import AddressGuard, Resolver, system_resolver
 from .delivery.render import build_environment
 from .dispatch import DeliveryOptions, Dispatcher
 from .repository import RemindersStore
@@ -97,8 +98,13 @@ async def _every(
             await asyncio.sleep(seconds)
 
 
-def create_app(settings: RemindersSettings, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: RemindersSettings, clock: Clock | None = None, resolver: Resolver | None = None
+) -> FastAPI:
+    """`resolver`: how webhook host names are resolved (tests give their own answers)."""
     clock = clock or SystemClock()
+    guard = AddressGuard(settings.allowed_networks(), resolver or system_resolver)
+    secrets = settings.webhook_keyring()
     ref: dict[str, Reminders] = {}
     broker, publisher = build_broker(settings, ref)
     spec = AsyncAPI(broker, title="LHPN reminders", version="1.0.0")
@@ -109,9 +115,18 @@ def create_app(settings: RemindersSettings, clock: Clock | None = None) -> FastA
         store = RemindersStore(database(client, settings.database))
         relay = make_relay(store.outbox_collections, publisher, settings)
         reminders = Reminders(
-            store, clock, settings.reminder_policy, settings.case_reminder_policy, relay.wake
+            store,
+            clock,
+            settings.reminder_policy,
+            settings.case_reminder_policy,
+            relay.wake,
+            secrets=secrets,
+            guard=guard,
         )
-        http = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds)
+        # no proxy from the environment and no redirects: a webhook goes to the address checked
+        http = httpx.AsyncClient(
+            timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False
+        )
         lease = timedelta(seconds=settings.delivery_lease_seconds)
         options = DeliveryOptions(
             smtp=settings.smtp_config(),

@@ -219,7 +219,12 @@ class Dispatcher:
                     raise DeliveryError("webhook không còn được cấu hình", retryable=False)
                 payload = {**reminder_payload(message, subject, body), "notification_id": nid}
                 await post_webhook(
-                    self.http, entry["url"], payload, secret=contact.webhook_secret, sent_at=now
+                    self.http,
+                    entry["url"],
+                    payload,
+                    secret=contact.webhook_secret,
+                    sent_at=now,
+                    guard=self.reminders.guard,
                 )
             else:
                 raise DeliveryError(f"unknown channel {channel}", retryable=False)

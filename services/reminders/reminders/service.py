@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
@@ -29,10 +28,14 @@ from lhpn_shared.contracts.events import Envelope, ObligationFacts, make_event, 
 from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.reports import Report
 from lhpn_shared.contracts.units import Unit, UnitTree
+from lhpn_shared.crypto import Keyring
+from lhpn_shared.http import FieldProblem
 from lhpn_shared.idempotency import upsert_if_newer
 from lhpn_shared.mongo import Doc
 from lhpn_shared.outbox import outbox_fields, with_outbox
 
+from .contacts import Contacts, contacts_doc, contacts_from_doc
+from .delivery.addresses import AddressGuard, RefusedAddress
 from .domain.case_deadlines import CaseReminderPolicy
 from .domain.obligations import (
     Obligation,
@@ -78,30 +81,6 @@ class NotReady(Exception):
     """The unit tree is not loaded yet (database unreachable since start)."""
 
 
-class Contacts(BaseModel):
-    """Where a unit's notifications go (SPEC §2, §7)."""
-
-    emails: list[str] = Field(default_factory=list, max_length=20)
-    webhook_url: str | None = Field(default=None, max_length=2000)
-    webhook_secret: str | None = Field(default=None, min_length=16, max_length=200)
-
-    @field_validator("emails")
-    @classmethod
-    def _addresses(cls, emails: list[str]) -> list[str]:
-        for address in emails:
-            local, at, domain = address.partition("@")
-            if not at or not local or "." not in domain or any(c.isspace() for c in address):
-                raise ValueError(f"'{address}' không phải địa chỉ e-mail hợp lệ")
-        return list(dict.fromkeys(emails))
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _url(cls, url: str | None) -> str | None:
-        if url is not None and not url.startswith(("http://", "https://")):
-            raise ValueError("địa chỉ webhook phải bắt đầu bằng http:// hoặc https://")
-        return url
-
-
 class Reminders:
     def __init__(
         self,
@@ -110,8 +89,13 @@ class Reminders:
         policy: ReminderPolicy,
         case_policy: CaseReminderPolicy,
         wake_relay: Callable[[], None],
+        *,
+        secrets: Keyring,
+        guard: AddressGuard,
     ) -> None:
         self.store = store
+        self.secrets = secrets
+        self.guard = guard
         self.clock = clock
         self.policy = policy
         self.case_policy = case_policy
@@ -364,9 +348,17 @@ class Reminders:
     # ---- contacts -----------------------------------------------------------------------------
 
     async def set_contacts(self, unit_id: str, contacts: Contacts, actor: str) -> Contacts:
+        """Store a unit's contacts: a webhook URL only if it reaches a public address (422
+        naming `webhook_url` otherwise), its secret sealed."""
+        if contacts.webhook_url is not None:
+            try:
+                await self.guard.pin(contacts.webhook_url)
+            except RefusedAddress as exc:
+                raise FieldProblem([(("webhook_url",), exc.message)]) from None
+        fields = contacts_doc(unit_id, contacts, self.secrets)
         await self.store.contacts.update_one(
             {"_id": unit_id},
-            {"$set": {**contacts.model_dump(), "updated_at": self.now(), "updated_by": actor}},
+            {"$set": {**fields, "updated_at": self.now(), "updated_by": actor}},
             upsert=True,
         )
         return contacts
@@ -377,9 +369,7 @@ class Reminders:
             return {}
         query: Doc = {"_id": {"$in": ids}} if len(ids) <= BY_ID_LIMIT else {}
         return {
-            d["_id"]: Contacts.model_validate(
-                {k: d.get(k) for k in ("emails", "webhook_url", "webhook_secret")}
-            )
+            d["_id"]: contacts_from_doc(d, self.secrets)
             async for d in self.store.contacts.find(query, batch_size=BATCH)
         }
 

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
-from lhpn_shared.settings import ServiceSettings
+from lhpn_shared.crypto import KeyConfigError, Keyring, refuse_development_key
+from lhpn_shared.settings import Environment, ServiceSettings
 
+from .delivery.addresses import LOOPBACK, IPNetwork, parse_networks
 from .delivery.email import SmtpConfig
 from .delivery.retry import RetryPolicy
 from .domain.case_deadlines import CaseReminderPolicy
 from .domain.policy import ReminderPolicy
 
+DEV_WEBHOOK_SECRET_KEYS = "dev:bGhwbi1yZW1pbmRlcnMtd2ViaG9vay1kZXYta2V5ISE="  # noqa: S105
+"""A well-known key for development and tests; `ENV=production` refuses to start with it."""
+
 
 class RemindersSettings(ServiceSettings):
+    # a refused key setting must not be echoed (pydantic shows the input in its errors)
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
+
     service_name: str = "reminders"
     reminders_port: int = 8003
 
@@ -32,6 +41,16 @@ class RemindersSettings(ServiceSettings):
     smtp_use_tls: bool = Field(default=False, description="implicit TLS (usually port 465)")
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_secret_keys: SecretStr = Field(
+        default=SecretStr(DEV_WEBHOOK_SECRET_KEYS),
+        description="keys that seal the units' webhook secrets, as CASE_KEYS: "
+        "'kid:base64(32 bytes),...'; the first seals, every one opens",
+    )
+    webhook_allowed_networks: str | None = Field(
+        default=None,
+        description="networks webhooks may reach although not public, e.g. '127.0.0.0/8,::1' "
+        "(tests, development); unset: loopback in development, none in production",
+    )
 
     portal_url: str = "http://127.0.0.1:8000"
 
@@ -51,6 +70,35 @@ class RemindersSettings(ServiceSettings):
 
     reminder_policy: ReminderPolicy = Field(default_factory=ReminderPolicy)
     case_reminder_policy: CaseReminderPolicy = Field(default_factory=CaseReminderPolicy)
+
+    @model_validator(mode="after")
+    def _webhook_settings_are_usable(self) -> RemindersSettings:
+        try:
+            self.webhook_keyring()
+        except KeyConfigError as exc:  # the message names the entry, never the key
+            raise ValueError(f"WEBHOOK_SECRET_KEYS: {exc}") from None
+        try:
+            self.allowed_networks()
+        except ValueError:
+            raise ValueError(
+                "WEBHOOK_ALLOWED_NETWORKS: list networks as '10.0.0.0/8,::1', comma-separated"
+            ) from None
+        if self.env is Environment.production:
+            refuse_development_key(
+                "WEBHOOK_SECRET_KEYS",
+                self.webhook_secret_keys.get_secret_value(),
+                DEV_WEBHOOK_SECRET_KEYS,
+            )
+        return self
+
+    def webhook_keyring(self) -> Keyring:
+        return Keyring.from_setting(self.webhook_secret_keys.get_secret_value())
+
+    def allowed_networks(self) -> tuple[IPNetwork, ...]:
+        """Where webhooks may go besides public addresses."""
+        if self.webhook_allowed_networks is None:
+            return LOOPBACK if self.env is Environment.development else ()
+        return parse_networks(self.webhook_allowed_networks)
 
     def smtp_config(self) -> SmtpConfig:
         return SmtpConfig(

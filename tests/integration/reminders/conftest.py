@@ -30,6 +30,7 @@ from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.reports import Report
 from lhpn_shared.contracts.units import Unit, UnitLevel
 from reminders.app import QUEUE, create_app
+from reminders.delivery.addresses import Resolver
 from reminders.settings import RemindersSettings
 from tests.support.amqp import publish_raw, purge_queues
 from tests.support.http import eventually, running
@@ -296,10 +297,13 @@ class Service:
 
 
 @contextlib.asynccontextmanager
-async def started(settings: RemindersSettings, clock: FixedClock) -> AsyncIterator[Service]:
-    """The app with its real lifespan, once ready (consuming `reminders.events`)."""
+async def started(
+    settings: RemindersSettings, clock: FixedClock, resolver: Resolver | None = None
+) -> AsyncIterator[Service]:
+    """The app with its real lifespan, once ready (consuming `reminders.events`); `resolver`
+    answers for webhook host names."""
     await purge_queues(settings.rabbit_url, QUEUE, f"{QUEUE}.dlq")
-    app = create_app(settings, clock)
+    app = create_app(settings, clock, resolver)
     async with running(app) as client:
 
         async def ready() -> bool:

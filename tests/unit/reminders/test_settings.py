@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import base64
 import json
+import os
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from reminders.settings import RemindersSettings
+from reminders.delivery.addresses import LOOPBACK
+from reminders.settings import DEV_WEBHOOK_SECRET_KEYS, RemindersSettings
 
 
 def test_the_reminder_policy_of_one_report_type_comes_from_json_in_the_environment(monkeypatch):
@@ -66,3 +70,42 @@ def test_retries_back_off_as_configured_then_give_up():
     assert policy.next_attempt_at(1, now) == now + timedelta(seconds=30)
     assert policy.next_attempt_at(2, now) == now + timedelta(seconds=60)
     assert policy.next_attempt_at(3, now) is None
+
+
+PRODUCTION: dict[str, Any] = {
+    "env": "production",
+    "jwt_secret": "a-production-secret-of-at-least-32-chars",
+    "admin_password": "a-production-admin-password",
+    "rabbit_url": "amqp://reminders:pw@rabbit:5672/",
+    "mongo_url": "mongodb://reminders:pw@mongo:27017/",
+}
+
+
+def make_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def test_production_refuses_the_development_webhook_secret_key_even_kept_for_opening():
+    for keys in (DEV_WEBHOOK_SECRET_KEYS, f"k2:{make_key()},{DEV_WEBHOOK_SECRET_KEYS}"):
+        with pytest.raises(ValidationError, match="WEBHOOK_SECRET_KEYS holds the development key"):
+            RemindersSettings(**PRODUCTION, webhook_secret_keys=keys)
+    key = make_key()
+    settings = RemindersSettings(**PRODUCTION, webhook_secret_keys=f"k1:{key}")
+    assert settings.webhook_keyring().key_ids == ("k1",)
+
+
+def test_a_malformed_webhook_key_setting_is_refused_without_showing_it():
+    with pytest.raises(ValidationError, match="WEBHOOK_SECRET_KEYS: key 'k1' must be 32") as bad:
+        RemindersSettings(webhook_secret_keys="k1:c2hvcnQ=")
+    assert "c2hvcnQ=" not in str(bad.value)
+
+
+def test_webhooks_reach_loopback_in_development_and_only_public_addresses_in_production():
+    assert RemindersSettings().allowed_networks() == LOOPBACK
+    production = RemindersSettings(**PRODUCTION, webhook_secret_keys=f"k1:{make_key()}")
+    assert production.allowed_networks() == ()
+    listed = RemindersSettings(webhook_allowed_networks="10.1.0.0/16, ::1")
+    assert [str(n) for n in listed.allowed_networks()] == ["10.1.0.0/16", "::1/128"]
+    assert RemindersSettings(webhook_allowed_networks="").allowed_networks() == ()
+    with pytest.raises(ValidationError, match="WEBHOOK_ALLOWED_NETWORKS"):
+        RemindersSettings(webhook_allowed_networks="intranet")

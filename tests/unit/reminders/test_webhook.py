@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from reminders.delivery.addresses import AddressGuard
 from reminders.delivery.errors import DeliveryError
 from reminders.delivery.webhook import (
     SIGNATURE_HEADER,
@@ -21,6 +22,21 @@ from reminders.delivery.webhook import (
 from reminders.domain.messages import ReportReminder
 
 NOW = datetime(2021, 11, 2, 1, 0, tzinfo=UTC)
+PUBLIC = {"hooks.example.vn": ["93.184.216.34"], "h.example": ["93.184.216.35"]}
+
+
+def guard_resolving(answers: dict[str, list[str]]) -> AddressGuard:
+    """A guard whose DNS answers are `answers` (no network in unit tests)."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        if host not in answers:
+            raise OSError("no such host")
+        return answers[host]
+
+    return AddressGuard((), resolve)
+
+
+GUARD = guard_resolving(PUBLIC)
 BODY = '{"subject":"Quá hạn 3 ngày: Báo cáo hoạt động chuyên đề năm 2021"}'.encode()
 
 
@@ -100,11 +116,20 @@ async def test_a_webhook_posts_utf8_json_with_a_signature_the_receiver_can_verif
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as client:
         status = await post_webhook(
-            client, "https://hooks.example.vn/lhpn", payload, secret=secret, sent_at=NOW
+            client,
+            "https://hooks.example.vn/lhpn",
+            payload,
+            secret=secret,
+            sent_at=NOW,
+            guard=GUARD,
         )
 
     assert status == 202
     (request,) = seen
+    # sent to the address checked, named for the receiver and for TLS as the URL names it
+    assert str(request.url) == "https://93.184.216.34/lhpn"
+    assert request.headers["host"] == "hooks.example.vn"
+    assert request.extensions["sni_hostname"] == "hooks.example.vn"
     assert request.headers["content-type"] == "application/json; charset=utf-8"
     assert request.headers[TIMESTAMP_HEADER] == str(int(NOW.timestamp()))
     assert verify(
@@ -126,10 +151,12 @@ async def test_a_refused_webhook_raises_a_delivery_error_saying_whether_to_retry
 
     async with httpx.AsyncClient(transport=transport) as client:
         with pytest.raises(DeliveryError) as caught:
-            await post_webhook(client, "https://h.example/x", {}, secret="s", sent_at=NOW)
+            await post_webhook(
+                client, "https://h.example/x", {}, secret="s", sent_at=NOW, guard=GUARD
+            )
 
     assert caught.value.retryable is retryable
-    assert f"HTTP {status}" in caught.value.reason
+    assert caught.value.reason == f"webhook: máy nhận trả lời HTTP {status}"
 
 
 async def test_an_unreachable_webhook_is_a_retryable_delivery_error():
@@ -138,6 +165,74 @@ async def test_an_unreachable_webhook_is_a_retryable_delivery_error():
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
         with pytest.raises(DeliveryError) as caught:
-            await post_webhook(client, "https://h.example/x", {}, secret="s", sent_at=NOW)
+            await post_webhook(
+                client, "https://h.example/x", {}, secret="s", sent_at=NOW, guard=GUARD
+            )
 
     assert caught.value.retryable
+
+
+INTERNAL = "Traceback at /srv/app/hook.py: mongodb://admin:pw@10.0.0.5:27017 refused"
+
+
+async def test_a_stored_error_never_echoes_the_receiver_s_answer_or_internal_details():
+    answer = httpx.MockTransport(lambda request: httpx.Response(500, text=INTERNAL))
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(INTERNAL, request=request)
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout(INTERNAL, request=request)
+
+    reasons = []
+    for transport in (answer, httpx.MockTransport(refuse), httpx.MockTransport(slow)):
+        async with httpx.AsyncClient(transport=transport) as client:
+            with pytest.raises(DeliveryError) as caught:
+                await post_webhook(
+                    client, "https://h.example/x", {}, secret="s", sent_at=NOW, guard=GUARD
+                )
+        reasons.append(caught.value.reason)
+
+    assert reasons == [
+        "webhook: máy nhận trả lời HTTP 500",
+        "webhook: không kết nối được tới máy nhận",
+        "webhook: máy nhận không trả lời kịp (hết thời gian chờ)",
+    ]
+    assert all("10.0.0.5" not in r and "Traceback" not in r for r in reasons)
+
+
+async def test_a_redirect_is_not_followed_and_is_not_worth_retrying():
+    seen: list[httpx.Request] = []
+
+    def redirect(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(302, headers={"Location": "http://169.254.169.254/latest/"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(redirect)) as client:
+        with pytest.raises(DeliveryError) as caught:
+            await post_webhook(
+                client, "https://h.example/x", {}, secret="s", sent_at=NOW, guard=GUARD
+            )
+
+    assert [str(r.url) for r in seen] == ["https://93.184.216.35/x"]
+    assert not caught.value.retryable
+    assert "HTTP 302" in caught.value.reason and "169.254" not in caught.value.reason
+
+
+@pytest.mark.parametrize("inside", ["127.0.0.1", "10.0.0.5", "169.254.169.254", "::1"])
+async def test_a_name_that_now_resolves_inside_the_network_is_refused_before_any_request(inside):
+    """DNS rebinding: public when the URL was given, internal at delivery."""
+    seen: list[httpx.Request] = []
+    rebound = guard_resolving({"hooks.example.vn": ["93.184.216.34", inside]})
+
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(200))
+    ) as client:
+        with pytest.raises(DeliveryError) as caught:
+            await post_webhook(
+                client, "https://hooks.example.vn/x", {}, secret="s", sent_at=NOW, guard=rebound
+            )
+
+    assert seen == []
+    assert not caught.value.retryable
+    assert "không được phép" in caught.value.reason and inside not in caught.value.reason

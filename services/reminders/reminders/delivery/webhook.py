@@ -1,5 +1,8 @@
 """Webhooks (SPEC §7): a JSON POST signed with the receiving unit's secret.
 
+The request goes only to a public address checked at the moment of sending
+(`delivery.addresses`), and a redirect is never followed.
+
 Headers:
 - `X-LHPN-Timestamp`: Unix seconds when the request was signed;
 - `X-LHPN-Signature`: `sha256=<hex>`, the HMAC-SHA256 with the secret of
@@ -19,6 +22,7 @@ from typing import Any
 import httpx
 
 from ..domain.messages import PlannedMessage
+from .addresses import AddressGuard, RefusedAddress
 from .errors import DeliveryError
 
 SIGNATURE_HEADER = "X-LHPN-Signature"
@@ -76,23 +80,49 @@ async def post_webhook(
     *,
     secret: str,
     sent_at: datetime,
+    guard: AddressGuard,
     headers: Mapping[str, str] | None = None,
 ) -> int:
-    """POST `payload` signed; returns the 2xx status. Raises DeliveryError otherwise."""
+    """POST `payload` signed to the checked address of `url` (`AddressGuard.pin`, against DNS
+    rebinding), never following a redirect; returns the 2xx status. Raises DeliveryError
+    otherwise, whose reason names the failure but never echoes what the receiver answered or
+    where the name resolved to."""
+    try:
+        target = await guard.pin(url)
+    except RefusedAddress as exc:
+        raise DeliveryError(f"webhook: {exc.message}", retryable=False) from None
     body = encode_body(payload)
     timestamp = int(sent_at.timestamp())
     request_headers = {
         **(headers or {}),
+        "Host": target.host,
         "Content-Type": "application/json; charset=utf-8",
         TIMESTAMP_HEADER: str(timestamp),
         SIGNATURE_HEADER: sign(body, secret, timestamp),
     }
+    request = client.build_request(
+        "POST", target.url, content=body, headers=request_headers, extensions=target.extensions()
+    )
     try:
-        response = await client.post(url, content=body, headers=request_headers)
+        # the answer's body is never read: only its status matters, and it may be large
+        response = await client.send(request, stream=True, follow_redirects=False)
+        await response.aclose()
+    except httpx.TimeoutException:
+        raise DeliveryError("webhook: máy nhận không trả lời kịp (hết thời gian chờ)") from None
+    except httpx.ConnectError:
+        raise DeliveryError("webhook: không kết nối được tới máy nhận") from None
     except httpx.HTTPError as exc:
-        raise DeliveryError(f"webhook {url}: {type(exc).__name__}: {exc}") from exc
+        raise DeliveryError(f"webhook: lỗi khi gửi ({type(exc).__name__})") from None
+    if response.is_redirect:
+        raise DeliveryError(
+            f"webhook: máy nhận trả lời chuyển hướng (HTTP {response.status_code}); "
+            "không đi theo chuyển hướng, hãy khai báo đúng địa chỉ webhook",
+            retryable=False,
+        )
     if not response.is_success:
         # 408, 429 and 5xx may pass later; any other refusal will not.
         retryable = response.status_code in (408, 429) or response.status_code >= 500
-        raise DeliveryError(f"webhook {url}: HTTP {response.status_code}", retryable=retryable)
+        raise DeliveryError(
+            f"webhook: máy nhận trả lời HTTP {response.status_code}", retryable=retryable
+        )
     return response.status_code
