@@ -1,4 +1,5 @@
-"""What every service's HTTP side shares: error mapping, health, readiness, metrics, AsyncAPI."""
+"""What every service's HTTP side shares: error mapping, the request size limit, health,
+readiness, metrics, AsyncAPI."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .mongo import TRANSIENT_DB_ERRORS
 
@@ -63,6 +65,88 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": detail}, status_code=422)
 
     app.add_exception_handler(RequestValidationError, request_invalid)
+
+
+class _TooLarge(Exception):
+    """Raised into the application when the body it reads passes the limit."""
+
+
+class RequestSizeLimit:
+    """ASGI middleware: a request body over `max_bytes` is answered 413 before the application
+    parses it — at once when `Content-Length` says so, or as soon as a streamed (chunked) body
+    passes the limit; whatever the application was about to answer is dropped."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(send)
+            return
+        received = 0
+        exceeded = started = False
+
+        async def limited() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    exceeded = True
+                    raise _TooLarge
+            return message
+
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                return  # the application's answer to a body it could not read whole
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, guarded)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"Yêu cầu quá lớn: nội dung gửi lên tối đa {_size(self.max_bytes)}."},
+            status_code=413,
+            headers={"Connection": "close"},
+        )
+        await response({"type": "http"}, _nothing, send)
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _size(n: int) -> str:
+    mib = 1024 * 1024
+    return f"{n // mib} MB" if n % mib == 0 else f"{n:,} byte".replace(",", ".")
+
+
+def limit_request_size(app: FastAPI, max_bytes: int) -> None:
+    """Answer 413 to a request body over `max_bytes` (`MAX_REQUEST_BYTES`), before parsing."""
+    app.add_middleware(RequestSizeLimit, max_bytes=max_bytes)
 
 
 def answer_with_status(app: FastAPI, statuses: Mapping[type[Exception], int]) -> None:

@@ -46,6 +46,12 @@ class ServiceSettings(BaseSettings):
     relay_idle_seconds: float = Field(default=1.0, gt=0)
     consumer_prefetch: int = Field(default=100, ge=1)
     http_host: str = "127.0.0.1"
+    max_request_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="a request body over this many bytes is refused (413) before it is parsed; "
+        "the default lets a report with 5 MB of attachments (base64) and its narrative through",
+    )
 
     service_name: str = "service"
 

@@ -30,7 +30,7 @@ from lhpn_shared.broker import (
     stop_broker,
 )
 from lhpn_shared.clock import Clock, SystemClock
-from lhpn_shared.http import Metrics, install_error_handlers, ops_router
+from lhpn_shared.http import Metrics, install_error_handlers, limit_request_size, ops_router
 from lhpn_shared.logs import watch
 from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, database, make_client, ping
 
@@ -154,6 +154,7 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
     app.state.clock = clock
     app.state.settings = settings
     install_error_handlers(app)
+    limit_request_size(app, settings.max_request_bytes)
     metrics.install(app)
 
     async def mongo_ready() -> bool:

@@ -27,7 +27,13 @@ from lhpn_shared.broker import (
     process_delivery,
 )
 from lhpn_shared.clock import Clock, SystemClock
-from lhpn_shared.http import Metrics, answer_with_status, install_error_handlers, ops_router
+from lhpn_shared.http import (
+    Metrics,
+    answer_with_status,
+    install_error_handlers,
+    limit_request_size,
+    ops_router,
+)
 from lhpn_shared.mongo import Doc, database, make_client
 from lhpn_shared.runtime import Background, make_relay, readiness_checks, retry_while_database_down
 
@@ -122,6 +128,7 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
     app.state.clock = clock
     app.state.settings = settings
     install_error_handlers(app)
+    limit_request_size(app, settings.max_request_bytes)
     metrics = Metrics("intake")
     metrics.install(app)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lhpn_shared.settings import ServiceSettings
 
@@ -18,3 +18,15 @@ class IntakeSettings(ServiceSettings):
     units_file: Path = DATA_DIR / "phu-yen-2021-units.csv"
     plan_files: list[Path] = Field(default_factory=lambda: [DATA_DIR / "plan-PY-2021-460.json"])
     max_attachment_bytes: int = 5 * 1024 * 1024
+
+    @model_validator(mode="after")
+    def _a_report_with_its_attachments_fits_in_a_request(self) -> IntakeSettings:
+        # attachments travel base64-encoded (4 bytes per 3) beside a narrative of up to
+        # 200,000 characters (up to 4 bytes each in UTF-8) and the JSON around them
+        needed = -(-self.max_attachment_bytes * 4 // 3) + 200_000 * 4 + 64 * 1024
+        if self.max_request_bytes < needed:
+            raise ValueError(
+                f"MAX_REQUEST_BYTES ({self.max_request_bytes}) must be at least {needed} for a "
+                f"report with MAX_ATTACHMENT_BYTES ({self.max_attachment_bytes}) of attachments"
+            )
+        return self

@@ -1,7 +1,12 @@
-"""`python -m reminders` runs the service; `python -m reminders asyncapi` prints its AsyncAPI."""
+"""`python -m reminders` runs the service; `python -m reminders asyncapi` prints its AsyncAPI;
+`python -m reminders reencrypt` re-seals the stored webhook secrets under the first key of
+`WEBHOOK_SECRET_KEYS` and prints what it did (JSON; exit status 1 if a secret opened with no
+key)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sys
 
 import uvicorn
@@ -14,7 +19,8 @@ from .settings import RemindersSettings
 
 def main() -> None:
     settings = RemindersSettings()
-    configure_logging(settings.log_level)
+    # a command prints its result on standard output: its logs go to standard error
+    configure_logging(settings.log_level, sys.stderr if sys.argv[1:] else None)
     if sys.argv[1:2] == ["asyncapi"]:
         from faststream.specification import AsyncAPI
 
@@ -24,6 +30,8 @@ def main() -> None:
         spec = AsyncAPI(broker, title="LHPN reminders", version="1.0.0")
         print(spec.to_specification().to_json())
         return
+    if sys.argv[1:2] == ["reencrypt"]:
+        sys.exit(reencrypt_command(settings))
     uvicorn.run(
         create_app(settings),
         host=settings.http_host,
@@ -31,6 +39,24 @@ def main() -> None:
         log_config=None,
         access_log=False,
     )
+
+
+def reencrypt_command(settings: RemindersSettings) -> int:
+    from lhpn_shared.mongo import database, make_client
+
+    from .contacts import reseal_secrets
+
+    async def run() -> int:
+        client = make_client(settings)
+        try:
+            contacts = database(client, settings.database)["contacts"]
+            report = await reseal_secrets(contacts, settings.webhook_keyring())
+        finally:
+            await client.close()
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0 if not report["units_failed"] else 1
+
+    return asyncio.run(run())
 
 
 if __name__ == "__main__":

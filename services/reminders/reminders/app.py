@@ -25,7 +25,13 @@ from lhpn_shared.auth import Authenticator
 from lhpn_shared.broker import EVENTS, TOPOLOGY, EventPublisher, make_broker, process_delivery
 from lhpn_shared.clock import Clock, SystemClock
 from lhpn_shared.contracts.events import Envelope
-from lhpn_shared.http import Metrics, answer_with_status, install_error_handlers, ops_router
+from lhpn_shared.http import (
+    Metrics,
+    answer_with_status,
+    install_error_handlers,
+    limit_request_size,
+    ops_router,
+)
 from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, Doc, database, make_client
 from lhpn_shared.runtime import Background, make_relay, readiness_checks, retry_while_database_down
 
@@ -181,6 +187,7 @@ def create_app(
     app.state.clock = clock
     app.state.settings = settings
     install_error_handlers(app)
+    limit_request_size(app, settings.max_request_bytes)
     metrics = Metrics("reminders")
     metrics.install(app)
 

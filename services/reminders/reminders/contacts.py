@@ -6,7 +6,8 @@ What staff type here is not trusted:
 - the webhook URL must reach a public address (`delivery.addresses`: checked here and at every
   delivery);
 - the webhook secret is stored sealed (`WEBHOOK_SECRET_KEYS`, `lhpn_shared.crypto`), bound to
-  its unit; a secret an older version stored in clear is still read.
+  its unit; a secret an older version stored in clear is still read, and `reseal_secrets`
+  (`python -m reminders reencrypt`) moves every secret to the newest key.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pymongo.asynchronous.collection import AsyncCollection
 
 from lhpn_shared.crypto import Keyring, is_sealed
 from lhpn_shared.mongo import Doc
@@ -90,3 +92,29 @@ def contacts_from_doc(doc: Doc, keyring: Keyring) -> Contacts:
         webhook_url=doc.get("webhook_url"),
         webhook_secret=secret,
     )
+
+
+async def reseal_secrets(contacts: AsyncCollection[Doc], keyring: Keyring) -> dict[str, Any]:
+    """Seal every stored webhook secret with the first key of `WEBHOOK_SECRET_KEYS` (and any an
+    older version kept in clear), so an old key can be dropped (`python -m reminders reencrypt`).
+    Idempotent; a secret replaced meanwhile is left to its new value (compare-and-swap)."""
+    report: dict[str, Any] = {"current_key": keyring.current_kid, "units_examined": 0}
+    report |= {"secrets_resealed": 0, "secrets_current": 0, "units_failed": []}
+    async for doc in contacts.find({"webhook_secret": {"$ne": None}}).sort("_id", 1):
+        report["units_examined"] += 1
+        stored = doc["webhook_secret"]
+        if is_sealed(stored) and not keyring.needs_rotation(stored):
+            report["secrets_current"] += 1
+            continue
+        try:
+            secret = contacts_from_doc(doc, keyring).webhook_secret
+        except ValueError:  # DecryptionError: no listed key opens it
+            report["units_failed"].append(doc["_id"])
+            continue
+        assert secret is not None
+        sealed = keyring.seal(secret, purpose=SEALING_PURPOSE, context=doc["_id"])
+        await contacts.update_one(
+            {"_id": doc["_id"], "webhook_secret": stored}, {"$set": {"webhook_secret": sealed}}
+        )
+        report["secrets_resealed"] += 1
+    return report

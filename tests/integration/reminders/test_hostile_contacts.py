@@ -5,13 +5,20 @@ redirect and stores no answer; its secret is sealed at rest; an e-mail item is o
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
+from reminders.contacts import contacts_from_doc
 from reminders.delivery.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from reminders.settings import RemindersSettings
 
@@ -245,3 +252,59 @@ async def test_one_address_per_item_is_accepted(settings: RemindersSettings, clo
     assert r.json()["emails"] == emails
     stored = await stored_contacts(settings)
     assert stored is not None and stored["emails"] == emails
+
+
+async def test_reencrypt_moves_every_webhook_secret_to_the_newest_key_so_the_old_one_can_go(
+    settings: RemindersSettings, clock: Any
+) -> None:
+    old, new = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))
+    keys = SecretStr(f"k1:{old}")
+    async with service_with(settings, clock, Dns(), webhook_secret_keys=keys) as svc:
+        url = "http://127.0.0.1:9/lhpn"  # development: loopback allowed; never called here
+        r = await put_contacts(svc, emails=[], webhook_url=url, webhook_secret=SECRET)
+        assert r.status_code == 200, r.text
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    try:  # a secret an older version kept in clear
+        await mongo[settings.mongo_db]["contacts"].update_one(
+            {"_id": "562"}, {"$set": {"webhook_url": url, "webhook_secret": SECRET + "-562"}}
+        )
+    finally:
+        await mongo.close()
+
+    def run(keys: str) -> dict[str, Any]:
+        env = {
+            **os.environ,
+            "ENV": "development",
+            "MONGO_URL": settings.mongo_url,
+            "MONGO_DB": settings.mongo_db,
+            "WEBHOOK_SECRET_KEYS": keys,
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "reminders", "reencrypt"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=True,
+        )
+        result: dict[str, Any] = json.loads(proc.stdout)
+        return result
+
+    first = run(f"k2:{new},k1:{old}")
+    assert (first["units_examined"], first["secrets_resealed"], first["units_failed"]) == (2, 2, [])
+    again = run(f"k2:{new},k1:{old}")
+    assert (again["secrets_resealed"], again["secrets_current"]) == (0, 2)
+
+    only_new = RemindersSettings(webhook_secret_keys=f"k2:{new}").webhook_keyring()
+    mongo = AsyncMongoClient(settings.mongo_url)
+    try:
+        docs = (
+            await mongo[settings.mongo_db]["contacts"]
+            .find({"_id": {"$in": [UNIT, "562"]}})
+            .to_list()
+        )
+    finally:
+        await mongo.close()
+    opened = {d["_id"]: contacts_from_doc(d, only_new).webhook_secret for d in docs}
+    assert opened == {UNIT: SECRET, "562": SECRET + "-562"}
+    assert SECRET not in repr(docs)
