@@ -200,8 +200,10 @@ def ops_router(
     *,
     checks: Mapping[str, Callable[[], Awaitable[bool]]],
     metrics: Metrics,
-    asyncapi: Callable[[], str],
+    asyncapi: Callable[[], str] | None = None,
 ) -> APIRouter:
+    """`/healthz`, `/readyz` (every check must pass), `/metrics`, and `/asyncapi.json` for a
+    service that has a broker (the portal has none)."""
     router = APIRouter(tags=["ops"])
 
     @router.get("/healthz")
@@ -222,8 +224,11 @@ def ops_router(
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @router.get("/asyncapi.json")
-    async def asyncapi_document() -> Response:
-        return Response(asyncapi(), media_type="application/json")
+    if asyncapi is not None:
+        document = asyncapi
+
+        @router.get("/asyncapi.json")
+        async def asyncapi_document() -> Response:
+            return Response(document(), media_type="application/json")
 
     return router
