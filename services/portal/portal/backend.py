@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import httpx
 
@@ -21,8 +21,6 @@ from .labels import SERVICE_LABELS
 from .problems import FieldErrors, field_errors
 
 log = logging.getLogger("portal.backend")
-
-T = TypeVar("T")
 
 
 class BackendError(Exception):
@@ -191,10 +189,11 @@ class Backend:
 
 
 @dataclass
-class Part(Generic[T]):
-    """One section of a page: its data, or the message to show in its place."""
+class Part:
+    """One section of a page: its data (the service's JSON), or the message to show in its
+    place."""
 
-    data: T | None = None
+    data: Any = None
     error: str | None = None
     errors: FieldErrors = field(default_factory=dict)
 
@@ -203,7 +202,7 @@ class Part(Generic[T]):
         return self.error is None
 
 
-async def part(call: Awaitable[T]) -> Part[T]:
+async def part(call: Awaitable[Any]) -> Part:
     """Run one section's call; a service that is down or refuses becomes the section's message.
     `SessionRejected` is not caught: the whole page goes back to sign-in."""
     try:
@@ -216,7 +215,7 @@ async def part(call: Awaitable[T]) -> Part[T]:
         return Part(error=exc.message)
 
 
-async def parts(**calls: Awaitable[Any]) -> dict[str, Part[Any]]:
+async def parts(**calls: Awaitable[Any]) -> dict[str, Part]:
     """Run the sections' calls at the same time."""
     try:
         async with asyncio.TaskGroup() as group:  # a SessionRejected cancels the other calls

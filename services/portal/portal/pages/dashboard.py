@@ -100,7 +100,7 @@ async def dashboard(request: Request, user: User, api: Api, unit_id: str | None 
     results = await parts(**calls)
     rates = [(p, results[f"rates{i}"]) for i, p in enumerate(periods)]
     overdue = [(p, results[f"overdue{i}"]) for i, p in enumerate(periods)]
-    stats: Part[Any] = results["case_stats"]
+    stats: Part = results["case_stats"]
     case_bars = (
         count_bars([(CASE_STATUS_LABELS.get(k, k), v) for k, v in stats.data["by_status"].items()])
         if stats.ok and stats.data
@@ -115,7 +115,7 @@ async def dashboard(request: Request, user: User, api: Api, unit_id: str | None 
         if periods
         else []
     )
-    overdue_cases: Part[Any] = results["overdue_cases"]
+    overdue_cases: Part = results["overdue_cases"]
     if overdue_cases.ok and overdue_cases.data:
         overdue_cases.data["items"] = cases_overdue_first(overdue_cases.data["items"])
     context.update(
