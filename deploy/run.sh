@@ -6,9 +6,9 @@
 # answers /readyz, prints the URLs and a login. Ctrl-C (or SIGTERM) stops what this run started.
 # Data and logs live in .data/ (gitignored) and are reused by the next run.
 #
-# Environment (all optional): INTAKE_PORT=8001 CASES_PORT=8002 REMINDERS_PORT=8003
-# AGGREGATION_PORT=8004, MONGO_PORT=27017 (DevMongo), SERVICES="intake cases" (a subset),
-# READY_TIMEOUT=120 (seconds per phase), and any service setting (ENV, LOG_LEVEL,
+# Environment (all optional): PORTAL_PORT=8000 INTAKE_PORT=8001 CASES_PORT=8002
+# REMINDERS_PORT=8003 AGGREGATION_PORT=8004, MONGO_PORT=27017 (DevMongo),
+# SERVICES="intake cases" (a subset), READY_TIMEOUT=120 (seconds per phase), and any service setting (ENV, LOG_LEVEL,
 # ADMIN_PASSWORD, CASE_KEYS…: see .env.example), passed through to the services.
 set -euo pipefail
 
@@ -17,7 +17,7 @@ DATA=$PWD/.data
 LOGS=$DATA/logs
 MONGO_PORT=${MONGO_PORT:-27017}
 READY_TIMEOUT=${READY_TIMEOUT:-120}
-declare -A DEFAULT_PORT=([intake]=8001 [cases]=8002 [reminders]=8003 [aggregation]=8004)
+declare -A DEFAULT_PORT=([portal]=8000 [intake]=8001 [cases]=8002 [reminders]=8003 [aggregation]=8004)
 export MONGO_URL=${MONGO_URL:-mongodb://127.0.0.1:$MONGO_PORT/}
 export RABBIT_URL=${RABBIT_URL:-amqp://guest:guest@127.0.0.1:5672/}
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -144,15 +144,27 @@ start() {  # start the named services in the background, then wait until each an
         sleep 0.3
     done
 }
-# Consumers first, so that their queues exist before intake announces the default data.
+# Consumers first, so that their queues exist before intake announces the default data; the
+# portal last, told where each service answers.
 consumers=()
-for name in "${all[@]}"; do [ "$name" = intake ] || consumers+=("$name"); done
+for name in "${all[@]}"; do [[ "$name" == intake || "$name" == portal ]] || consumers+=("$name"); done
 if [ ${#consumers[@]} -gt 0 ]; then start "${consumers[@]}"; fi
 if [[ " ${all[*]} " == *" intake "* ]]; then start intake; fi
+if [[ " ${all[*]} " == *" portal "* ]]; then
+    for name in intake cases reminders aggregation; do
+        var=${name^^}_PORT url=${name^^}_URL
+        export "$url=${!url:-http://127.0.0.1:${!var:-${DEFAULT_PORT[$name]}}}"
+    done
+    start portal
+fi
 
 echo
 say "ready in $(($(date +%s) - T0)) s"
+if [ -n "${PORT[portal]:-}" ]; then  # first: the address people open
+    printf '  %-12s %s/   (sign in there)   log: %s\n' portal "http://127.0.0.1:${PORT[portal]}" "$LOGS/portal.log"
+fi
 for name in "${all[@]}"; do
+    [ "$name" = portal ] && continue
     url=http://127.0.0.1:${PORT[$name]}
     printf '  %-12s %s/docs   %s/asyncapi.json   log: %s\n' "$name" "$url" "$url" "$LOGS/$name.log"
 done

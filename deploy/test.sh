@@ -13,6 +13,13 @@ UV=$(command -v uv || echo "python3 -m uv")
 
 deploy/rabbitmq.sh
 deploy/devmongo.sh build
+# the portal's browser tests drive Debian's Chromium (nothing may download a browser here)
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "test.sh: installing chromium from apt"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core >/dev/null
+fi
 $UV sync --frozen --quiet
 
 echo "test.sh: ruff, mypy"
