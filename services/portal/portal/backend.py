@@ -163,9 +163,21 @@ class Backend:
         return (await self.request(service, "GET", path, token=token, params=params)).json()
 
     async def send(
-        self, service: str, method: str, path: str, *, token: str | None, json: Any = None
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        token: str | None,
+        json: Any = None,
+        slow: bool = False,
     ) -> Any:
-        return (await self.request(service, method, path, token=token, json=json)).json()
+        """A write; `slow` ones (a catch-up sweep) may take as long as an export."""
+        wait = self.export_timeout if slow else None
+        answer = await self.request(
+            service, method, path, token=token, json=json, wait_seconds=wait
+        )
+        return answer.json()
 
     async def sign_in(self, username: str, password: str) -> dict[str, Any]:
         """Intake's `POST /api/v1/auth/token`; a wrong password is a `SessionRejected`."""

@@ -26,7 +26,7 @@ class PortalSettings(ServiceSettings):
         default=5.0, gt=0, description="how long a page waits for a service before saying so"
     )
     export_timeout_seconds: float = Field(
-        default=60.0, gt=0, description="how long an .xlsx/.docx export may take"
+        default=60.0, gt=0, description="how long an .xlsx/.docx export or a sweep may take"
     )
     page_size: int = Field(default=20, ge=1, le=200)
 

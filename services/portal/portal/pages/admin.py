@@ -119,7 +119,9 @@ async def run_sweep(request: Request, user: User, api: Api, form: Form) -> Respo
             )
         body["as_of"] = datetime.combine(day, time(8, 0), tzinfo=LOCAL_TZ).isoformat()
     try:
-        result = await api.send("reminders", "POST", "/api/v1/sweeps", token=user.token, json=body)
+        result = await api.send(
+            "reminders", "POST", "/api/v1/sweeps", token=user.token, json=body, slow=True
+        )
     except Invalid as exc:
         return await _page(
             request, user, api, sweep_error=" ".join(exc.errors.values()), status_code=422
