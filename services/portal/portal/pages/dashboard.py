@@ -106,14 +106,16 @@ async def dashboard(request: Request, user: User, api: Api, unit_id: str | None 
         if stats.ok and stats.data
         else []
     )
+    # the chart follows the schedule with the most periods shown (the monthly one by default)
+    charted = max(
+        {p.report_type for p in periods}, key=[p.report_type for p in periods].count, default=None
+    )
     rate_chart = percent_columns(
         [
             (p.period, [r.data.get("reporting_rate"), r.data.get("on_time_rate")])
-            for p, r in reversed(rates)
-            if r.ok and r.data and p.report_type == periods[0].report_type
+            for p, r in sorted(rates, key=lambda pr: pr[0].due_at)
+            if r.ok and r.data and p.report_type == charted
         ]
-        if periods
-        else []
     )
     overdue_cases: Part = results["overdue_cases"]
     if overdue_cases.ok and overdue_cases.data:

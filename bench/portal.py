@@ -1,0 +1,260 @@
+"""Portal pages against the raw API call behind each, measured in the same run (a script, not
+a test).
+
+    uv run python bench/portal.py [--requests 100]
+
+Needs RabbitMQ running (deploy/rabbitmq.sh) and the DevMongo jars (deploy/devmongo.sh build);
+starts its own DevMongo on a free port, a fresh RabbitMQ vhost, the four services and the portal
+as processes with the default data (Phú Yên 2021), records one activity, one report and one
+case, then asks each page `--requests` times in a row as a district user (Thành phố Tuy Hoà;
+the admin page as the admin) and, interleaved, the one API call the page cannot do without,
+with the same token. Prints p50/p95 of both and the ratio of the p95s. Target: every page
+under 300 ms p95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lhpn_shared.broker import TOPOLOGY  # noqa: E402
+from tests.support.amqp import purge_queues  # noqa: E402
+from tests.support.infra import DevMongo, RabbitVhost, free_port  # noqa: E402
+from tests.support.process import ServiceProcess  # noqa: E402
+
+SERVICES = ("cases", "reminders", "aggregation", "intake")
+PASSWORD = "matkhau-bench-123"
+TARGET_MS = 300
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[18] if len(samples) >= 20 else max(samples)
+
+
+def signed_in(portal: str, username: str, password: str) -> httpx.Client:
+    client = httpx.Client(base_url=portal, timeout=30)
+    page = client.get("/dang-nhap")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token, "no form token on the sign-in page"
+    r = client.post(
+        "/dang-nhap",
+        data={"csrf_token": token.group(1), "username": username, "password": password},
+    )
+    assert r.status_code == 303, r.text[:500]
+    return client
+
+
+def seed(urls: dict[str, str]) -> tuple[str, dict[str, str], dict[str, str], str, str]:
+    """Users, one activity, one report, one case; returns the tokens and ids the rows need."""
+    with httpx.Client(timeout=30) as http:
+
+        def token(user: str, password: str) -> dict[str, str]:
+            r = http.post(
+                f"{urls['intake']}/api/v1/auth/token",
+                data={"username": user, "password": password},
+            )
+            return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+        admin = token("admin", "admin")
+        for name, role, unit in (
+            ("bench-huyen", "district_staff", "555"),
+            ("bench-xa", "commune_staff", "22015"),
+        ):
+            http.post(
+                f"{urls['intake']}/api/v1/users",
+                json={"username": name, "password": PASSWORD, "role": role, "unit_id": unit},
+                headers=admin,
+            )
+        district, commune = token("bench-huyen", PASSWORD), token("bench-xa", PASSWORD)
+        activity = http.post(
+            f"{urls['intake']}/api/v1/activities",
+            json={
+                "unit_id": "22015",
+                "kind": "supervision",
+                "occurred_on": "2021-03-05",
+                "title": "Giám sát chính sách hỗ trợ phụ nữ nghèo",
+                "metrics": {"recommendations": 3, "recommendations_accepted": 2},
+            },
+            headers=commune,
+        ).json()["activity_id"]
+        http.post(
+            f"{urls['intake']}/api/v1/reports",
+            json={
+                "unit_id": "22015",
+                "report_type": "monthly",
+                "period": "2021-12",
+                "indicators": {"supervision.count": 1},
+            },
+            headers=commune,
+        )
+        case = http.post(
+            f"{urls['cases']}/api/v1/cases",
+            json={
+                "unit_id": "555",
+                "kind": "complaint",
+                "topic": "land",
+                "channel": "walk_in",
+                "received_on": "2021-04-02",
+                "requester": {"name": "Người Thử"},
+            },
+            headers=district,
+        ).json()["case_id"]
+    return activity, district, admin, case, str(uuid.uuid4())
+
+
+def measure(
+    n: int, page: httpx.Client, path: str, api: httpx.Client, call: str, headers: dict[str, str]
+) -> tuple[list[float], list[float]]:
+    pages: list[float] = []
+    raw: list[float] = []
+    for i in range(n + 5):  # 5 warm-up rounds
+        t = time.perf_counter()
+        r = page.get(path)
+        dt_page = time.perf_counter() - t
+        assert r.status_code == 200, (path, r.status_code, r.text[:300])
+        t = time.perf_counter()
+        a = api.get(call, headers=headers)
+        dt_raw = time.perf_counter() - t
+        assert a.status_code == 200, (call, a.status_code, a.text[:300])
+        if i >= 5:
+            pages.append(dt_page * 1000)
+            raw.append(dt_raw * 1000)
+    return pages, raw
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=100)
+    args = parser.parse_args()
+
+    data = Path(tempfile.mkdtemp(prefix="lhpn-bench-portal-"))
+    mongo = DevMongo(port=free_port(), data_dir=data / "mongo")
+    vhost = RabbitVhost.create()
+    mongo.start()
+    procs: list[ServiceProcess] = []
+    try:
+        asyncio.run(purge_queues(vhost.url, *TOPOLOGY))
+        env = {
+            "MONGO_URL": mongo.url,
+            "RABBIT_URL": vhost.url,
+            "SMTP_PORT": "1",
+            "SWEEP_INTERVAL_SECONDS": "0",
+        }
+        by_name = {n: ServiceProcess(n, env, data) for n in SERVICES}
+        urls = {n: p.url for n, p in by_name.items()}
+        by_name["portal"] = ServiceProcess(
+            "portal", {f"{n.upper()}_URL": u for n, u in urls.items()}, data
+        )
+        for p in by_name.values():
+            p.start(timeout=120)
+            procs.append(p)
+        activity, district, admin, case, _ = seed(urls)
+        time.sleep(3)  # let aggregation and reminders take in the seeded events
+        portal = by_name["portal"].url
+        staff = signed_in(portal, "bench-huyen", PASSWORD)
+        operator = signed_in(portal, "admin", "admin")
+        api = httpx.Client(timeout=30)
+        i, c, r, a = urls["intake"], urls["cases"], urls["reminders"], urls["aggregation"]
+        as_of = "2021-12-31T23%3A59%3A59%2B07%3A00"
+        rows = [
+            (
+                "Tổng quan /",
+                staff,
+                "/",
+                f"{a}/api/v1/compliance?plan_id=PY-2021-460&unit_id=555&as_of={as_of}",
+                district,
+            ),
+            (
+                "Hoạt động /hoat-dong",
+                staff,
+                "/hoat-dong",
+                f"{i}/api/v1/activities?unit_id=555&limit=20",
+                district,
+            ),
+            (
+                "Hoạt động: một hoạt động",
+                staff,
+                f"/hoat-dong/{activity}",
+                f"{i}/api/v1/activities/{activity}",
+                district,
+            ),
+            (
+                "Hoạt động: biểu mẫu giám sát",
+                staff,
+                "/hoat-dong/moi/supervision",
+                f"{i}/api/v1/units?unit_id=555&limit=5000",
+                district,
+            ),
+            (
+                "Báo cáo /bao-cao",
+                staff,
+                "/bao-cao",
+                f"{r}/api/v1/obligations?unit_id=555&limit=1000",
+                district,
+            ),
+            (
+                "Báo cáo: biểu mẫu nộp",
+                staff,
+                "/bao-cao/nop?report_type=monthly&period=2021-12",
+                f"{i}/api/v1/reports?unit_id=555&report_type=monthly&period=2021-12",
+                district,
+            ),
+            (
+                "Vụ việc /vu-viec",
+                staff,
+                "/vu-viec",
+                f"{c}/api/v1/cases?unit_id=555&overdue=false&limit=20",
+                district,
+            ),
+            ("Vụ việc: một hồ sơ", staff, f"/vu-viec/{case}", f"{c}/api/v1/cases/{case}", district),
+            (
+                "Vụ việc: biểu mẫu mở",
+                staff,
+                "/vu-viec/moi",
+                f"{i}/api/v1/units?unit_id=555&limit=5000",
+                district,
+            ),
+            (
+                "Quản trị /quan-tri (admin)",
+                operator,
+                "/quan-tri",
+                f"{i}/api/v1/units?limit=5000",
+                admin,
+            ),
+        ]
+        print(f"\n{args.requests} requests per page, one after another (after 5 warm-up)\n")
+        print(
+            "| page | page p50 ms | page p95 ms | API call behind it | API p50 ms | API p95 ms "
+            "| page p95 / API p95 | < 300 ms |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for label, client, path, call, headers in rows:
+            pages, raw = measure(args.requests, client, path, api, call, headers)
+            endpoint = call.split("/api/v1/", 1)[1].split("?", 1)[0]
+            print(
+                f"| {label} | {statistics.median(pages):.0f} | {p95(pages):.0f} "
+                f"| `GET /api/v1/{endpoint}` | {statistics.median(raw):.0f} | {p95(raw):.0f} "
+                f"| {p95(pages) / p95(raw):.1f}× | {'yes' if p95(pages) < TARGET_MS else 'NO'} |"
+            )
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        mongo.stop()
+        vhost.delete()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
