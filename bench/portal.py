@@ -29,10 +29,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lhpn_shared.broker import TOPOLOGY  # noqa: E402
-from tests.support.amqp import purge_queues  # noqa: E402
-from tests.support.infra import DevMongo, RabbitVhost, free_port  # noqa: E402
-from tests.support.process import ServiceProcess  # noqa: E402
+from lhpn_shared.broker import TOPOLOGY
+from tests.support.amqp import purge_queues
+from tests.support.infra import DevMongo, RabbitVhost, free_port
+from tests.support.process import ServiceProcess
 
 SERVICES = ("cases", "reminders", "aggregation", "intake")
 PASSWORD = "matkhau-bench-123"

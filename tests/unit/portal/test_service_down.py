@@ -34,8 +34,11 @@ async def test_each_missing_service_is_named_on_the_part_that_needed_it() -> Non
         page = await client.get("/")
         assert page.status_code == 200
         assert f"Dịch vụ vụ việc pháp lý {DOWN}" in page.text
-        assert f"Dịch vụ nhắc việc {DOWN}" in page.text
         assert "Giám sát ít nhất 01 chính sách" in page.text  # aggregation's targets are shown
+        reports = await client.get("/bao-cao")
+        assert reports.status_code == 200
+        assert f"Dịch vụ nhắc việc {DOWN}" in reports.text  # the unit's obligations
+        assert "Báo cáo các đơn vị cấp dưới đã gửi" in reports.text  # intake's part is there
 
 
 async def test_a_list_whose_service_is_down_keeps_its_page_and_filters() -> None:
