@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from lhpn_shared.broker import TOPOLOGY
-from tests.e2e.portal.browser import ARTEFACTS, CHROMIUM_ARGS, chromium_path
+from tests.e2e.portal_ui.browser import ARTEFACTS, CHROMIUM_ARGS, chromium_path
 from tests.support.amqp import purge_queues
 from tests.support.infra import DevMongo, RabbitVhost
 from tests.support.process import ServiceProcess

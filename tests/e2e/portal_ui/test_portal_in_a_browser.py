@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.portal.browser import screenshot, serious_violations
+from tests.e2e.portal_ui.browser import screenshot, serious_violations
 from tests.support.process import ServiceProcess
 
 pytestmark = pytest.mark.e2e
