@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from lhpn_shared.clock import Clock, SystemClock
-from lhpn_shared.http import Metrics, ops_router
+from lhpn_shared.http import Metrics, limit_request_size, ops_router
 
 from .backend import Backend, BackendError, Forbidden, NotFound, ServiceDown, SessionRejected
 from .pages import activities, admin, auth, cases, dashboard, exports, reports
@@ -185,6 +185,7 @@ def create_app(
 
     metrics = Metrics("portal")
     metrics.install(app)
+    limit_request_size(app, settings.max_request_bytes)
     # outermost: the session is there for every handler, the error pages included
     app.add_middleware(
         SessionMiddleware,

@@ -149,6 +149,10 @@ class Backend:
             )
         if status in (400, 422):
             raise Invalid(service, field_errors(detail))
+        if status == 413:
+            raise Invalid(
+                service, {"": "Nội dung gửi đi quá lớn (thường do tệp đính kèm quá nặng)."}
+            )
         log.warning("service failed", extra={"service": service, "path": path, "status": status})
         raise ServiceDown(service, f"HTTP {status}")
 

@@ -88,3 +88,25 @@ async def test_a_page_that_needs_only_a_service_that_is_down_answers_503_in_viet
         assert page.status_code == 503
         assert f"Dịch vụ vụ việc pháp lý {DOWN}" in page.text
         assert "Traceback" not in page.text
+
+
+async def test_a_body_a_service_finds_too_large_is_said_on_the_form_not_as_an_outage() -> None:
+    fakes = FakeServices()
+    async with running(fakes.app()) as client:
+        await sign_in(client)
+        fakes.extra.append(
+            lambda q: (
+                httpx.Response(413, json={"detail": "too large"})
+                if q.method == "POST" and q.url.path == "/api/v1/activities"
+                else None
+            )
+        )
+        page = await client.get("/hoat-dong/moi/exemplar")
+        token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        r = await client.post(
+            "/hoat-dong/moi/exemplar",
+            data={"csrf_token": token, "unit_id": "555", "title": "x", "occurred_on": "1/3/2021"},
+        )
+        assert r.status_code == 422
+        assert "Nội dung gửi đi quá lớn" in r.text
+        assert DOWN not in r.text

@@ -27,8 +27,9 @@ from ..web import Api, Form, User, flash, render, see_other, settings_of
 router = APIRouter()
 
 OBLIGATION_PAGES = 5
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-"""What the portal reads of one form's files; intake enforces its own limit per file."""
+MAX_UPLOAD_BYTES = 7 * 1024 * 1024
+"""What the portal reads of one form's files: 7 MiB is about 9.3 MiB once base64-encoded for
+intake, under its default 10 MiB request limit; intake also limits each file (5 MiB)."""
 
 
 async def own_obligations(api: Backend, user: SignedIn) -> list[dict[str, Any]]:
@@ -167,7 +168,7 @@ async def _attachments(form: Any, errors: FieldErrors) -> list[dict[str, Any]]:
         content = await item.read(MAX_UPLOAD_BYTES - total + 1)
         total += len(content)
         if total > MAX_UPLOAD_BYTES:
-            errors["attachments"] = "Tổng dung lượng tệp đính kèm quá lớn (tối đa 20 MB)."
+            errors["attachments"] = "Tổng dung lượng tệp đính kèm quá lớn (tối đa 7 MB)."
             return []
         out.append(
             {
