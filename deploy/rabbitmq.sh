@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Ensure a local RabbitMQ broker is installed and running (see PLATFORM-NOTES "RabbitMQ").
 #   deploy/rabbitmq.sh                              install if missing, start if not running, wait
-#   deploy/rabbitmq.sh vhost-create NAME USER PASS  fresh vhost + user with full permissions on it
-#   deploy/rabbitmq.sh vhost-delete NAME USER       delete both
+#   deploy/rabbitmq.sh import-definitions <FILE     users, permissions, vhost, exchanges, queues
+#                                                   (python -m lhpn_shared.broker_accounts)
+#   deploy/rabbitmq.sh vhost-delete NAME [USER...]  delete a vhost and the users given
+# rabbitmqctl honours RABBITMQ_NODENAME, so the same commands serve a private test node.
 set -euo pipefail
 
 PIDF=/var/lib/rabbitmq/mnesia/rabbit@$(hostname -s).pid
@@ -28,32 +30,24 @@ ensure() {
     log "ready on 127.0.0.1:5672"
 }
 
-vhost_create() {
-    local name=$1 user=$2 pass=$3 rc=0
-    rabbitmqctl -q add_vhost "$name" 2>/dev/null || log "vhost $name exists"
-    rabbitmqctl -q add_user "$user" "$pass" 2>/dev/null || rc=$?
-    case $rc in
-        0) ;;
-        70) log "user $user exists, setting its password"
-            rabbitmqctl -q change_password "$user" "$pass" ;;
-        *) log "add_user $user failed (rc $rc)"; exit "$rc" ;;
-    esac
-    rabbitmqctl -q set_permissions -p "$name" "$user" ".*" ".*" ".*"
-    log "vhost $name ready for user $user"
+import_definitions() {
+    # from stdin: no password on a command line, only salted hashes in the document
+    rabbitmqctl -q import_definitions
+    log "definitions imported"
 }
 
 vhost_delete() {
-    local name=$1 user=$2
+    local name=$1 user
+    shift
     rabbitmqctl -q delete_vhost "$name" 2>/dev/null || log "no vhost $name"
-    rabbitmqctl -q delete_user "$user" 2>/dev/null || log "no user $user"
-    log "vhost $name and user $user gone"
+    for user in "$@"; do rabbitmqctl -q delete_user "$user" 2>/dev/null || log "no user $user"; done
+    log "vhost $name and $# user(s) gone"
 }
 
 case "${1:-ensure}" in
     ensure) ensure ;;
-    vhost-create) [ $# -eq 4 ] || { echo "usage: $0 vhost-create NAME USER PASS" >&2; exit 2; }
-                  vhost_create "$2" "$3" "$4" ;;
-    vhost-delete) [ $# -eq 3 ] || { echo "usage: $0 vhost-delete NAME USER" >&2; exit 2; }
-                  vhost_delete "$2" "$3" ;;
-    *) echo "usage: $0 [ensure | vhost-create NAME USER PASS | vhost-delete NAME USER]" >&2; exit 2 ;;
+    import-definitions) import_definitions ;;
+    vhost-delete) [ $# -ge 2 ] || { echo "usage: $0 vhost-delete NAME [USER...]" >&2; exit 2; }
+                  shift; vhost_delete "$@" ;;
+    *) echo "usage: $0 [ensure | import-definitions <FILE | vhost-delete NAME [USER...]]" >&2; exit 2 ;;
 esac

@@ -5,6 +5,8 @@ Unit tests use none of it: the fixtures start only when a test asks for them.
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 import tempfile
 import uuid
@@ -14,6 +16,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.infra import DevMongo, RabbitVhost, free_port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Through the environment, so every settings object and service process of the session
+    gets them: development must be asked for (ENV unset counts as production), and broker
+    users are global in RabbitMQ, so this session's carry a prefix of their own."""
+    os.environ["ENV"] = "development"
+    os.environ["BROKER_USER_PREFIX"] = f"lhpn-t{secrets.token_hex(4)}-"
 
 
 @pytest.fixture(scope="session")

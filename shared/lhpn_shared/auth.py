@@ -39,6 +39,9 @@ class Principal(BaseModel):
     subject: str
     role: Role
     unit_id: str | None = None
+    allowed_events: frozenset[str] | None = None
+    """routing keys a system may send (None: no restriction beyond its role)"""
+    allowed_routes: frozenset[str] | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -7,6 +7,13 @@
 
 Queues are durable classic queues with only `x-dead-letter-*` arguments, which RabbitMQ 3.10
 and 4.x both accept.
+
+Who declares what: each service connects as its own RabbitMQ user, which may not configure the
+exchanges or other services' queues (`broker_accounts`). The whole topology — exchanges, every
+consumer queue, DLQs, bindings — is declared beforehand from `TOPOLOGY` by whoever creates the
+users (the run command, the test infrastructure, compose's definitions file), so an event
+published before its consumer first started waits in that consumer's queue. A service checks
+the exchanges passively and (re)declares only its own queues.
 """
 
 from __future__ import annotations
@@ -15,22 +22,31 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aio_pika.exceptions import AMQPError
+from faststream import BaseMiddleware
 from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
 
+from .auth import Principal
 from .contracts.events import Envelope, UnknownEventType
 from .mongo import TRANSIENT_DB_ERRORS
 from .settings import ServiceSettings
 
+if TYPE_CHECKING:
+    from .trust import Admission
+
 log = logging.getLogger("lhpn.broker")
 
-EVENTS = RabbitExchange("lhpn.events", type=ExchangeType.TOPIC, durable=True)
-INBOUND = RabbitExchange("lhpn.inbound", type=ExchangeType.TOPIC, durable=True)
-DEAD_LETTERS = RabbitExchange("lhpn.dead-letter", type=ExchangeType.DIRECT, durable=True)
+# declare=False: services only check that the exchanges exist (they may not configure them)
+EVENTS = RabbitExchange("lhpn.events", type=ExchangeType.TOPIC, durable=True, declare=False)
+INBOUND = RabbitExchange("lhpn.inbound", type=ExchangeType.TOPIC, durable=True, declare=False)
+DEAD_LETTERS = RabbitExchange(
+    "lhpn.dead-letter", type=ExchangeType.DIRECT, durable=True, declare=False
+)
+EXCHANGES = (EVENTS, INBOUND, DEAD_LETTERS)
 
 REJECTION_HEADER = "x-rejection-reason"
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
@@ -48,9 +64,37 @@ async def keep_raw_body(msg: Any) -> Any:
     return msg.body
 
 
+class _PublishAs(BaseMiddleware):
+    """Sets the AMQP `user_id` of everything the broker publishes to the connection's user."""
+
+    user_id = ""
+
+    async def publish_scope(self, call_next: Callable[[Any], Awaitable[Any]], cmd: Any) -> Any:
+        cmd.message_options = {**cmd.message_options, "user_id": self.user_id}
+        return await call_next(cmd)
+
+
+def publish_as(user_id: str) -> Callable[..., BaseMiddleware]:
+    """A broker middleware: every message published through the broker (relay, dead letters,
+    anything else) carries `user_id`; RabbitMQ refuses it unless it is the connection's user."""
+
+    def build(msg: Any, /, *, context: Any) -> BaseMiddleware:
+        middleware = _PublishAs(msg, context=context)
+        middleware.user_id = user_id
+        return middleware
+
+    return build
+
+
 def make_broker(settings: ServiceSettings) -> RabbitBroker:
-    """A broker with bounded prefetch, raw bodies for our own envelope parsing, and our own
-    logger (FastStream's per-message lines off)."""
+    """A broker with bounded prefetch, raw bodies for our own envelope parsing, our own logger
+    (FastStream's per-message lines off), and the service's broker user on every message."""
+    if settings.broker_user != settings.expected_broker_user:  # refused in production
+        log.warning(
+            "RABBIT_URL does not connect as this service's own broker user: the other "
+            "services will refuse the events it publishes",
+            extra={"user": settings.broker_user, "expected": settings.expected_broker_user},
+        )
     return RabbitBroker(
         settings.rabbit_url,
         decoder=keep_raw_body,
@@ -58,6 +102,7 @@ def make_broker(settings: ServiceSettings) -> RabbitBroker:
         reconnect_interval=1.0,
         logger=None,
         app_id=settings.service_name,
+        middlewares=[publish_as(settings.broker_user)],
     )
 
 
@@ -106,6 +151,15 @@ class ConsumerBinding:
     routing_keys: tuple[str, ...]
     single_active_consumer: bool = False
 
+    @property
+    def owner(self) -> str:
+        """The service consuming it: queues are named `<service>.<name>`."""
+        return self.queue.split(".", 1)[0]
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return dict(self.rabbit_queue().arguments or {})
+
     def rabbit_queue(self) -> RabbitQueue:
         return consumer_queue(
             self.queue, self.routing_keys[0], single_active_consumer=self.single_active_consumer
@@ -142,14 +196,19 @@ TOPOLOGY: dict[str, ConsumerBinding] = {
         ),
     )
 }
-"""Every consumer queue of the system, in one place. Each service declares ALL of them when it
-connects, so an event published before its consumer first started is kept in that consumer's
-queue instead of being dropped by an exchange with no binding yet."""
+"""Every consumer queue of the system, in one place. It is all declared before the services
+start (`broker_accounts.definitions`), so an event published before its consumer first started
+is kept in that consumer's queue instead of being dropped by an exchange with no binding yet."""
 
 
-async def declare_topology(broker: RabbitBroker) -> None:
-    await broker.declare_exchange(EVENTS)
-    for binding in TOPOLOGY.values():
+def queues_of(service: str) -> list[ConsumerBinding]:
+    return [b for b in TOPOLOGY.values() if b.owner == service]
+
+
+async def declare_own_topology(broker: RabbitBroker, service: str) -> None:
+    """What a service may declare itself: its own queues, their DLQs and bindings (the same as
+    the pre-declared ones; the exchanges are only checked)."""
+    for binding in queues_of(service):
         await declare_consumer_topology(
             broker, binding.rabbit_queue(), binding.exchange, binding.routing_keys
         )
@@ -185,6 +244,7 @@ async def dead_letter(
     headers[REJECTION_HEADER] = reason[:1000]
     headers["x-original-exchange"] = raw.exchange or ""
     headers["x-original-routing-key"] = raw.routing_key or ""
+    headers["x-original-user-id"] = raw.user_id or ""
     body, content_type = raw.body, raw.content_type
     if dead_letter_filter is not None:
         body, added = dead_letter_filter(raw.body, raw.message_id)
@@ -203,7 +263,8 @@ async def dead_letter(
     )
 
 
-EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
+EnvelopeHandler = Callable[[Envelope, Principal], Awaitable[None]]
+"""handle(envelope, principal): `principal` is who sent it, as `admission` established."""
 
 
 async def process_delivery(
@@ -212,13 +273,15 @@ async def process_delivery(
     queue_name: str,
     handle: EnvelopeHandler,
     *,
+    admission: Admission,
     retry_delay: float = 1.0,
     dead_letter_filter: DeadLetterFilter | None = None,
 ) -> None:
-    """Parse the envelope, run `handle`, then ack; never ack a failure.
+    """Parse the envelope, admit its publisher, run `handle`, then ack; never ack a failure.
 
-    - not an envelope, `Reject`, a validation error or an unknown type: dead-letter with the
-      reason in `x-rejection-reason`, then ack the original (it is safe in the DLQ);
+    - not an envelope, a publisher `admission` refuses (by the message's AMQP `user_id`),
+      `Reject`, a validation error or an unknown type: dead-letter with the reason in
+      `x-rejection-reason`, then ack the original (it is safe in the DLQ);
     - database or broker unavailable: wait, then nack with requeue: nothing is lost;
     - any other error: dead-lettered with the error's class name (never retried forever).
     """
@@ -227,8 +290,9 @@ async def process_delivery(
             envelope = Envelope.model_validate_json(msg.raw_message.body)
         except ValidationError as exc:
             raise Reject(f"invalid envelope: {describe_validation_error(exc)}") from exc
+        principal = await admission.admit(envelope, msg.raw_message.user_id)
         try:
-            await handle(envelope)
+            await handle(envelope, principal)
         except ValidationError as exc:
             raise Reject(f"invalid data: {describe_validation_error(exc)}") from exc
         except UnknownEventType as exc:
@@ -308,8 +372,8 @@ class EventPublisher:
     """One documented FastStream publisher per event type a service emits.
 
     The publishers put each type in the service's AsyncAPI document with its schema; the
-    outbox relay publishes through them (persistent, JSON, `message_id` = `event_id`,
-    publisher confirms awaited).
+    outbox relay publishes through them (persistent, JSON, `message_id` = `event_id`, the
+    service's broker user as `user_id`, publisher confirms awaited).
     """
 
     def __init__(self, broker: RabbitBroker, event_types: Iterable[tuple[str, int]]) -> None:

@@ -12,7 +12,12 @@ from faststream.rabbit import RabbitBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
-from .broker import EventPublisher, declare_topology, start_broker_with_retry, stop_broker
+from .broker import (
+    EventPublisher,
+    declare_own_topology,
+    start_broker_with_retry,
+    stop_broker,
+)
 from .logs import watch
 from .mongo import TRANSIENT_DB_ERRORS, Doc, ping
 from .outbox import OutboxRelay
@@ -55,9 +60,12 @@ class Background:
     """A service's background work, started watched (a failure is logged) and stopped in order:
     relay first, then the tasks, then the broker."""
 
-    def __init__(self, broker: RabbitBroker, relay: OutboxRelay | None = None) -> None:
+    def __init__(
+        self, broker: RabbitBroker, relay: OutboxRelay | None = None, *, service: str
+    ) -> None:
         self.broker = broker
         self.relay = relay
+        self.service = service
         self._tasks: list[asyncio.Task[Any]] = []
         self.consuming = asyncio.Event()
         """Set once connected with the topology declared: the subscribers are consuming."""
@@ -69,10 +77,13 @@ class Background:
 
     async def run_broker(self, after: Awaitable[Any] | None = None) -> None:
         """Wait for `after` (e.g. the database preparation), connect to RabbitMQ (retrying),
-        declare the whole topology, then run the outbox relay for the life of the process."""
+        declare the service's own queues, then run the outbox relay for the life of the
+        process."""
         if after is not None:
             await after
-        await start_broker_with_retry(self.broker, on_started=lambda: declare_topology(self.broker))
+        await start_broker_with_retry(
+            self.broker, on_started=lambda: declare_own_topology(self.broker, self.service)
+        )
         self.consuming.set()
         if self.relay is not None:
             await self.relay.run()

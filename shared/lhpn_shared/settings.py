@@ -6,14 +6,27 @@ their own instances instead of patching the environment.
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
+from typing import ClassVar, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .inbound import InboundBinding, parse_inbound_systems
 
 DEV_ADMIN_USERNAME = "admin"
 DEV_ADMIN_PASSWORD = "admin"  # noqa: S105 - the documented development default, refused in production
 DEV_JWT_SECRET = "development-only-jwt-secret-change-me"  # noqa: S105
+DEFAULT_BROKER_USER_PREFIX = "lhpn-"
+RABBIT_GUEST = "guest"
+_MONGO_MECHANISMS_WITHOUT_PASSWORD = {"MONGODB-X509", "MONGODB-AWS", "MONGODB-OIDC"}
+
+
+class ProductionRefused(RuntimeError):
+    """A production start refused for a development default found at run time (not in the
+    settings themselves, e.g. a stored password); the message names what to change."""
 
 
 class Environment(StrEnum):
@@ -26,7 +39,10 @@ class ServiceSettings(BaseSettings):
         env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True
     )
 
-    env: Environment = Environment.development
+    env: Environment = Field(
+        default=Environment.production,
+        description="unset counts as production: development must be asked for",
+    )
     rabbit_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     mongo_db: str = Field(default="", description="database name; default: the service name")
@@ -40,6 +56,17 @@ class ServiceSettings(BaseSettings):
     api_keys: str = Field(
         default="",
         description="API keys for other systems: 'name:unit_id:key,...' (unit_id scopes writes)",
+    )
+    broker_user_prefix: str = Field(
+        default=DEFAULT_BROKER_USER_PREFIX,
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        description="each service's RabbitMQ user is <prefix><service>, e.g. lhpn-intake; "
+        "consumers accept an event only from its owning service's user",
+    )
+    inbound_systems: str = Field(
+        default="",
+        description="other systems publishing on lhpn.inbound (bootstrap): "
+        "'broker_user:unit_id:routing_key|routing_key,...'",
     )
     log_level: str = "INFO"
     relay_batch: int = Field(default=500, ge=1)
@@ -55,27 +82,67 @@ class ServiceSettings(BaseSettings):
 
     service_name: str = "service"
 
+    uses_broker: ClassVar[bool] = True
+    """False for a process that never connects to RabbitMQ (the portal): RABBIT_URL unchecked"""
+    uses_database: ClassVar[bool] = True
+    """False for a process without a database of its own (the portal): MONGO_URL unchecked"""
+
     @property
     def database(self) -> str:
         return self.mongo_db or self.service_name
 
+    @property
+    def broker_user(self) -> str:
+        """The RabbitMQ user this service connects as (RABBIT_URL's user; AMQP's default is
+        guest). Every message it publishes carries it as `user_id`."""
+        return broker_user_of(self.rabbit_url)
+
+    @property
+    def expected_broker_user(self) -> str:
+        return f"{self.broker_user_prefix}{self.service_name}"
+
+    @field_validator("inbound_systems")
+    @classmethod
+    def _inbound_systems_parse(cls, value: str) -> str:
+        parse_inbound_systems(value)  # raises with the entry at fault, named INBOUND_SYSTEMS
+        return value
+
+    def parsed_inbound_systems(self) -> dict[str, InboundBinding]:
+        """broker user → its binding (unit subtree and routing keys)."""
+        return parse_inbound_systems(self.inbound_systems)
+
     @model_validator(mode="after")
     def _refuse_development_defaults_in_production(self) -> ServiceSettings:
         if self.env is Environment.production:
-            problems = []
-            if self.admin_password.get_secret_value() == DEV_ADMIN_PASSWORD:
-                problems.append("ADMIN_PASSWORD is the development default")
-            if self.admin_username == DEV_ADMIN_USERNAME and not self.admin_password:
-                problems.append("ADMIN_USERNAME/ADMIN_PASSWORD are not set")
-            if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
-                problems.append("JWT_SECRET is the development default")
-            if len(self.jwt_secret.get_secret_value()) < 32:
-                problems.append("JWT_SECRET must be at least 32 characters")
-            if "guest:guest@" in self.rabbit_url:
-                problems.append("RABBIT_URL uses the guest account")
+            problems = self.production_problems()
             if problems:
                 raise ValueError("refused in ENV=production: " + "; ".join(problems))
         return self
+
+    def production_problems(self) -> list[str]:
+        """What a production start refuses, each naming the setting to change."""
+        problems = []
+        if self.admin_password.get_secret_value() == DEV_ADMIN_PASSWORD:
+            problems.append("ADMIN_PASSWORD is the development default")
+        if not self.admin_password.get_secret_value():
+            problems.append("ADMIN_PASSWORD is not set")
+        if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+            problems.append("JWT_SECRET is the development default")
+        if len(self.jwt_secret.get_secret_value()) < 32:
+            problems.append("JWT_SECRET must be at least 32 characters")
+        user = self.broker_user
+        if not self.uses_broker:
+            pass
+        elif user == RABBIT_GUEST:
+            problems.append("RABBIT_URL uses RabbitMQ's guest account")
+        elif user != self.expected_broker_user:
+            problems.append(
+                f"RABBIT_URL connects as '{user}', not as this service's own user "
+                f"'{self.expected_broker_user}' (BROKER_USER_PREFIX + service name)"
+            )
+        if self.uses_database and not mongo_url_has_credentials(self.mongo_url):
+            problems.append("MONGO_URL has no credentials (mongodb://user:password@host/...)")
+        return problems
 
     def parsed_api_keys(self) -> dict[str, tuple[str, str]]:
         """key → (system name, unit_id)."""
@@ -84,3 +151,39 @@ class ServiceSettings(BaseSettings):
             name, unit_id, key = item.split(":", 2)
             out[key] = (name, unit_id)
         return out
+
+
+def broker_user_of(rabbit_url: str) -> str:
+    """The user an AMQP URL authenticates as (RabbitMQ's `guest` when it names none)."""
+    username = urlsplit(rabbit_url).username
+    return unquote(username) if username else RABBIT_GUEST
+
+
+def mongo_url_has_credentials(mongo_url: str) -> bool:
+    """A user in the URL, or an authentication mechanism that needs no password there."""
+    parts = urlsplit(mongo_url)
+    if "@" in parts.netloc and parts.netloc.split("@", 1)[0]:
+        return True
+    mechanisms = parse_qs(parts.query).get("authMechanism", [])
+    return any(m.upper() in _MONGO_MECHANISMS_WITHOUT_PASSWORD for m in mechanisms)
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def load_settings(cls: type[S]) -> S:
+    """The settings from the environment, or exit with what is wrong, one line per setting
+    (a production start refused for a development default says which one)."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]).upper()
+            message = str(err["msg"]).removeprefix("Value error, ")
+            lines.append(f"  {where}: {message}" if where else f"  {message}")
+        print(
+            f"cannot start: the settings are refused ({cls.__name__})\n" + "\n".join(lines),
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None

@@ -24,7 +24,8 @@ def intake(devmongo: DevMongo, rabbit: RabbitVhost, tmp_path: Path) -> Iterator[
         {
             "MONGO_URL": devmongo.url,
             "MONGO_DB": f"e2e_{uuid.uuid4().hex[:8]}",
-            "RABBIT_URL": rabbit.url,
+            "RABBIT_URL": rabbit.url_for("intake"),
+            "INBOUND_SYSTEMS": rabbit.inbound_systems,
             "ADMIN_USERNAME": "admin",
             "ADMIN_PASSWORD": "admin",
         },
@@ -77,7 +78,7 @@ async def test_the_intake_process_records_over_http_and_amqp_and_publishes_both(
                 "data": by_amqp,
             }
             await publish_raw(
-                rabbit.url,
+                rabbit.system.url,  # another system, bound to the province
                 "lhpn.inbound",
                 "activity.recorded.v1",
                 json.dumps(env).encode(),

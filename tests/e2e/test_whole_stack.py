@@ -36,7 +36,8 @@ def stack(
             {
                 "MONGO_URL": devmongo.url,
                 "MONGO_DB": f"{name}_{run}",
-                "RABBIT_URL": rabbit.url,
+                "RABBIT_URL": rabbit.url_for(name),  # each service its own broker user
+                "INBOUND_SYSTEMS": rabbit.inbound_systems,
                 "SMTP_PORT": "1",  # no mail server: reminders only queue deliveries here
             },
             tmp_path,

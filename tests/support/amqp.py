@@ -1,5 +1,10 @@
-"""Test-side AMQP helpers, with aio-pika directly: a listener on `lhpn.events` and a publisher
-to `lhpn.inbound`, as another system would use them."""
+"""Test-side AMQP helpers, with aio-pika directly: a listener on `lhpn.events` and a publisher,
+as another system would use them.
+
+`publish_raw` sets the AMQP `user_id` to the user of the URL it connects with, as every
+publisher should: publish as a service with `rabbit.url_for("intake")`, as an inbound system
+with `rabbit.system.url`; anything else (the operator's `rabbit.url`) is a stranger to the
+consumers."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
@@ -61,19 +67,33 @@ class EventListener:
         raise AssertionError(f"timed out; got {len(self.bodies())} messages")
 
 
+_OWN_USER: Any = object()
+
+
 async def publish_raw(
-    url: str, exchange: str, routing_key: str, body: bytes, message_id: str | None = None
+    url: str,
+    exchange: str,
+    routing_key: str,
+    body: bytes,
+    message_id: str | None = None,
+    *,
+    user_id: str | None = _OWN_USER,
 ) -> None:
+    """Publish one persistent message with confirms; `user_id`: the connection's own user
+    unless given (None: no user_id; another user's: the broker refuses it)."""
+    if user_id is _OWN_USER:
+        user_id = unquote(urlsplit(url).username or "guest")
     conn = await aio_pika.connect_robust(url)
     try:
         channel = await conn.channel(publisher_confirms=True)
-        exch = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        exch = await channel.get_exchange(exchange, ensure=True)  # passive: it must exist
         await exch.publish(
             aio_pika.Message(
                 body,
                 content_type="application/json",
                 message_id=message_id,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                user_id=user_id,
             ),
             routing_key=routing_key,
         )

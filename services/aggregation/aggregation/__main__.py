@@ -14,6 +14,7 @@ import uvicorn
 from lhpn_shared.clock import SystemClock
 from lhpn_shared.logs import configure_logging
 from lhpn_shared.mongo import database, make_client
+from lhpn_shared.settings import load_settings
 
 from .app import create_app
 from .repository import AggregationStore
@@ -36,7 +37,7 @@ async def rebuild(settings: AggregationSettings) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    settings = AggregationSettings()
+    settings = load_settings(AggregationSettings)
     configure_logging(settings.log_level)
     if args[:1] == ["rebuild"]:
         started = time.monotonic()

@@ -24,7 +24,7 @@ from lhpn_shared.auth import Authenticator
 from lhpn_shared.broker import (
     EVENTS,
     TOPOLOGY,
-    declare_topology,
+    declare_own_topology,
     make_broker,
     start_broker_with_retry,
     stop_broker,
@@ -33,6 +33,7 @@ from lhpn_shared.clock import Clock, SystemClock
 from lhpn_shared.http import Metrics, install_error_handlers, limit_request_size, ops_router
 from lhpn_shared.logs import watch
 from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, database, make_client, ping
+from lhpn_shared.trust import EventOwners
 
 from .api import build_router
 from .batch import CONSUMED_KEYS, EVENTS_QUEUE
@@ -68,7 +69,8 @@ def build_broker(settings: AggregationSettings, batcher_ref: dict[str, Batcher])
         title=f"{EVENTS_QUEUE}:events",
         description="The facts the read models are built from ("
         + ", ".join(CONSUMED_KEYS)
-        + "), applied in batches and acked once stored; refused ones go to "
+        + "), each from its owning service (AMQP user_id), applied in batches and acked once "
+        "stored; refused ones go to "
         f"{EVENTS_QUEUE}.dlq with x-rejection-reason.",
     )
     async def on_event(msg: Any) -> None:
@@ -98,6 +100,7 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
             interval=settings.flush_interval_seconds,
             retry_delay=settings.retry_delay_seconds,
             outcome=lambda t, o, n: metrics.events.labels("aggregation", t, o).inc(n),
+            owners=EventOwners(settings.broker_user_prefix),
         )
         batcher_ref["batcher"] = batcher
         app.state.aggregation, app.state.batcher = aggregation, batcher
@@ -123,7 +126,7 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
                     await aggregation.view.days(year)
 
         async def bindings() -> None:
-            await declare_topology(broker)  # every queue of the system, ours included
+            await declare_own_topology(broker, settings.service_name)
             consuming.set()
 
         async def start() -> None:

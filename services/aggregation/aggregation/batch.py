@@ -17,6 +17,7 @@ from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.reports import Report
 from lhpn_shared.contracts.units import Unit
 from lhpn_shared.mongo import Doc
+from lhpn_shared.trust import EventOwners
 
 from .domain.facts import (
     ActivityDelta,
@@ -55,12 +56,17 @@ class Event:
     """the message as received, archived for `rebuild`"""
 
 
-def parse_event(body: bytes) -> Event:
-    """An event the service consumes, or `Reject` with the reason (dead-lettered)."""
+def parse_event(body: bytes, *, publisher: str | None, owners: EventOwners | None) -> Event:
+    """An event the service consumes, or `Reject` with the reason (dead-lettered).
+
+    `owners`: accept the event only when `publisher` (the delivery's AMQP `user_id`) is its
+    owning service's broker user; None only for events archived after that check (rebuild)."""
     try:
         envelope = Envelope.model_validate_json(body)
     except ValidationError as exc:
         raise Reject(f"invalid envelope: {describe_validation_error(exc)}") from exc
+    if owners is not None and (reason := owners.refusal(envelope.type, publisher)) is not None:
+        raise Reject(reason)
     if envelope.routing_key not in CONSUMED_KEYS:
         raise Reject(f"aggregation does not consume {envelope.routing_key}")
     try:

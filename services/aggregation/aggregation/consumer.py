@@ -22,6 +22,7 @@ from faststream.rabbit import RabbitBroker
 from faststream.rabbit.message import RabbitMessage
 
 from lhpn_shared.broker import TRANSIENT_ERRORS, Reject, dead_letter
+from lhpn_shared.trust import EventOwners
 
 from .batch import Event, parse_event
 from .service import Rebuilding
@@ -47,8 +48,10 @@ class Batcher:
         interval: float,
         retry_delay: float = 1.0,
         outcome: Outcome | None = None,
+        owners: EventOwners,
     ) -> None:
         self._broker = broker
+        self._owners = owners
         self._queue = queue_name
         self._apply = apply
         self._size = size
@@ -71,7 +74,9 @@ class Batcher:
         """The subscriber's handler: parse the delivery (here, while the flusher waits on the
         database) and keep it for the next batch, not acked yet."""
         try:
-            self._parsed[id(msg)] = parse_event(msg.raw_message.body)
+            self._parsed[id(msg)] = parse_event(
+                msg.raw_message.body, publisher=msg.raw_message.user_id, owners=self._owners
+            )
         except Reject as exc:
             self._parsed[id(msg)] = exc
         self._buffer.append(msg)

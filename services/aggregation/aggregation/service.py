@@ -157,7 +157,8 @@ class Aggregation:
         async for bodies in self.store.archived():
             for body in bodies:
                 try:
-                    pending.append(parse_event(body.encode("utf-8")))
+                    # archived once admitted from its owning service
+                    pending.append(parse_event(body.encode("utf-8"), publisher=None, owners=None))
                 except Reject as exc:  # archived events were valid when they arrived
                     log.warning("archived event skipped", extra={"reason": str(exc)})
             while len(pending) >= batch_size:

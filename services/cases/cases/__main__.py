@@ -13,13 +13,14 @@ import sys
 import uvicorn
 
 from lhpn_shared.logs import configure_logging
+from lhpn_shared.settings import load_settings
 
 from .app import create_app
 from .settings import CasesSettings
 
 
 def main() -> None:
-    settings = CasesSettings()
+    settings = load_settings(CasesSettings)
     # a command prints its result on standard output: its logs go to standard error
     command = sys.argv[1] if len(sys.argv) > 1 else None
     configure_logging(settings.log_level, sys.stderr if command else None)

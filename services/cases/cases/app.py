@@ -2,9 +2,11 @@
 
 `create_app(settings, clock)` returns a FastAPI app whose lifespan opens Mongo, starts the
 broker (retrying while RabbitMQ is down), the outbox relay and two subscribers:
-- `cases.events` ← `lhpn.events` `unit.upserted.v1`: this service's copy of the unit tree;
-- `cases.inbound` ← `lhpn.inbound` `case.opened.v1`: cases other systems open (no personal data);
-  a refused message is dead-lettered with its personal data sealed (`adapters.dead_letters`).
+- `cases.events` ← `lhpn.events` `unit.upserted.v1` (from intake's broker user only): this
+  service's copy of the unit tree;
+- `cases.inbound` ← `lhpn.inbound` `case.opened.v1` (from bound systems, within their subtree):
+  cases other systems open (no personal data); a refused message is dead-lettered with its
+  personal data sealed (`adapters.dead_letters`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
 from pymongo import AsyncMongoClient
 
-from lhpn_shared.auth import Authenticator
+from lhpn_shared.auth import Authenticator, Principal
 from lhpn_shared.broker import (
     TOPOLOGY,
     DeadLetterFilter,
@@ -31,6 +33,7 @@ from lhpn_shared.broker import (
 )
 from lhpn_shared.clock import Clock, SystemClock
 from lhpn_shared.contracts.events import Envelope
+from lhpn_shared.contracts.units import UnitTree
 from lhpn_shared.http import (
     Metrics,
     answer_with_status,
@@ -38,8 +41,10 @@ from lhpn_shared.http import (
     limit_request_size,
     ops_router,
 )
+from lhpn_shared.inbound import SettingsInboundBindings
 from lhpn_shared.mongo import Doc, database, make_client
 from lhpn_shared.runtime import Background, make_relay, readiness_checks, retry_while_database_down
+from lhpn_shared.trust import Admission, EventOwners, InboundGate
 
 from .adapters.dead_letters import DeadLetterSealer
 from .api import build_router
@@ -54,7 +59,7 @@ log = logging.getLogger("cases")
 PUBLISHES = [("case.opened", 1), ("case.status_changed", 1), ("case.closed", 1)]
 EVENTS_QUEUE, INBOUND_QUEUE = "cases.events", "cases.inbound"
 
-Handler = Callable[[Cases, Envelope], Awaitable[str]]
+Handler = Callable[[Cases, Envelope, Principal], Awaitable[str]]
 
 
 def build_broker(
@@ -63,19 +68,31 @@ def build_broker(
     """The broker with the service's subscribers (its publishers are added by `EventPublisher`)."""
     broker = make_broker(settings)
 
+    async def tree_for(unit_id: str) -> UnitTree:
+        return await cases_ref["cases"].tree_with(unit_id)
+
     def subscribe(
-        queue_name: str, handler: Handler, dead_letter_filter: DeadLetterFilter | None = None
+        queue_name: str,
+        handler: Handler,
+        admission: Admission,
+        who: str,
+        dead_letter_filter: DeadLetterFilter | None = None,
     ) -> None:
         binding = TOPOLOGY[queue_name]
 
         async def on_message(msg: RabbitMessage) -> None:
-            async def handle(envelope: Envelope) -> None:
-                outcome = await handler(cases_ref["cases"], envelope)
+            async def handle(envelope: Envelope, principal: Principal) -> None:
+                outcome = await handler(cases_ref["cases"], envelope, principal)
                 if metrics is not None:
                     metrics.events.labels("cases", envelope.type, outcome).inc()
 
             await process_delivery(
-                broker, msg, queue_name, handle, dead_letter_filter=dead_letter_filter
+                broker,
+                msg,
+                queue_name,
+                handle,
+                admission=admission,
+                dead_letter_filter=dead_letter_filter,
             )
 
         broker.subscriber(
@@ -83,14 +100,25 @@ def build_broker(
             binding.exchange,
             ack_policy=AckPolicy.MANUAL,
             title=f"{queue_name}:{binding.exchange.name}",
-            description=f"{', '.join(binding.routing_keys)}; refused messages go to "
+            description=f"{', '.join(binding.routing_keys)} {who}; refused messages go to "
             f"{queue_name}.dlq "
             "with x-rejection-reason.",
         )(on_message)
 
-    subscribe(EVENTS_QUEUE, Cases.handle_event)
+    subscribe(
+        EVENTS_QUEUE,
+        Cases.handle_event,
+        EventOwners(settings.broker_user_prefix),
+        "from its owning service (AMQP user_id)",
+    )
     # other systems' messages may carry personal data by mistake: sealed before the DLQ
-    subscribe(INBOUND_QUEUE, Cases.handle_inbound, DeadLetterSealer(settings.cipher().keyring))
+    subscribe(
+        INBOUND_QUEUE,
+        Cases.handle_inbound,
+        InboundGate(SettingsInboundBindings(settings.parsed_inbound_systems()), tree_for),
+        "from a bound system (AMQP user_id) within its unit subtree",
+        DeadLetterSealer(settings.cipher().keyring),
+    )
     return broker
 
 
@@ -121,7 +149,7 @@ def create_app(settings: CasesSettings, clock: Clock | None = None) -> FastAPI:
         cases_ref["cases"] = cases
         app.state.cases, app.state.relay = cases, relay
 
-        background = Background(broker, relay)
+        background = Background(broker, relay, service=settings.service_name)
         prepared = background.start(
             retry_while_database_down(store.ensure_indexes), "cases-prepare"
         )

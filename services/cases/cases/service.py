@@ -148,7 +148,7 @@ class Cases:
             self._tree, self._tree_loaded = UnitTree(units), time.monotonic()
         return self._tree
 
-    async def _tree_with(self, unit_id: str) -> UnitTree:
+    async def tree_with(self, unit_id: str) -> UnitTree:
         """The tree, reloaded once if `unit_id` is not in it (it may have just arrived)."""
         tree = await self.tree()
         if unit_id not in tree:
@@ -165,8 +165,9 @@ class Cases:
             self._tree = None
         return written
 
-    async def handle_event(self, envelope: Envelope) -> str:
-        """An event from `lhpn.events` (queue `cases.events`): only `unit.upserted` is bound."""
+    async def handle_event(self, envelope: Envelope, publisher: Principal) -> str:
+        """An event from `lhpn.events` (queue `cases.events`, admitted from its owning service):
+        only `unit.upserted` is bound."""
         if envelope.type != "unit.upserted":
             raise Reject(f"cases does not consume {envelope.routing_key}")
         unit = parse_data(envelope)
@@ -178,7 +179,7 @@ class Cases:
     async def open_case(self, new: NewCase, caller: Principal) -> tuple[CaseOut, bool]:
         """Open a case; returns (case, created). The same `case_id` with the same content is a
         safe retry (the case as it is now); with other content it is a conflict."""
-        tree = await self._tree_with(new.unit_id)
+        tree = await self.tree_with(new.unit_id)
         if new.unit_id not in tree:
             raise FieldProblem([(("unit_id",), f"Không có đơn vị mã '{new.unit_id}'.")])
         access = case_access(caller, new.unit_id, tree)
@@ -459,15 +460,19 @@ class Cases:
 
     # ---- inbound `case.opened` from other systems ---------------------------------------------
 
-    async def handle_inbound(self, envelope: Envelope) -> str:
+    async def handle_inbound(self, envelope: Envelope, system: Principal) -> str:
         """Open the case another system announced (no personal data), republish `case.opened`.
 
-        Returns 'accepted' or 'duplicate'; raises `Reject` (→ dead-letter queue with the reason)
-        for a message that can never be accepted. A requester field in `data` is refused by the
-        contract itself (`CaseFacts` forbids unknown fields).
+        `system` is the bound system that sent it (admitted for this event type and unit
+        subtree); it is the actor recorded. Returns 'accepted' or 'duplicate'; raises `Reject`
+        (→ dead-letter queue with the reason) for a message that can never be accepted. A
+        requester field in `data` is refused by the contract itself (`CaseFacts` forbids
+        unknown fields).
         """
         if (envelope.type, envelope.version) != ("case.opened", 1):
             raise Reject(f"cases does not accept {envelope.routing_key} on lhpn.inbound")
+        if system.allowed_events is not None and envelope.routing_key not in system.allowed_events:
+            raise Reject(f"{system.subject} may not send {envelope.routing_key}")
         facts = CaseFacts.model_validate(envelope.data)
         if facts.status is not CaseStatus.received:
             raise Reject(f"a new case must have status 'received', not '{facts.status.value}'")
@@ -477,11 +482,10 @@ class Cases:
             {"_id": str(facts.case_id), "source_event_ids": str(envelope.event_id)}, {"_id": 1}
         ):
             return "duplicate"
-        tree = await self._tree_with(facts.unit_id)
+        tree = await self.tree_with(facts.unit_id)
         if facts.unit_id not in tree:
             raise Reject(f"unknown unit_id '{facts.unit_id}'")
         fields = CaseFields.model_validate(facts.model_dump(include=_INBOUND_FIELDS))
-        system = Principal(subject=f"system:{envelope.source}", role=Role.system)
         try:
             case, created = await self._create(
                 fields,

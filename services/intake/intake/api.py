@@ -279,7 +279,7 @@ def build_router(settings: ServiceSettings, auth: Authenticator) -> APIRouter:
         if isinstance(data_unit, str) and data_unit in svc.tree:
             require_write(caller, data_unit, svc.tree)
         try:
-            outcome = await svc.handle_inbound(envelope)
+            outcome = await svc.handle_inbound(envelope, caller)
         except Reject as exc:
             raise HTTPException(422, detail=str(exc)) from exc
         except ValidationError as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 from faststream.middlewares import AckPolicy
@@ -18,7 +17,7 @@ from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
 from pymongo import AsyncMongoClient
 
-from lhpn_shared.auth import Authenticator
+from lhpn_shared.auth import Authenticator, Principal
 from lhpn_shared.broker import (
     INBOUND,
     TOPOLOGY,
@@ -27,6 +26,8 @@ from lhpn_shared.broker import (
     process_delivery,
 )
 from lhpn_shared.clock import Clock, SystemClock
+from lhpn_shared.contracts.events import Envelope
+from lhpn_shared.contracts.units import UnitTree
 from lhpn_shared.http import (
     Metrics,
     answer_with_status,
@@ -34,8 +35,11 @@ from lhpn_shared.http import (
     limit_request_size,
     ops_router,
 )
+from lhpn_shared.inbound import SettingsInboundBindings
 from lhpn_shared.mongo import Doc, database, make_client
 from lhpn_shared.runtime import Background, make_relay, readiness_checks, retry_while_database_down
+from lhpn_shared.settings import Environment
+from lhpn_shared.trust import InboundGate
 
 from . import seed
 from .api import build_router
@@ -62,6 +66,12 @@ def build_broker(settings: IntakeSettings, intake_ref: dict[str, Intake]) -> Rab
     broker = make_broker(settings)
     queue = TOPOLOGY[INBOUND_QUEUE].rabbit_queue()
 
+    async def tree_for(unit_id: str) -> UnitTree:
+        return intake_ref["intake"].tree
+
+    # the publisher must be a bound system, sending its event types for units of its subtree
+    gate = InboundGate(SettingsInboundBindings(settings.parsed_inbound_systems()), tree_for)
+
     @broker.subscriber(
         queue,
         INBOUND,
@@ -69,14 +79,15 @@ def build_broker(settings: IntakeSettings, intake_ref: dict[str, Intake]) -> Rab
         title=f"{INBOUND_QUEUE}:inbound",
         description="Envelopes other systems publish on lhpn.inbound ("
         + ", ".join(INBOUND_KEYS)
-        + "): validated, stored and republished on lhpn.events; refused ones go to "
+        + "), each from a bound system (AMQP user_id) within its unit subtree: validated, "
+        "stored and republished on lhpn.events; refused ones go to "
         f"{INBOUND_QUEUE}.dlq with x-rejection-reason.",
     )
     async def on_inbound(msg: RabbitMessage) -> None:
-        async def handle(envelope: Any) -> None:
-            await intake_ref["intake"].handle_inbound(envelope)
+        async def handle(envelope: Envelope, principal: Principal) -> None:
+            await intake_ref["intake"].handle_inbound(envelope, principal)
 
-        await process_delivery(broker, msg, INBOUND_QUEUE, handle)
+        await process_delivery(broker, msg, INBOUND_QUEUE, handle, admission=gate)
 
     return broker
 
@@ -109,7 +120,12 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
             if settings.seed_default_data:
                 await seed.load(intake, settings.units_file, settings.plan_files)
 
-        background = Background(broker, relay)
+        if settings.env is Environment.production:
+            # refuse to start while a stored admin keeps the development password (a database
+            # first used in development): this waits for the database, unlike the rest
+            await retry_while_database_down(users.refuse_development_admin_password)
+
+        background = Background(broker, relay, service=settings.service_name)
         prepared = background.start(retry_while_database_down(prepare), "intake-prepare")
         # consume inbound only once the reference data is there
         background.start(background.run_broker(after=prepared), "intake-broker-relay")

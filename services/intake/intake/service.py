@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, Field
 from pymongo.errors import DuplicateKeyError
 
+from lhpn_shared.auth import Principal
 from lhpn_shared.broker import Reject
 from lhpn_shared.clock import LOCAL_TZ, Clock, to_millis
 from lhpn_shared.contracts.activities import Activity, ActivityFields
@@ -524,13 +525,19 @@ class Intake:
 
     # ---- inbound events from other systems --------------------------------------------------
 
-    async def handle_inbound(self, envelope: Envelope) -> str:
+    async def handle_inbound(self, envelope: Envelope, principal: Principal) -> str:
         """Validate an inbound envelope, store it like the HTTP path, republish it.
 
-        Returns what happened ('accepted' | 'duplicate'); raises `Reject` with the reason for
-        a message that can never be accepted (it goes to the dead-letter queue).
+        `principal` is who sent it: a bound system on `lhpn.inbound` (its AMQP user, admitted
+        for this event type and unit subtree), the caller of `POST /api/v1/events`. It is the
+        actor recorded. Returns what happened ('accepted' | 'duplicate'); raises `Reject` with
+        the reason for a message that can never be accepted (it goes to the dead-letter queue).
         """
-        actor = f"system:{envelope.source}"
+        if principal.allowed_events is not None and (
+            envelope.routing_key not in principal.allowed_events
+        ):
+            raise Reject(f"{principal.subject} may not send {envelope.routing_key}")
+        actor = principal.subject
         kw: dict[str, Any] = {
             "event_id": envelope.event_id,
             "source": envelope.source,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import datetime
 
@@ -13,6 +14,7 @@ from pymongo.errors import DuplicateKeyError
 
 from lhpn_shared.auth import Principal, Role
 from lhpn_shared.mongo import Doc
+from lhpn_shared.settings import DEV_ADMIN_PASSWORD, ProductionRefused
 
 
 class NewUser(BaseModel):
@@ -71,3 +73,29 @@ class Users:
         except (VerificationError, InvalidHashError):
             return None
         return Principal(subject=username, role=Role(doc["role"]), unit_id=doc.get("unit_id"))
+
+    async def refuse_development_admin_password(self) -> None:
+        """Raise `ProductionRefused` when a stored admin still has the development password
+        (e.g. a database first started in development, where the first admin got it)."""
+        async for doc in self._coll.find({"role": Role.admin.value}, {"password_hash": 1}):
+            if await asyncio.to_thread(self._matches, doc["password_hash"], DEV_ADMIN_PASSWORD):
+                raise ProductionRefused(
+                    f"refused in ENV=production: the stored administrator '{doc['_id']}' still "
+                    "has the development password; set its own with "
+                    "`ADMIN_USERNAME=<name> ADMIN_PASSWORD=<new> python -m intake "
+                    "set-admin-password` (ADMIN_PASSWORD only creates the first admin)"
+                )
+
+    async def set_password(self, username: str, password: str, now: datetime) -> bool:
+        """Replace a user's password; False when there is no such user."""
+        password_hash = await asyncio.to_thread(self._hasher.hash, password)
+        result = await self._coll.update_one(
+            {"_id": username}, {"$set": {"password_hash": password_hash, "password_set_at": now}}
+        )
+        return result.matched_count == 1
+
+    def _matches(self, password_hash: str, password: str) -> bool:
+        try:
+            return bool(self._hasher.verify(password_hash, password))
+        except (VerificationError, InvalidHashError):
+            return False

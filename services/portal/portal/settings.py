@@ -3,6 +3,8 @@ secret that signs the session cookie."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr, model_validator
 
 from lhpn_shared.settings import Environment, ServiceSettings
@@ -12,6 +14,8 @@ DEV_SESSION_SECRET = "development-only-portal-session-secret"  # noqa: S105 - re
 
 class PortalSettings(ServiceSettings):
     service_name: str = "portal"
+    uses_broker: ClassVar[bool] = False  # it talks to the services over HTTP only
+    uses_database: ClassVar[bool] = False
     portal_port: int = 8000
     intake_url: str = "http://127.0.0.1:8001"
     cases_url: str = "http://127.0.0.1:8002"

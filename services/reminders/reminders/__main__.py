@@ -12,13 +12,14 @@ import sys
 import uvicorn
 
 from lhpn_shared.logs import configure_logging
+from lhpn_shared.settings import load_settings
 
 from .app import create_app
 from .settings import RemindersSettings
 
 
 def main() -> None:
-    settings = RemindersSettings()
+    settings = load_settings(RemindersSettings)
     # a command prints its result on standard output: its logs go to standard error
     configure_logging(settings.log_level, sys.stderr if sys.argv[1:] else None)
     if sys.argv[1:2] == ["asyncapi"]:

@@ -21,7 +21,7 @@ from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
 from pymongo import AsyncMongoClient
 
-from lhpn_shared.auth import Authenticator
+from lhpn_shared.auth import Authenticator, Principal
 from lhpn_shared.broker import EVENTS, TOPOLOGY, EventPublisher, make_broker, process_delivery
 from lhpn_shared.clock import Clock, SystemClock
 from lhpn_shared.contracts.events import Envelope
@@ -34,6 +34,7 @@ from lhpn_shared.http import (
 )
 from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, Doc, database, make_client
 from lhpn_shared.runtime import Background, make_relay, readiness_checks, retry_while_database_down
+from lhpn_shared.trust import EventOwners
 
 from .api import build_router
 from .delivery.addresses import AddressGuard, Resolver, system_resolver
@@ -62,6 +63,7 @@ def build_broker(
     """The broker with reminders' documented publishers and its one subscriber."""
     broker = make_broker(settings)
     publisher = EventPublisher(broker, PUBLISHES)
+    owners = EventOwners(settings.broker_user_prefix)  # each fact only from its owning service
 
     @broker.subscriber(
         TOPOLOGY[QUEUE].rabbit_queue(),
@@ -70,14 +72,15 @@ def build_broker(
         title=f"{QUEUE}:events",
         description="Units, plans, reports and case facts from lhpn.events ("
         + ", ".join(KEYS)
-        + "): obligations and case deadlines to remind about. Refused messages go to "
+        + "), each from its owning service (AMQP user_id): obligations and case deadlines to "
+        "remind about. Refused messages go to "
         f"{QUEUE}.dlq with x-rejection-reason.",
     )
     async def on_event(msg: RabbitMessage) -> None:
-        async def handle(envelope: Envelope) -> None:
+        async def handle(envelope: Envelope, publisher: Principal) -> None:
             await ref["reminders"].handle(envelope)
 
-        await process_delivery(broker, msg, QUEUE, handle)
+        await process_delivery(broker, msg, QUEUE, handle, admission=owners)
 
     return broker, publisher
 
@@ -163,7 +166,7 @@ def create_app(
                 "delivery", settings.delivery_poll_seconds, dispatcher.deliver_due, again=True
             )
 
-        background = Background(broker, relay)
+        background = Background(broker, relay, service=settings.service_name)
         app.state.background = background
         prepared = background.start(retry_while_database_down(prepare), "reminders-prepare")
         background.start(background.run_broker(after=prepared), "reminders-broker-relay")

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 def settings(devmongo: DevMongo, rabbit: RabbitVhost, db_name: str) -> AggregationSettings:
     return AggregationSettings(
         mongo_url=devmongo.url,
-        rabbit_url=rabbit.url,
+        rabbit_url=rabbit.url_for("aggregation"),
         mongo_db=db_name,
         mongo_timeout_ms=1500,
         retry_delay_seconds=0.3,
@@ -43,8 +43,10 @@ async def started(settings: AggregationSettings) -> AsyncIterator[httpx.AsyncCli
 
 
 @pytest.fixture
-async def client(settings: AggregationSettings) -> AsyncIterator[httpx.AsyncClient]:
-    await purge_queues(settings.rabbit_url, EVENTS_QUEUE, f"{EVENTS_QUEUE}.dlq")
+async def client(
+    settings: AggregationSettings, rabbit: RabbitVhost
+) -> AsyncIterator[httpx.AsyncClient]:
+    await purge_queues(rabbit.url, EVENTS_QUEUE, f"{EVENTS_QUEUE}.dlq")
     async with started(settings) as c:
         yield c
 

@@ -4,6 +4,7 @@ through the real broker, and the answers the HTTP API gives about it."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import re
 from collections import defaultdict
@@ -17,8 +18,10 @@ import httpx
 from lhpn_shared.clock import LOCAL_TZ
 from lhpn_shared.contracts.activities import Activity, ActivityKind
 from lhpn_shared.contracts.events import Envelope, make_event
+from lhpn_shared.contracts.owners import owner_of
 from lhpn_shared.contracts.units import UnitLevel
 from tests.support.http import eventually
+from tests.support.infra import RabbitVhost
 from tests.unit.aggregation.generated import Generated
 
 PLAN_ID = "PY-2021-460"
@@ -101,31 +104,40 @@ def twice_shuffled_per_entity(events: list[Envelope], seed: int) -> list[Envelop
     return [by_entity[key].pop() for key in slots]
 
 
-async def publish_all(url: str, events: list[Envelope], window: int = 500) -> None:
-    """Publish persistent envelopes on `lhpn.events` over one channel, with confirms."""
-    connection = await aio_pika.connect_robust(url)
+async def publish_all(rabbit: RabbitVhost, events: list[Envelope], window: int = 500) -> None:
+    """Publish persistent envelopes on `lhpn.events`, each as its owning service (one channel
+    with confirms per owner), in order: a run of one owner's events at a time."""
+    connections: dict[str, aio_pika.abc.AbstractRobustConnection] = {}
+    exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
     try:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.declare_exchange(
-            "lhpn.events", aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        for start in range(0, len(events), window):
-            await asyncio.gather(
-                *(
-                    exchange.publish(
-                        aio_pika.Message(
-                            e.model_dump_json().encode(),
-                            content_type="application/json",
-                            message_id=str(e.event_id),
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        ),
-                        routing_key=e.routing_key,
+        for _, run in itertools.groupby(events, key=lambda e: owner_of(e.type)):
+            chunk = list(run)
+            owner = owner_of(chunk[0].type)
+            assert owner is not None, chunk[0].type
+            if owner not in exchanges:
+                connections[owner] = await aio_pika.connect_robust(rabbit.url_for(owner))
+                channel = await connections[owner].channel(publisher_confirms=True)
+                exchanges[owner] = await channel.get_exchange("lhpn.events", ensure=True)
+            exchange = exchanges[owner]
+            for start in range(0, len(chunk), window):
+                await asyncio.gather(
+                    *(
+                        exchange.publish(
+                            aio_pika.Message(
+                                e.model_dump_json().encode(),
+                                content_type="application/json",
+                                message_id=str(e.event_id),
+                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                user_id=rabbit.user_for(owner),
+                            ),
+                            routing_key=e.routing_key,
+                        )
+                        for e in chunk[start : start + window]
                     )
-                    for e in events[start : start + window]
                 )
-            )
     finally:
-        await connection.close()
+        for connection in connections.values():
+            await connection.close()
 
 
 async def consumed(client: httpx.AsyncClient) -> int:

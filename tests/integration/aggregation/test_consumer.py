@@ -16,6 +16,7 @@ from aggregation.batch import EVENTS_QUEUE
 from aggregation.settings import AggregationSettings
 from lhpn_shared.clock import LOCAL_TZ
 from lhpn_shared.contracts.events import ActivityVoided, Envelope, make_event
+from lhpn_shared.contracts.owners import owner_of
 from tests.integration.aggregation.streams import (
     PLAN_ID,
     activity_event,
@@ -27,7 +28,7 @@ from tests.integration.aggregation.streams import (
 )
 from tests.support.amqp import drain_queue, publish_raw
 from tests.support.http import eventually
-from tests.support.infra import DevMongo
+from tests.support.infra import DevMongo, RabbitVhost
 from tests.unit.aggregation.generated import Generated, generate
 
 pytestmark = pytest.mark.integration
@@ -41,15 +42,18 @@ def province() -> Generated:
     return generate(1)
 
 
-async def with_reference_data(client: httpx.AsyncClient, settings: AggregationSettings) -> None:
+async def with_reference_data(client: httpx.AsyncClient, rabbit: RabbitVhost) -> None:
     setup = reference_data(province())
-    await publish_all(settings.rabbit_url, setup)
+    await publish_all(rabbit, setup)
     await wait_consumed(client, len(setup))
 
 
-async def publish(settings: AggregationSettings, event: Envelope) -> None:
+async def publish(rabbit: RabbitVhost, event: Envelope) -> None:
+    """As the event's owning service publishes it."""
+    owner = owner_of(event.type)
+    assert owner is not None, event.type
     await publish_raw(
-        settings.rabbit_url,
+        rabbit.url_for(owner),
         "lhpn.events",
         event.routing_key,
         event.model_dump_json().encode(),
@@ -67,12 +71,12 @@ async def supervised(client: httpx.AsyncClient, headers: dict[str, str], unit_id
 
 
 async def test_an_accepted_event_shows_in_the_answers_within_two_seconds(
-    client: httpx.AsyncClient, admin: dict[str, str], settings: AggregationSettings
+    client: httpx.AsyncClient, admin: dict[str, str], rabbit: RabbitVhost
 ) -> None:
-    await with_reference_data(client, settings)
+    await with_reference_data(client, rabbit)
     assert not await supervised(client, admin, COMMUNE)
 
-    await publish(settings, activity_event(COMMUNE, "supervision", date(2021, 3, 5)))
+    await publish(rabbit, activity_event(COMMUNE, "supervision", date(2021, 3, 5)))
     started = time.monotonic()
     await eventually(lambda: supervised(client, admin, COMMUNE), timeout=2.0)
     print(f"visible after {time.monotonic() - started:.2f} s")
@@ -83,9 +87,9 @@ async def test_an_accepted_event_shows_in_the_answers_within_two_seconds(
 
 
 async def test_a_void_that_arrives_before_its_record_still_ends_voided(
-    client: httpx.AsyncClient, admin: dict[str, str], settings: AggregationSettings
+    client: httpx.AsyncClient, admin: dict[str, str], rabbit: RabbitVhost
 ) -> None:
-    await with_reference_data(client, settings)
+    await with_reference_data(client, rabbit)
     record = activity_event(COMMUNE, "supervision", date(2021, 4, 2))
     void = make_event(
         "activity.voided",
@@ -101,25 +105,26 @@ async def test_a_void_that_arrives_before_its_record_still_ends_voided(
     )
     marker = activity_event("22018", "supervision", date(2021, 4, 2))  # another commune
     for event in (void, record, record, marker):
-        await publish(settings, event)
+        await publish(rabbit, event)
     await eventually(lambda: supervised(client, admin, "22018"), timeout=5)
     assert await consumed(client) == len(reference_data(province())) + 4
     assert not await supervised(client, admin, COMMUNE)
 
 
 async def test_a_message_that_is_not_an_event_is_dead_lettered_with_its_reason_and_the_rest_applied(
-    client: httpx.AsyncClient, admin: dict[str, str], settings: AggregationSettings
+    client: httpx.AsyncClient, admin: dict[str, str], rabbit: RabbitVhost
 ) -> None:
-    await with_reference_data(client, settings)
-    await publish_raw(settings.rabbit_url, "lhpn.events", "activity.recorded.v1", b"{not json")
+    await with_reference_data(client, rabbit)
+    intake = rabbit.url_for("intake")
+    await publish_raw(intake, "lhpn.events", "activity.recorded.v1", b"{not json")
     bad_data = activity_event(COMMUNE, "supervision", date(2021, 3, 5)).model_copy(
         update={"data": {"unit_id": COMMUNE, "kind": "gossip"}}
     )
-    await publish(settings, bad_data)
-    await publish(settings, activity_event(COMMUNE, "supervision", date(2021, 3, 5)))
+    await publish(rabbit, bad_data)
+    await publish(rabbit, activity_event(COMMUNE, "supervision", date(2021, 3, 5)))
 
     await eventually(lambda: supervised(client, admin, COMMUNE), timeout=5)
-    dead = await drain_queue(settings.rabbit_url, f"{EVENTS_QUEUE}.dlq")
+    dead = await drain_queue(rabbit.url, f"{EVENTS_QUEUE}.dlq")
     reasons = sorted(m.headers["x-rejection-reason"] for m in dead)
     assert len(reasons) == 2, reasons
     assert reasons[0].startswith("invalid data: ") and "kind" in reasons[0]
@@ -130,16 +135,16 @@ async def test_a_message_that_is_not_an_event_is_dead_lettered_with_its_reason_a
 async def test_a_database_outage_requeues_the_batches_and_loses_no_event(
     client: httpx.AsyncClient,
     admin: dict[str, str],
-    settings: AggregationSettings,
+    rabbit: RabbitVhost,
     devmongo: DevMongo,
 ) -> None:
-    await with_reference_data(client, settings)
+    await with_reference_data(client, rabbit)
     communes = ["22015", "22018", "22021", "22024", "22027"]
     events = [activity_event(c, "supervision", date(2021, 2, 1)) for c in communes]
     before = await consumed(client)
     devmongo.kill9()
     try:
-        await publish_all(settings.rabbit_url, events)
+        await publish_all(rabbit, events)
         await asyncio.sleep(3)  # batches fail against the dead database and are requeued
         assert await consumed(client) == before  # nothing acked unwritten
     finally:
@@ -149,17 +154,17 @@ async def test_a_database_outage_requeues_the_batches_and_loses_no_event(
         return all([await supervised(client, admin, c) for c in communes])
 
     await eventually(all_supervised, timeout=30, interval=0.3)
-    dead = await drain_queue(settings.rabbit_url, f"{EVENTS_QUEUE}.dlq", timeout=1)
+    dead = await drain_queue(rabbit.url, f"{EVENTS_QUEUE}.dlq", timeout=1)
     assert dead == []
 
 
 async def test_answers_need_a_token_and_staff_read_only_their_subtree(
-    client: httpx.AsyncClient, settings: AggregationSettings
+    client: httpx.AsyncClient, settings: AggregationSettings, rabbit: RabbitVhost
 ) -> None:
     from lhpn_shared.auth import Role
     from tests.integration.aggregation.conftest import bearer
 
-    await with_reference_data(client, settings)
+    await with_reference_data(client, rabbit)
     params = {"plan_id": PLAN_ID, "unit_id": "555", "as_of": YEAR_END}
     assert (await client.get("/api/v1/compliance", params=params)).status_code == 401
 
@@ -193,9 +198,9 @@ REFUSALS = [
 
 
 async def test_an_unknown_plan_unit_or_period_gets_a_clear_answer_in_vietnamese(
-    client: httpx.AsyncClient, admin: dict[str, str], settings: AggregationSettings
+    client: httpx.AsyncClient, admin: dict[str, str], rabbit: RabbitVhost
 ) -> None:
-    await with_reference_data(client, settings)
+    await with_reference_data(client, rabbit)
     for path, params, status, words in REFUSALS:
         response = await client.get(f"/api/v1/{path}", params=params, headers=admin)
         assert response.status_code == status, (path, params, response.text)

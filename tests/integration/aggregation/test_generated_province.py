@@ -64,6 +64,7 @@ class Province:
     admin: dict[str, str]
     answers: dict[str, Any]
     """every answer `streams.answers` collects, right after the stream was consumed"""
+    rabbit: RabbitVhost
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -71,18 +72,18 @@ async def province(devmongo: DevMongo, rabbit: RabbitVhost) -> AsyncIterator[Pro
     generated = generate(SEED)
     settings = AggregationSettings(
         mongo_url=devmongo.url,
-        rabbit_url=rabbit.url,
+        rabbit_url=rabbit.url_for("aggregation"),
         mongo_db=f"t_{uuid.uuid4().hex[:12]}",
         mongo_timeout_ms=1500,
     )
     admin = bearer(settings, Role.admin)
-    await purge_queues(settings.rabbit_url, EVENTS_QUEUE)
+    await purge_queues(rabbit.url, EVENTS_QUEUE)
     published = stream(generated)
     async with started(settings) as client:
-        await publish_all(settings.rabbit_url, published)
+        await publish_all(rabbit, published)
         await wait_consumed(client, len(published))
         before = await answers(client, admin, generated)
-    yield Province(generated, raw(generated.events), settings, admin, before)
+    yield Province(generated, raw(generated.events), settings, admin, before, rabbit)
 
 
 def ids(units: list[dict]) -> list[str]:
@@ -169,9 +170,9 @@ async def test_the_same_stream_delivered_twice_and_shuffled_per_entity_gives_ide
 ) -> None:
     twice = province.settings.model_copy(update={"mongo_db": f"t_{uuid.uuid4().hex[:12]}"})
     events = twice_shuffled_per_entity(stream(province.generated), seed=SEED)
-    await purge_queues(twice.rabbit_url, EVENTS_QUEUE)
+    await purge_queues(province.rabbit.url, EVENTS_QUEUE)
     async with started(twice) as client:
-        await publish_all(twice.rabbit_url, events)
+        await publish_all(province.rabbit, events)
         await wait_consumed(client, len(events))
         again = await answers(client, province.admin, province.generated)
     assert again.keys() == province.answers.keys()

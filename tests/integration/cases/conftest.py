@@ -38,7 +38,8 @@ def settings(devmongo: DevMongo, rabbit: RabbitVhost, db_name: str) -> CasesSett
     key = base64.b64encode(os.urandom(32)).decode()
     return CasesSettings(
         mongo_url=devmongo.url,
-        rabbit_url=rabbit.url,
+        rabbit_url=rabbit.url_for("cases"),
+        inbound_systems=rabbit.inbound_systems,
         mongo_db=db_name,
         relay_idle_seconds=0.2,
         mongo_timeout_ms=1500,
@@ -59,10 +60,11 @@ def app(settings: CasesSettings, clock: FixedClock) -> FastAPI:
 
 @contextlib.asynccontextmanager
 async def serve(
-    app: FastAPI, settings: CasesSettings, clock: FixedClock
+    app: FastAPI, rabbit: RabbitVhost, clock: FixedClock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The running service, its unit tree fed by `unit.upserted` events on lhpn.events."""
-    await purge_queues(settings.rabbit_url, *QUEUES)
+    """The running service, its unit tree fed by `unit.upserted` events on lhpn.events, as
+    intake publishes them."""
+    await purge_queues(rabbit.url, *QUEUES)
     async with running(app) as c:
 
         async def ready() -> bool:
@@ -72,7 +74,7 @@ async def serve(
         for unit in UNITS:
             event_id, body = unit_event(unit, clock)
             await publish_raw(
-                settings.rabbit_url, "lhpn.events", "unit.upserted.v1", body, event_id
+                rabbit.url_for("intake"), "lhpn.events", "unit.upserted.v1", body, event_id
             )
         svc: Cases = app.state.cases
 
@@ -86,9 +88,9 @@ async def serve(
 
 @pytest.fixture
 async def client(
-    app: FastAPI, settings: CasesSettings, clock: FixedClock
+    app: FastAPI, rabbit: RabbitVhost, clock: FixedClock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(app, settings, clock) as c:
+    async with serve(app, rabbit, clock) as c:
         yield c
 
 

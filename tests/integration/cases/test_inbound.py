@@ -25,6 +25,7 @@ from tests.integration.cases.builders import (
     make_envelope,
 )
 from tests.support.amqp import EventListener, drain_queue, publish_raw
+from tests.support.infra import RabbitVhost
 
 KEY = "case.opened.v1"
 
@@ -33,20 +34,21 @@ def keyring(settings: CasesSettings) -> Keyring:
     return settings.cipher().keyring
 
 
-async def publish(settings: CasesSettings, envelope: dict[str, Any]) -> None:
+async def publish(rabbit: RabbitVhost, envelope: dict[str, Any]) -> None:
+    """As the session's inbound system (bound to the province, every inbound key)."""
     await publish_raw(
-        settings.rabbit_url, "lhpn.inbound", KEY, as_json(envelope), envelope["event_id"]
+        rabbit.system.url, "lhpn.inbound", KEY, as_json(envelope), envelope["event_id"]
     )
 
 
 async def test_the_same_case_opened_twice_by_another_system_makes_one_case_and_one_event(
-    client: httpx.AsyncClient, settings: CasesSettings, commune: Caller
+    client: httpx.AsyncClient, rabbit: RabbitVhost, commune: Caller
 ) -> None:
     data = make_case_facts()
     envelope = make_envelope(data)
-    async with EventListener(settings.rabbit_url, keys=(KEY,)) as events:
-        await publish(settings, envelope)
-        await publish(settings, envelope)
+    async with EventListener(rabbit.url, keys=(KEY,)) as events:
+        await publish(rabbit, envelope)
+        await publish(rabbit, envelope)
         await events.wait_for(lambda b: len(b) >= 1)
         await asyncio.sleep(1.0)  # a duplicate would have had time to arrive
         republished = events.bodies()
@@ -58,7 +60,7 @@ async def test_the_same_case_opened_twice_by_another_system_makes_one_case_and_o
     listed = await client.get("/api/v1/cases", headers=commune.headers)
     assert [c["case_id"] for c in listed.json()["items"]] == [data["case_id"]]
     case = (await client.get(f"/api/v1/cases/{data['case_id']}", headers=commune.headers)).json()
-    assert case["timeline"][0]["actor"] == "system:hotline-1900"
+    assert case["timeline"][0]["actor"] == f"broker:{rabbit.system.user}"  # who sent it
     assert case["requester"] is None and case["flags"] == ["poor_household"]
 
 
@@ -81,14 +83,15 @@ async def test_the_same_case_opened_twice_by_another_system_makes_one_case_and_o
 async def test_a_refused_case_opened_lands_in_the_dead_letter_queue_with_its_reason(
     client: httpx.AsyncClient,
     settings: CasesSettings,
+    rabbit: RabbitVhost,
     commune: Caller,
     data: dict[str, Any],
     reason: str,
     sealed: list[str],
 ) -> None:
     envelope = make_envelope(data)
-    await publish(settings, envelope)
-    dead = await drain_queue(settings.rabbit_url, "cases.inbound.dlq", timeout=15)
+    await publish(rabbit, envelope)
+    dead = await drain_queue(rabbit.url, "cases.inbound.dlq", timeout=15)
     assert [m.message_id for m in dead] == [envelope["event_id"]]
     headers = dead[0].headers
     assert reason in str(headers[REJECTION_HEADER])
@@ -111,7 +114,7 @@ async def test_a_refused_case_opened_lands_in_the_dead_letter_queue_with_its_rea
 
 
 async def test_a_refused_message_carrying_personal_data_keeps_none_of_it_readable_in_the_dlq(
-    client: httpx.AsyncClient, settings: CasesSettings
+    client: httpx.AsyncClient, settings: CasesSettings, rabbit: RabbitVhost
 ) -> None:
     name, phone = "Trần Thị Mật Danh", "0914 271 828"
     data = make_case_facts(
@@ -120,9 +123,9 @@ async def test_a_refused_message_carrying_personal_data_keeps_none_of_it_readabl
         caller_note=f"gọi lại số {phone}",
     )
     envelope = make_envelope(data, reporter=name)
-    await publish(settings, envelope)
+    await publish(rabbit, envelope)
 
-    dead = await drain_queue(settings.rabbit_url, "cases.inbound.dlq", timeout=15)
+    dead = await drain_queue(rabbit.url, "cases.inbound.dlq", timeout=15)
 
     assert [m.message_id for m in dead] == [envelope["event_id"]]
     readable = dead[0].body.decode() + repr(dead[0].headers)
@@ -145,11 +148,11 @@ async def test_a_refused_message_carrying_personal_data_keeps_none_of_it_readabl
 
 
 async def test_a_message_that_is_not_an_envelope_is_dead_lettered_sealed_whole(
-    client: httpx.AsyncClient, settings: CasesSettings
+    client: httpx.AsyncClient, settings: CasesSettings, rabbit: RabbitVhost
 ) -> None:
     body = b'{"event_id": "not json, requester: Nguy\xe1\xbb\x85n Th\xe1\xbb\x8b B'
-    await publish_raw(settings.rabbit_url, "lhpn.inbound", KEY, body, "x-1")
-    dead = await drain_queue(settings.rabbit_url, "cases.inbound.dlq", timeout=15)
+    await publish_raw(rabbit.system.url, "lhpn.inbound", KEY, body, "x-1")
+    dead = await drain_queue(rabbit.url, "cases.inbound.dlq", timeout=15)
     assert [m.message_id for m in dead] == ["x-1"]
     assert "invalid envelope" in str(dead[0].headers[REJECTION_HEADER])
     assert dead[0].headers[PERSONAL_DATA_HEADER] == "sealed-body"

@@ -7,7 +7,6 @@ import uuid
 
 import httpx
 
-from cases.settings import CasesSettings
 from lhpn_shared.clock import FixedClock
 from tests.integration.cases.builders import (
     COMMUNE,
@@ -18,13 +17,14 @@ from tests.integration.cases.builders import (
     make_case,
 )
 from tests.support.amqp import EventListener
+from tests.support.infra import RabbitVhost
 
 
 async def test_the_same_post_twice_opens_one_case_and_publishes_one_event(
-    client: httpx.AsyncClient, commune: Caller, settings: CasesSettings
+    client: httpx.AsyncClient, commune: Caller, rabbit: RabbitVhost
 ) -> None:
     body = make_case()
-    async with EventListener(settings.rabbit_url, keys=("case.opened.v1",)) as events:
+    async with EventListener(rabbit.url, keys=("case.opened.v1",)) as events:
         first = await client.post("/api/v1/cases", json=body, headers=commune.headers)
         second = await client.post("/api/v1/cases", json=body, headers=commune.headers)
         assert first.status_code == 201, first.text

@@ -27,6 +27,7 @@ from tests.integration.cases.builders import (
     make_case,
 )
 from tests.support.amqp import EventListener
+from tests.support.infra import RabbitVhost
 
 NAME = "Hồ Thị Quỳnh Zephyrine"
 HIDDEN = "Thông tin cá nhân được ẩn"
@@ -227,6 +228,7 @@ async def test_staff_above_a_case_not_referred_up_to_them_may_not_change_it(
 async def test_personal_data_reaches_only_the_union_holding_the_case_and_nothing_else(
     client: httpx.AsyncClient,
     settings: CasesSettings,
+    rabbit: RabbitVhost,
     caplog: pytest.LogCaptureFixture,
     commune: Caller,
     district: Caller,
@@ -241,7 +243,7 @@ async def test_personal_data_reaches_only_the_union_holding_the_case_and_nothing
     refused: list[httpx.Response] = []
     facts_only: list[httpx.Response] = []
 
-    async with EventListener(settings.rabbit_url, keys=("#",)) as events:
+    async with EventListener(rabbit.url, keys=("#",)) as events:
         opened = await client.post("/api/v1/cases", json=body, headers=commune.headers)
         assert opened.status_code == 201, opened.text
 

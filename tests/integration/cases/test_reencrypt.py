@@ -24,7 +24,7 @@ from lhpn_shared.clock import FixedClock
 from lhpn_shared.mongo import Doc
 from tests.integration.cases.builders import Caller, make_case
 from tests.integration.cases.conftest import serve
-from tests.support.infra import REPO
+from tests.support.infra import REPO, RabbitVhost
 
 NOTE = "Gặp chị Đinh Thị Khoá Cũ tại nhà, số điện thoại 0905 111 222"
 REASON = "Chị Đinh Thị Khoá Cũ đã nộp đơn tại Tòa án"
@@ -111,11 +111,11 @@ async def stored_kids(settings: CasesSettings) -> set[str]:
 
 
 async def test_after_reencrypt_the_old_key_is_retired_and_every_case_still_opens(
-    settings: CasesSettings, clock: FixedClock, commune: Caller
+    settings: CasesSettings, clock: FixedClock, commune: Caller, rabbit: RabbitVhost
 ) -> None:
     old, new = make_key(), make_key()
     before = with_keys(settings, f"k1:{old}")
-    async with serve(create_app(before, clock), before, clock) as client:
+    async with serve(create_app(before, clock), rabbit, clock) as client:
         cases = await open_cases(client, commune)
     assert await stored_kids(settings) == {"k1"}
 
@@ -135,23 +135,23 @@ async def test_after_reencrypt_the_old_key_is_retired_and_every_case_still_opens
     assert again["values_current"] == 9
 
     retired = with_keys(settings, f"k2:{new}")
-    async with serve(create_app(retired, clock), retired, clock) as client:
+    async with serve(create_app(retired, clock), rabbit, clock) as client:
         for case_id, expected in cases.items():
             assert await seen(client, commune, case_id) == expected
 
 
 async def test_reencrypt_resumes_after_a_given_case_and_fails_loudly_on_a_value_no_key_opens(
-    settings: CasesSettings, clock: FixedClock, commune: Caller
+    settings: CasesSettings, clock: FixedClock, commune: Caller, rabbit: RabbitVhost
 ) -> None:
     old, new, lost = make_key(), make_key(), make_key()
-    async with serve(create_app(with_keys(settings, f"k1:{old}"), clock), settings, clock) as c:
+    async with serve(create_app(with_keys(settings, f"k1:{old}"), clock), rabbit, clock) as c:
         ids = []
         for _ in range(3):
             body = make_case()
             assert (await c.post("/api/v1/cases", json=body, headers=commune.headers)).is_success
             ids.append(body["case_id"])
         ids.sort()
-    async with serve(create_app(with_keys(settings, f"k0:{lost}"), clock), settings, clock) as c:
+    async with serve(create_app(with_keys(settings, f"k0:{lost}"), clock), rabbit, clock) as c:
         # sealed under a key that is lost; its id sorts after the others
         orphan = make_case(case_id=f"ffffffff-ffff-4fff-bfff-{uuid.uuid4().hex[:12]}")
         assert (await c.post("/api/v1/cases", json=orphan, headers=commune.headers)).is_success
@@ -173,14 +173,14 @@ async def test_reencrypt_resumes_after_a_given_case_and_fails_loudly_on_a_value_
 
 
 async def test_a_case_changed_while_reencrypt_reads_it_is_read_again_and_nothing_is_lost(
-    settings: CasesSettings, clock: FixedClock, commune: Caller
+    settings: CasesSettings, clock: FixedClock, commune: Caller, rabbit: RabbitVhost
 ) -> None:
     old, new = make_key(), make_key()
     before = with_keys(settings, f"k1:{old}")
     rotated = with_keys(settings, f"k2:{new},k1:{old}")
     body = make_case()
     url = f"/api/v1/cases/{body['case_id']}"
-    async with serve(create_app(before, clock), before, clock) as client:
+    async with serve(create_app(before, clock), rabbit, clock) as client:
         assert (await client.post("/api/v1/cases", json=body, headers=commune.headers)).is_success
         mongo: AsyncMongoClient[Doc] = AsyncMongoClient(settings.mongo_url)
         try:
@@ -199,7 +199,7 @@ async def test_a_case_changed_while_reencrypt_reads_it_is_read_again_and_nothing
             await mongo.close()
 
     retired = with_keys(settings, f"k2:{new}")
-    async with serve(create_app(retired, clock), retired, clock) as client:
+    async with serve(create_app(retired, clock), rabbit, clock) as client:
         case = await seen(client, commune, body["case_id"])
         assert case["timeline"][-1]["note"] == NOTE and case["revision"] == 2
         assert case["requester"]["name"] == body["requester"]["name"]

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 
 from cases.domain.workflow import ALLOWED
-from cases.settings import CasesSettings
 from lhpn_shared.clock import FixedClock
 from lhpn_shared.contracts.cases import CaseStatus
 from tests.integration.cases.builders import Caller, make_case
 from tests.support.amqp import EventListener
+from tests.support.infra import RabbitVhost
 
 S = CaseStatus
 PATHS: dict[CaseStatus, tuple[CaseStatus, ...]] = {
@@ -91,9 +91,9 @@ async def test_an_invalid_transition_is_refused_with_409_naming_the_allowed_ones
 
 
 async def test_a_closed_case_is_reopened_once_and_the_timeline_keeps_every_step(
-    client: httpx.AsyncClient, commune: Caller, clock: FixedClock, settings: CasesSettings
+    client: httpx.AsyncClient, commune: Caller, clock: FixedClock, rabbit: RabbitVhost
 ) -> None:
-    async with EventListener(settings.rabbit_url) as events:
+    async with EventListener(rabbit.url) as events:
         case_id = await open_at(client, commune, S.closed)
         reopened = await move(client, commune, case_id, make_transition(S.in_progress))
         assert reopened.status_code == 200

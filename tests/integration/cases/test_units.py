@@ -6,18 +6,18 @@ import httpx
 from fastapi import FastAPI
 
 from cases.service import Cases
-from cases.settings import CasesSettings
 from lhpn_shared.clock import FixedClock
 from lhpn_shared.contracts.units import Unit
 from tests.integration.cases.builders import COMMUNE, DISTRICT, Caller, make_case, unit_event
 from tests.support.amqp import publish_raw
 from tests.support.http import eventually
+from tests.support.infra import RabbitVhost
 
 
 async def test_a_new_commune_is_usable_once_its_event_arrived_and_an_older_revision_is_ignored(
     client: httpx.AsyncClient,
     app: FastAPI,
-    settings: CasesSettings,
+    rabbit: RabbitVhost,
     clock: FixedClock,
     district: Caller,
 ) -> None:
@@ -28,7 +28,8 @@ async def test_a_new_commune_is_usable_once_its_event_arrived_and_an_older_revis
     older = newer.model_copy(update={"name": "Xã Cũ", "parent_id": COMMUNE, "revision": 1})
     for unit in (newer, older):
         event_id, body = unit_event(unit, clock)
-        await publish_raw(settings.rabbit_url, "lhpn.events", "unit.upserted.v1", body, event_id)
+        intake = rabbit.url_for("intake")  # the owner of unit.upserted
+        await publish_raw(intake, "lhpn.events", "unit.upserted.v1", body, event_id)
 
     async def older_one_seen() -> bool:
         metrics = (await client.get("/metrics")).text

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 def settings(devmongo: DevMongo, rabbit: RabbitVhost, db_name: str) -> IntakeSettings:
     return IntakeSettings(
         mongo_url=devmongo.url,
-        rabbit_url=rabbit.url,
+        rabbit_url=rabbit.url_for("intake"),
+        inbound_systems=rabbit.inbound_systems,
         mongo_db=db_name,
         relay_idle_seconds=0.2,
         mongo_timeout_ms=1500,

@@ -4,8 +4,8 @@ import uuid
 
 import httpx
 
-from intake.settings import IntakeSettings
 from tests.support.amqp import EventListener
+from tests.support.infra import RabbitVhost
 
 
 def make_activity(**over: object) -> dict[str, object]:
@@ -24,10 +24,10 @@ def make_activity(**over: object) -> dict[str, object]:
 
 
 async def test_the_same_post_twice_records_one_activity_and_publishes_one_event(
-    client: httpx.AsyncClient, admin: dict[str, str], settings: IntakeSettings
+    client: httpx.AsyncClient, admin: dict[str, str], rabbit: RabbitVhost
 ) -> None:
     body = make_activity()
-    async with EventListener(settings.rabbit_url, keys=("activity.recorded.v1",)) as events:
+    async with EventListener(rabbit.url, keys=("activity.recorded.v1",)) as events:
         first = await client.post("/api/v1/activities", json=body, headers=admin)
         second = await client.post("/api/v1/activities", json=body, headers=admin)
         assert first.status_code == 201, first.text
@@ -48,7 +48,7 @@ async def test_the_same_post_twice_records_one_activity_and_publishes_one_event(
 
 
 async def test_vietnamese_text_round_trips_with_its_diacritics(
-    client: httpx.AsyncClient, admin: dict[str, str], settings: IntakeSettings
+    client: httpx.AsyncClient, admin: dict[str, str], rabbit: RabbitVhost
 ) -> None:
     title = "Đối thoại với Chủ tịch UBND phường về bạo lực gia đình — ưu tiên hộ nghèo"
     body = make_activity(
@@ -57,7 +57,7 @@ async def test_vietnamese_text_round_trips_with_its_diacritics(
         notes="Ghi chú: Hội LHPN tỉnh Phú Yên",
         metrics={"participants": 40, "issues_raised": 5, "issues_answered": 4},
     )
-    async with EventListener(settings.rabbit_url) as events:
+    async with EventListener(rabbit.url) as events:
         r = await client.post("/api/v1/activities", json=body, headers=admin)
         assert r.status_code == 201, r.text
         got = await client.get(f"/api/v1/activities/{body['activity_id']}", headers=admin)

@@ -8,10 +8,10 @@ import uuid
 
 import httpx
 
-from intake.settings import IntakeSettings
 from lhpn_shared.broker import REJECTION_HEADER
 from tests.integration.intake.test_activities import make_activity
 from tests.support.amqp import EventListener, drain_queue, publish_raw, purge_queues
+from tests.support.infra import RabbitVhost
 
 
 def envelope(data: dict[str, object], **over: object) -> dict[str, object]:
@@ -30,20 +30,22 @@ def envelope(data: dict[str, object], **over: object) -> dict[str, object]:
 
 
 async def test_inbound_accepts_one_valid_event_once_and_dead_letters_the_bad_ones(
-    client: httpx.AsyncClient, admin: dict[str, str], settings: IntakeSettings
+    client: httpx.AsyncClient, admin: dict[str, str], rabbit: RabbitVhost
 ) -> None:
-    url = settings.rabbit_url
+    url, system = rabbit.url, rabbit.system.url  # system: bound to the province, every key
     await purge_queues(url, "intake.inbound.dlq")
     good = envelope(make_activity())
     unknown_unit = envelope(make_activity(unit_id="00000"))
     negative = envelope(make_activity(metrics={"sessions": -5}))
     key = "activity.recorded.v1"
     async with EventListener(url, keys=(key,)) as events:
-        await publish_raw(url, "lhpn.inbound", key, json.dumps(good).encode(), good["event_id"])
-        await publish_raw(url, "lhpn.inbound", key, json.dumps(good).encode(), good["event_id"])
-        await publish_raw(url, "lhpn.inbound", key, b'{"event_id": "not json', "broken-1")
+        good_body = json.dumps(good).encode()
+        await publish_raw(system, "lhpn.inbound", key, good_body, good["event_id"])
+        await publish_raw(system, "lhpn.inbound", key, good_body, good["event_id"])
+        await publish_raw(system, "lhpn.inbound", key, b'{"event_id": "not json', "broken-1")
         for bad in (unknown_unit, negative):
-            await publish_raw(url, "lhpn.inbound", key, json.dumps(bad).encode(), bad["event_id"])
+            bad_body = json.dumps(bad).encode()
+            await publish_raw(system, "lhpn.inbound", key, bad_body, bad["event_id"])
         dead = await drain_queue(url, "intake.inbound.dlq", timeout=15)
         for _ in range(5):
             if len(dead) >= 3:

@@ -51,7 +51,7 @@ async def test_activities_posted_while_the_broker_is_down_are_all_published_once
     await proxy.start()
     settings = IntakeSettings(
         mongo_url=devmongo.url,
-        rabbit_url=f"amqp://{rabbit.user}:{rabbit.password}@127.0.0.1:{proxy.port}/{rabbit.vhost}",
+        rabbit_url=rabbit.url_for("intake", port=proxy.port),
         mongo_db=db_name,
         relay_idle_seconds=0.2,
     )
@@ -87,7 +87,7 @@ async def test_every_acknowledged_activity_survives_a_kill_9_of_the_database(
 ) -> None:
     settings = IntakeSettings(
         mongo_url=own_mongo.url,
-        rabbit_url=rabbit.url,
+        rabbit_url=rabbit.url_for("intake"),
         mongo_db=db_name,
         relay_idle_seconds=0.2,
         mongo_timeout_ms=1000,
@@ -139,7 +139,8 @@ async def test_with_the_database_down_writes_get_503_and_inbound_waits_unacked(
 ) -> None:
     settings = IntakeSettings(
         mongo_url=own_mongo.url,
-        rabbit_url=rabbit.url,
+        rabbit_url=rabbit.url_for("intake"),
+        inbound_systems=rabbit.inbound_systems,
         mongo_db=db_name,
         relay_idle_seconds=0.2,
         mongo_timeout_ms=800,
@@ -155,7 +156,7 @@ async def test_with_the_database_down_writes_get_503_and_inbound_waits_unacked(
         assert (await client.get("/readyz")).status_code == 503
         env = envelope(make_activity())
         await publish_raw(
-            rabbit.url,
+            rabbit.system.url,
             "lhpn.inbound",
             "activity.recorded.v1",
             json.dumps(env).encode(),

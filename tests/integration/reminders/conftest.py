@@ -1,7 +1,8 @@
 """The reminders service in-process against the real broker, DevMongo and a real SMTP server.
 
-Facts arrive as other services publish them: envelopes on `lhpn.events`, built from the default
-data files. Time is a FixedClock the tests move, or the `as_of` of a sweep.
+Facts arrive as other services publish them: envelopes on `lhpn.events`, each published by its
+owning service's broker user, built from the default data files. Time is a FixedClock the
+tests move, or the `as_of` of a sweep.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fastapi import FastAPI
 from lhpn_shared.auth import Principal, Role, issue_token
 from lhpn_shared.clock import LOCAL_TZ, FixedClock
 from lhpn_shared.contracts.events import Envelope, make_event
+from lhpn_shared.contracts.owners import owner_of
 from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.reports import Report
 from lhpn_shared.contracts.units import Unit, UnitLevel
@@ -192,7 +194,7 @@ def settings(
 ) -> RemindersSettings:
     return RemindersSettings(
         mongo_url=devmongo.url,
-        rabbit_url=rabbit.url,
+        rabbit_url=rabbit.url_for("reminders"),
         mongo_db=db_name,
         relay_idle_seconds=0.2,
         mongo_timeout_ms=1500,
@@ -218,6 +220,7 @@ class Service:
     client: httpx.AsyncClient
     settings: RemindersSettings
     clock: FixedClock
+    rabbit: RabbitVhost
 
     @property
     def headers(self) -> dict[str, str]:
@@ -230,9 +233,12 @@ class Service:
         return {"Authorization": f"Bearer {token}"}
 
     async def publish(self, *envelopes: Envelope) -> None:
+        """Each as its owning service publishes it (intake, cases)."""
         for e in envelopes:
+            owner = owner_of(e.type)
+            assert owner is not None, e.type
             await publish_raw(
-                self.settings.rabbit_url,
+                self.rabbit.url_for(owner),
                 "lhpn.events",
                 e.routing_key,
                 e.model_dump_json().encode(),
@@ -298,11 +304,14 @@ class Service:
 
 @contextlib.asynccontextmanager
 async def started(
-    settings: RemindersSettings, clock: FixedClock, resolver: Resolver | None = None
+    settings: RemindersSettings,
+    clock: FixedClock,
+    rabbit: RabbitVhost,
+    resolver: Resolver | None = None,
 ) -> AsyncIterator[Service]:
     """The app with its real lifespan, once ready (consuming `reminders.events`); `resolver`
     answers for webhook host names."""
-    await purge_queues(settings.rabbit_url, QUEUE, f"{QUEUE}.dlq")
+    await purge_queues(rabbit.url, QUEUE, f"{QUEUE}.dlq")
     app = create_app(settings, clock, resolver)
     async with running(app) as client:
 
@@ -310,7 +319,7 @@ async def started(
             return (await client.get("/readyz")).status_code == 200
 
         await eventually(ready, timeout=30)
-        yield Service(app, client, settings, clock)
+        yield Service(app, client, settings, clock, rabbit)
 
 
 async def publish_districts(service: Service) -> None:
@@ -327,8 +336,10 @@ async def publish_districts(service: Service) -> None:
 
 
 @pytest.fixture
-async def service(settings: RemindersSettings, clock: FixedClock) -> AsyncIterator[Service]:
-    async with started(settings, clock) as svc:
+async def service(
+    settings: RemindersSettings, clock: FixedClock, rabbit: RabbitVhost
+) -> AsyncIterator[Service]:
+    async with started(settings, clock, rabbit) as svc:
         yield svc
 
 

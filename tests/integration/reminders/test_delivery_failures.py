@@ -89,9 +89,7 @@ async def test_a_webhook_answering_500_ends_failed_after_the_configured_attempts
 ) -> None:
     await province.set_contacts("561", emails=[], webhook_url=webhook.url, webhook_secret=SECRET)
 
-    async with EventListener(
-        province.settings.rabbit_url, keys=("notification.failed.v1",)
-    ) as events:
+    async with EventListener(province.rabbit.url, keys=("notification.failed.v1",)) as events:
         result = await province.sweep(vn(2021, 10, 27, 8))
         (hooked,) = [n for n in result["notifications"] if n["channel"] == "webhook"]
         assert (hooked["unit_id"], hooked["status"], hooked["attempts"]) == ("561", "retrying", 1)

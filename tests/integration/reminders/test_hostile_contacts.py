@@ -21,6 +21,7 @@ from pymongo import AsyncMongoClient
 from reminders.contacts import contacts_from_doc
 from reminders.delivery.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from reminders.settings import RemindersSettings
+from tests.support.infra import RabbitVhost
 
 from .conftest import (
     PROVINCE,
@@ -88,9 +89,9 @@ class Dns:
 
 @contextlib.asynccontextmanager
 async def service_with(
-    settings: RemindersSettings, clock: Any, dns: Dns, **changes: Any
+    settings: RemindersSettings, rabbit: RabbitVhost, clock: Any, dns: Dns, **changes: Any
 ) -> AsyncIterator[Service]:
-    async with started(settings.model_copy(update=changes), clock, dns.resolve) as svc:
+    async with started(settings.model_copy(update=changes), clock, rabbit, dns.resolve) as svc:
         await publish_districts(svc)
         yield svc
 
@@ -130,12 +131,16 @@ async def one_webhook_delivery(service: Service) -> dict[str, Any]:
     ids=["loopback", "loopback-v6", "metadata", "private", "localhost", "one-private-answer"],
 )
 async def test_a_webhook_url_reaching_inside_the_network_is_refused_with_422_naming_it(
-    settings: RemindersSettings, clock: Any, url: str, answers: dict[str, list[str]]
+    settings: RemindersSettings,
+    clock: Any,
+    rabbit: RabbitVhost,
+    url: str,
+    answers: dict[str, list[str]],
 ) -> None:
     dns = Dns()
     dns.answers.update(answers)
     # as in production: no network allowed besides public addresses
-    async with service_with(settings, clock, dns, webhook_allowed_networks="") as svc:
+    async with service_with(settings, rabbit, clock, dns, webhook_allowed_networks="") as svc:
         unchanged = await stored_contacts(settings)
         r = await put_contacts(svc, emails=[], webhook_url=url, webhook_secret=SECRET)
 
@@ -147,12 +152,12 @@ async def test_a_webhook_url_reaching_inside_the_network_is_refused_with_422_nam
 
 
 async def test_a_name_that_rebinds_to_a_loopback_address_after_the_check_gets_no_request(
-    settings: RemindersSettings, clock: Any
+    settings: RemindersSettings, clock: Any, rabbit: RabbitVhost
 ) -> None:
     dns = Dns()
     async with (
         receiving(OK) as receiver,
-        service_with(settings, clock, dns, webhook_allowed_networks="") as svc,
+        service_with(settings, rabbit, clock, dns, webhook_allowed_networks="") as svc,
     ):
         url = f"http://hook.lhpn.test:{receiver.port}/lhpn"
         dns.answers["hook.lhpn.test"] = ["93.184.216.34"]  # public when given
@@ -168,12 +173,12 @@ async def test_a_name_that_rebinds_to_a_loopback_address_after_the_check_gets_no
 
 
 async def test_a_webhook_goes_to_the_address_checked_with_its_name_in_the_host_header(
-    settings: RemindersSettings, clock: Any
+    settings: RemindersSettings, clock: Any, rabbit: RabbitVhost
 ) -> None:
     dns = Dns()
     async with (
         receiving(OK) as receiver,
-        service_with(settings, clock, dns, webhook_allowed_networks="127.0.0.0/8") as svc,
+        service_with(settings, rabbit, clock, dns, webhook_allowed_networks="127.0.0.0/8") as svc,
     ):
         dns.answers["hook.lhpn.test"] = ["127.0.0.1"]
         port = receiver.port
@@ -196,7 +201,7 @@ async def test_a_webhook_goes_to_the_address_checked_with_its_name_in_the_host_h
 
 
 async def test_a_redirect_is_not_followed_and_the_stored_error_does_not_echo_it(
-    settings: RemindersSettings, clock: Any
+    settings: RemindersSettings, clock: Any, rabbit: RabbitVhost
 ) -> None:
     dns = Dns()
     async with receiving(OK) as inner:
@@ -206,7 +211,7 @@ async def test_a_redirect_is_not_followed_and_the_stored_error_does_not_echo_it(
         )
         async with (
             receiving(redirect) as outer,
-            service_with(settings, clock, dns) as svc,  # development: loopback allowed
+            service_with(settings, rabbit, clock, dns) as svc,  # development: loopback allowed
         ):
             url = f"http://127.0.0.1:{outer.port}/lhpn"
             r = await put_contacts(svc, emails=[], webhook_url=url, webhook_secret=SECRET)
@@ -231,9 +236,9 @@ async def test_a_redirect_is_not_followed_and_the_stored_error_does_not_echo_it(
     ],
 )
 async def test_an_e_mail_item_holding_anything_but_one_address_is_refused_with_422(
-    settings: RemindersSettings, clock: Any, item: str
+    settings: RemindersSettings, clock: Any, rabbit: RabbitVhost, item: str
 ) -> None:
-    async with service_with(settings, clock, Dns()) as svc:
+    async with service_with(settings, rabbit, clock, Dns()) as svc:
         unchanged = await stored_contacts(settings)
         r = await put_contacts(svc, emails=["hoi-561@lhpn.example.vn", item])
 
@@ -244,8 +249,10 @@ async def test_an_e_mail_item_holding_anything_but_one_address_is_refused_with_4
     assert await stored_contacts(settings) == unchanged
 
 
-async def test_one_address_per_item_is_accepted(settings: RemindersSettings, clock: Any) -> None:
-    async with service_with(settings, clock, Dns()) as svc:
+async def test_one_address_per_item_is_accepted(
+    settings: RemindersSettings, clock: Any, rabbit: RabbitVhost
+) -> None:
+    async with service_with(settings, rabbit, clock, Dns()) as svc:
         emails = ["hoi-561@lhpn.example.vn", "chu.tich+561@phuyen.gov.vn"]
         r = await put_contacts(svc, emails=emails)
     assert r.status_code == 200, r.text
@@ -255,11 +262,11 @@ async def test_one_address_per_item_is_accepted(settings: RemindersSettings, clo
 
 
 async def test_reencrypt_moves_every_webhook_secret_to_the_newest_key_so_the_old_one_can_go(
-    settings: RemindersSettings, clock: Any
+    settings: RemindersSettings, clock: Any, rabbit: RabbitVhost
 ) -> None:
     old, new = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))
     keys = SecretStr(f"k1:{old}")
-    async with service_with(settings, clock, Dns(), webhook_secret_keys=keys) as svc:
+    async with service_with(settings, rabbit, clock, Dns(), webhook_secret_keys=keys) as svc:
         url = "http://127.0.0.1:9/lhpn"  # development: loopback allowed; never called here
         r = await put_contacts(svc, emails=[], webhook_url=url, webhook_secret=SECRET)
         assert r.status_code == 200, r.text

@@ -51,9 +51,7 @@ async def test_a_report_that_arrives_before_its_plan_and_units_fulfils_its_oblig
     service: Service,
 ) -> None:
     units = [u for u in default_units() if u.unit_id in (PROVINCE, "562")]
-    async with EventListener(
-        service.settings.rabbit_url, keys=("obligation.fulfilled.v1",)
-    ) as events:
+    async with EventListener(service.rabbit.url, keys=("obligation.fulfilled.v1",)) as events:
         await service.publish(report_event("562", vn(2021, 10, 29, 15)))
         await service.publish(plan_event(thematic_plan()), *(unit_event(u) for u in units))
 
@@ -112,9 +110,7 @@ async def test_the_same_report_event_twice_fulfils_once_and_publishes_one_event(
     province: Service,
 ) -> None:
     event = report_event("557", vn(2021, 10, 28, 10))
-    async with EventListener(
-        province.settings.rabbit_url, keys=("obligation.fulfilled.v1",)
-    ) as events:
+    async with EventListener(province.rabbit.url, keys=("obligation.fulfilled.v1",)) as events:
         await province.publish(event, event)
         await province.wait_fulfilled("557")
         await events.wait_for(lambda bodies: len(bodies) >= 1)

@@ -9,6 +9,7 @@ from lhpn_shared.clock import FixedClock
 from reminders.settings import RemindersSettings
 from tests.support.amqp import EventListener
 from tests.support.http import eventually
+from tests.support.infra import RabbitVhost
 
 from .conftest import (
     DISTRICTS,
@@ -137,9 +138,7 @@ async def test_a_sweep_publishes_obligation_overdue_once_when_it_first_finds_it_
 ) -> None:
     await province.publish(report_event("555", vn(2021, 10, 28, 10)))
     await province.wait_fulfilled("555")
-    async with EventListener(
-        province.settings.rabbit_url, keys=("obligation.overdue.v1",)
-    ) as events:
+    async with EventListener(province.rabbit.url, keys=("obligation.overdue.v1",)) as events:
         await province.sweep(vn(2021, 10, 29, 8))  # not due yet
         first = await province.sweep(vn(2021, 10, 30, 8))
         await province.sweep(vn(2021, 10, 31, 8))
@@ -166,11 +165,11 @@ async def test_only_an_admin_may_run_a_sweep(province: Service) -> None:
 
 
 async def test_the_scheduler_sweeps_on_its_own_as_of_the_injected_clock(
-    settings: RemindersSettings, clock: FixedClock, smtp: SmtpSink
+    settings: RemindersSettings, clock: FixedClock, smtp: SmtpSink, rabbit: RabbitVhost
 ) -> None:
     clock.set(vn(2021, 10, 27, 8))
     every_200ms = settings.model_copy(update={"sweep_interval_seconds": 0.2})
-    async with started(every_200ms, clock) as service:
+    async with started(every_200ms, clock, rabbit) as service:
         await publish_districts(service)
         await service.publish(plan_event(thematic_plan()))
 

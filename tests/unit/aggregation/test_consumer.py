@@ -17,6 +17,10 @@ from aggregation.batch import Event
 from aggregation.consumer import Batcher
 from lhpn_shared.contracts.activities import Activity, ActivityKind
 from lhpn_shared.contracts.events import Envelope, make_event
+from lhpn_shared.trust import EventOwners
+
+OWNERS = EventOwners("lhpn-")
+INTAKE = OWNERS.user_of("intake")  # the owner of activity.recorded
 
 
 class FakeChannel:
@@ -54,6 +58,7 @@ class Raw:
     routing_key: str = "activity.recorded.v1"
     message_id: str | None = None
     content_type: str = "application/json"
+    user_id: str | None = INTAKE
 
 
 class FakeMessage:
@@ -133,7 +138,7 @@ async def run(batcher: Batcher, messages: list[FakeMessage], timeout: float = 5)
 async def test_messages_are_acked_only_after_their_batch_was_applied():
     messages = deliveries(*(event() for _ in range(7)))
     apply = Recorder(messages)
-    batcher = Batcher(FakeBroker(), "q", apply, size=3, interval=0.05)  # type: ignore[arg-type]
+    batcher = Batcher(FakeBroker(), "q", apply, size=3, interval=0.05, owners=OWNERS)  # type: ignore[arg-type]
     await run(batcher, messages)
     assert [len(b) for b in apply.batches] == [3, 3, 1]
     assert apply.acked_early == []
@@ -154,6 +159,7 @@ async def test_a_batch_the_database_refused_is_requeued_and_none_of_it_acked():
         size=10,
         interval=0.01,
         retry_delay=0.01,
+        owners=OWNERS,
     )
     await run(batcher, messages)
     assert {m.state for m in messages} == {"requeued"}
@@ -163,7 +169,7 @@ async def test_a_message_that_is_not_an_event_is_dead_lettered_and_the_others_ap
     bad, *good = deliveries(b'{"event_id": "nope"}', event(), event(), event())
     broker = FakeBroker()
     apply = Recorder(good)
-    batcher = Batcher(broker, "q", apply, size=10, interval=0.01)  # type: ignore[arg-type]
+    batcher = Batcher(broker, "q", apply, size=10, interval=0.01, owners=OWNERS)  # type: ignore[arg-type]
     await run(batcher, [*good, bad])
     assert {m.state for m in good} == {"acked"} and bad.state == "acked"
     ((body, headers),) = broker.dead
@@ -181,7 +187,14 @@ async def test_when_a_batch_fails_only_the_event_that_fails_alone_is_dead_letter
             raise RuntimeError("bug")
 
     broker = FakeBroker()
-    batcher = Batcher(broker, "q", Recorder(messages, fail=choke), size=10, interval=0.01)  # type: ignore[arg-type]
+    batcher = Batcher(
+        broker,  # type: ignore[arg-type]
+        "q",
+        Recorder(messages, fail=choke),
+        size=10,
+        interval=0.01,
+        owners=OWNERS,
+    )
     await run(batcher, messages)
     assert [m.state for m in messages] == ["acked", "acked", "acked"]
     ((body, headers),) = broker.dead
@@ -191,7 +204,14 @@ async def test_when_a_batch_fails_only_the_event_that_fails_alone_is_dead_letter
 
 async def test_a_partial_batch_waits_at_most_the_flush_interval():
     messages = deliveries(event())
-    batcher = Batcher(FakeBroker(), "q", Recorder(messages), size=100, interval=0.2)  # type: ignore[arg-type]
+    batcher = Batcher(
+        FakeBroker(),  # type: ignore[arg-type]
+        "q",
+        Recorder(messages),
+        size=100,
+        interval=0.2,
+        owners=OWNERS,
+    )
     started = time.monotonic()
     await run(batcher, messages)
     assert 0.15 <= time.monotonic() - started < 1.0
@@ -202,8 +222,26 @@ async def test_deliveries_that_reach_the_buffer_out_of_order_are_never_acked_bef
     messages = deliveries(*(event() for _ in range(8)))
     arrival = [messages[i] for i in (1, 2, 0, 4, 5, 3, 7, 6)]
     apply = Recorder(messages)
-    batcher = Batcher(FakeBroker(), "q", apply, size=2, interval=0.05)  # type: ignore[arg-type]
+    batcher = Batcher(FakeBroker(), "q", apply, size=2, interval=0.05, owners=OWNERS)  # type: ignore[arg-type]
     await run(batcher, arrival)
     assert apply.acked_early == []
     assert messages[0].raw_message.channel.errors == []
     assert {m.state for m in messages} == {"acked"}
+
+
+async def test_an_event_from_anyone_but_its_owner_is_dead_lettered_and_the_others_applied():
+    stranger, no_user, *good = deliveries(event(), event(), event(), event())
+    stranger.raw_message.user_id = OWNERS.user_of("reminders")
+    no_user.raw_message.user_id = None
+    broker = FakeBroker()
+    apply = Recorder(good)
+    batcher = Batcher(broker, "q", apply, size=10, interval=0.01, owners=OWNERS)  # type: ignore[arg-type]
+    await run(batcher, [stranger, no_user, *good])
+    assert [len(b) for b in apply.batches] == [2]
+    assert {m.state for m in (stranger, no_user, *good)} == {"acked"}
+    reasons = {body: headers["x-rejection-reason"] for body, headers in broker.dead}
+    assert reasons[stranger.raw_message.body] == (
+        "activity.recorded is published only by lhpn-intake (intake); "
+        "this one was sent by 'lhpn-reminders'"
+    )
+    assert reasons[no_user.raw_message.body].endswith("this one was sent without a user_id")

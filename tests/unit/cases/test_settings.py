@@ -16,7 +16,9 @@ PRODUCTION: dict[str, Any] = {
     "env": "production",
     "jwt_secret": "a-production-secret-of-at-least-32-chars",
     "admin_password": "a-production-admin-password",
-    "rabbit_url": "amqp://lhpn:pw@rabbit:5672/",
+    "broker_user_prefix": "lhpn-",
+    "rabbit_url": "amqp://lhpn-cases:pw@rabbit:5672/",
+    "mongo_url": "mongodb://lhpn:pw@mongo:27017/?authSource=admin",
 }
 
 

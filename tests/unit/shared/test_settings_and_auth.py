@@ -41,7 +41,9 @@ def test_production_accepts_real_secrets() -> None:
         env="production",
         admin_password="a-long-real-password",
         jwt_secret="x" * 40,
-        rabbit_url="amqp://lhpn:secret@rabbitmq:5672/",
+        broker_user_prefix="lhpn-",
+        rabbit_url="amqp://lhpn-service:secret@rabbitmq:5672/",
+        mongo_url="mongodb://lhpn:secret@mongo:27017/?authSource=admin",
     )
     assert s.env == "production"
 
