@@ -20,6 +20,7 @@ DEV_ADMIN_USERNAME = "admin"
 DEV_ADMIN_PASSWORD = "admin"  # noqa: S105 - the documented development default, refused in production
 DEV_JWT_SECRET = "development-only-jwt-secret-change-me"  # noqa: S105
 DEFAULT_BROKER_USER_PREFIX = "lhpn-"
+REFUSED = "refused in ENV=production: "
 RABBIT_GUEST = "guest"
 _MONGO_MECHANISMS_WITHOUT_PASSWORD = {"MONGODB-X509", "MONGODB-AWS", "MONGODB-OIDC"}
 
@@ -116,7 +117,7 @@ class ServiceSettings(BaseSettings):
         if self.env is Environment.production:
             problems = self.production_problems()
             if problems:
-                raise ValueError("refused in ENV=production: " + "; ".join(problems))
+                raise ValueError(REFUSED + "; ".join(problems))
         return self
 
     def production_problems(self) -> list[str]:
@@ -181,7 +182,11 @@ def load_settings(cls: type[S]) -> S:
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]).upper()
             message = str(err["msg"]).removeprefix("Value error, ")
-            lines.append(f"  {where}: {message}" if where else f"  {message}")
+            if message.startswith(REFUSED):  # one line per setting to change
+                lines.append(f"  {REFUSED.strip()}")
+                lines += [f"    - {p}" for p in message.removeprefix(REFUSED).split("; ")]
+            else:
+                lines.append(f"  {where}: {message}" if where else f"  {message}")
         print(
             f"cannot start: the settings are refused ({cls.__name__})\n" + "\n".join(lines),
             file=sys.stderr,

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from lhpn_shared.settings import Environment, ServiceSettings
+from lhpn_shared.settings import ServiceSettings
 
 from .adapters.crypto import FieldCipher, KeyConfigError
 from .domain.deadlines import DeadlineConfig
@@ -54,9 +54,13 @@ class CasesSettings(ServiceSettings):
             self.cipher()
         except KeyConfigError as exc:  # the message names the entry, never the key
             raise ValueError(f"CASE_KEYS: {exc}") from None
-        if self.env is Environment.production and _dev_key() in _keys(self.case_keys):
-            raise ValueError("refused in ENV=production: CASE_KEYS holds the development key")
         return self
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if _dev_key() in _keys(self.case_keys):
+            problems.append("CASE_KEYS holds the development key")
+        return problems
 
     def cipher(self) -> FieldCipher:
         return FieldCipher.from_setting(self.case_keys.get_secret_value())

@@ -71,3 +71,4 @@ async def test_vietnamese_text_round_trips_with_its_diacritics(
     msg = next(m for m in events.messages if m.routing_key == "activity.recorded.v1")
     assert msg.content_type == "application/json"
     assert msg.delivery_mode == 2
+    assert msg.user_id == rabbit.user_for("intake")  # the relay publishes as intake
