@@ -1,0 +1,220 @@
+"""The broker accounts and the inbound bindings, without a broker: what each user may touch,
+the definitions document built from the topology, the INBOUND_SYSTEMS setting, the gates."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+from pydantic import ValidationError
+
+from lhpn_shared.auth import Role
+from lhpn_shared.broker import TOPOLOGY, Reject
+from lhpn_shared.broker_accounts import (
+    definitions,
+    hash_password,
+    operator_account,
+    service_accounts,
+    system_account,
+)
+from lhpn_shared.contracts.events import Envelope
+from lhpn_shared.contracts.owners import EVENT_OWNERS, SERVICES
+from lhpn_shared.contracts.units import Unit, UnitTree
+from lhpn_shared.inbound import (
+    InboundBinding,
+    InboundSystemsError,
+    SettingsInboundBindings,
+    format_inbound_systems,
+    parse_inbound_systems,
+)
+from lhpn_shared.settings import ServiceSettings
+from lhpn_shared.trust import EventOwners, InboundGate
+
+PASSWORDS = {s: f"pw-{s}" for s in SERVICES}
+ALL_QUEUES = [n for q in TOPOLOGY for n in (q, f"{q}.dlq")]
+EXCHANGES = ["lhpn.events", "lhpn.inbound", "lhpn.dead-letter"]
+
+
+def matches(pattern: str, names: list[str]) -> set[str]:
+    return {n for n in names if re.fullmatch(pattern, n)}
+
+
+def test_a_password_hash_is_rabbitmqs_salted_sha256_and_never_the_password() -> None:
+    hashed = hash_password("mật-khẩu", salt=b"\x01\x02\x03\x04")
+    raw = base64.b64decode(hashed)
+    assert raw[:4] == b"\x01\x02\x03\x04"
+    assert raw[4:] == hashlib.sha256(b"\x01\x02\x03\x04" + "mật-khẩu".encode()).digest()
+    assert hash_password("mật-khẩu") != hash_password("mật-khẩu")  # a fresh salt each time
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_account_configures_and_reads_only_its_own_queues(service: str) -> None:
+    (account,) = [a for a in service_accounts("lhpn-", PASSWORDS) if a.name == f"lhpn-{service}"]
+    own = {n for n in ALL_QUEUES if n.startswith(f"{service}.")}
+    assert own and matches(account.permissions.configure, ALL_QUEUES + EXCHANGES) == own
+    assert matches(account.permissions.read, ALL_QUEUES) == own
+    assert "lhpn.dead-letter" in matches(account.permissions.write, EXCHANGES)
+    publishes = any(owner == service for owner in EVENT_OWNERS.values())
+    assert ("lhpn.events" in matches(account.permissions.write, EXCHANGES)) is publishes
+    assert "lhpn.inbound" not in matches(account.permissions.write, EXCHANGES)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_may_publish_on_lhpn_events_exactly_the_event_types_it_owns(
+    service: str,
+) -> None:
+    (account,) = [a for a in service_accounts("lhpn-", PASSWORDS) if a.name == f"lhpn-{service}"]
+    (events,) = [t for t in account.topic_permissions if t.exchange == "lhpn.events"]
+    keys = [f"{t}.v{v}" for t in EVENT_OWNERS for v in (1, 2)]
+    allowed = {k.rsplit(".v", 1)[0] for k in matches(events.write, keys)}
+    assert allowed == {t for t, owner in EVENT_OWNERS.items() if owner == service}
+    assert not matches(events.write, ["unit.upserted", "unit.upserted.v1.x", "x.unit.upserted.v1"])
+
+
+def test_an_inbound_system_may_write_only_its_routing_keys_to_lhpn_inbound() -> None:
+    binding = InboundBinding("lhpn-sys-hotline", "555", frozenset({"case.opened.v1"}))
+    account = system_account(binding, "pw")
+    assert matches(account.permissions.write, ALL_QUEUES + EXCHANGES) == {"lhpn.inbound"}
+    assert not matches(account.permissions.configure, ALL_QUEUES + EXCHANGES)
+    assert not matches(account.permissions.read, ALL_QUEUES + EXCHANGES)
+    (inbound,) = [t for t in account.topic_permissions if t.exchange == "lhpn.inbound"]
+    assert matches(inbound.write, ["case.opened.v1", "activity.recorded.v1"]) == {"case.opened.v1"}
+
+
+def test_the_definitions_declare_every_queue_its_dlq_and_binding_with_the_services_arguments() -> (
+    None
+):
+    accounts = [
+        *service_accounts("lhpn-", PASSWORDS),
+        operator_account("lhpn-admin", "pw", administrator=True),
+    ]
+    doc = definitions("/", accounts)
+    queues = {q["name"]: q for q in doc["queues"]}
+    assert set(queues) == set(ALL_QUEUES)
+    for name, binding in TOPOLOGY.items():
+        assert queues[name]["arguments"] == binding.arguments  # what the service declares
+        keys = {b["routing_key"] for b in doc["bindings"] if b["destination"] == name}
+        assert keys == set(binding.routing_keys)
+        dlq = [b for b in doc["bindings"] if b["destination"] == f"{name}.dlq"]
+        assert [(b["source"], b["routing_key"]) for b in dlq] == [("lhpn.dead-letter", name)]
+    assert {e["name"] for e in doc["exchanges"]} == set(EXCHANGES)
+    assert "pw" not in str(doc["users"]) and "pw-intake" not in str(doc)
+    assert [u["tags"] for u in doc["users"] if u["name"] == "lhpn-admin"] == [["administrator"]]
+
+
+def test_inbound_systems_parse_and_format_back() -> None:
+    value = "lhpn-sys-a:555:case.opened.v1|activity.recorded.v1, lhpn-sys-b:54:report.submitted.v1"
+    parsed = parse_inbound_systems(value)
+    assert parsed["lhpn-sys-a"] == InboundBinding(
+        "lhpn-sys-a", "555", frozenset({"case.opened.v1", "activity.recorded.v1"})
+    )
+    assert parse_inbound_systems(format_inbound_systems(list(parsed.values()))) == parsed
+    assert parse_inbound_systems("") == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("lhpn-sys-a:555", "must be 'broker_user:unit_id:key|key'"),
+        ("lhpn-sys-a:555:unit.upserted.v1", "not unit.upserted.v1"),
+        ("lhpn-sys-a:555:", "routing keys must be among"),
+        ("bad user:555:case.opened.v1", "bad broker user name"),
+        ("a:555:case.opened.v1,a:54:case.opened.v1", "names a twice"),
+    ],
+)
+def test_a_bad_inbound_systems_setting_is_refused_naming_it(value: str, says: str) -> None:
+    with pytest.raises(InboundSystemsError, match=re.escape(says)):
+        parse_inbound_systems(value)
+    with pytest.raises(ValidationError, match="INBOUND_SYSTEMS"):
+        ServiceSettings(inbound_systems=value)
+
+
+# ---- the gates, on a small tree -------------------------------------------------------------
+
+TREE = UnitTree(
+    [
+        Unit(unit_id="54", name="Tỉnh", kind="tỉnh", level="province"),
+        Unit(unit_id="555", name="Tuy Hoà", kind="thành phố", level="district", parent_id="54"),
+        Unit(unit_id="557", name="Sông Cầu", kind="thị xã", level="district", parent_id="54"),
+        Unit(unit_id="22015", name="Phường 1", kind="phường", level="commune", parent_id="555"),
+        Unit(unit_id="22051", name="Xuân Phú", kind="phường", level="commune", parent_id="557"),
+    ]
+)
+
+
+async def tree_for(unit_id: str) -> UnitTree:
+    return TREE
+
+
+def envelope(event_type: str, unit_id: str | None, data_unit: str | None) -> Envelope:
+    return Envelope(
+        event_id=uuid4(),
+        type=event_type,
+        version=1,
+        occurred_at=datetime(2021, 3, 1, tzinfo=UTC),
+        source="hotline",
+        unit_id=unit_id,
+        data={"unit_id": data_unit} if data_unit else {},
+    )
+
+
+GATE = InboundGate(
+    SettingsInboundBindings(
+        parse_inbound_systems("lhpn-sys-hotline:555:case.opened.v1|activity.recorded.v1")
+    ),
+    tree_for,
+)
+
+
+async def test_the_inbound_gate_admits_a_bound_system_within_its_subtree_as_its_principal() -> None:
+    principal = await GATE.admit(envelope("case.opened", "22015", "22015"), "lhpn-sys-hotline")
+    assert principal.subject == "broker:lhpn-sys-hotline" and principal.role is Role.system
+    assert principal.unit_id == "555"
+    assert principal.allowed_events == {"case.opened.v1", "activity.recorded.v1"}
+
+
+@pytest.mark.parametrize(
+    ("env", "user", "reason"),
+    [
+        (envelope("case.opened", "22051", "22051"), "lhpn-sys-hotline", "outside the subtree"),
+        (envelope("case.opened", "22015", "22051"), "lhpn-sys-hotline", "unit 22051 is outside"),
+        (envelope("case.opened", "555", "54"), "lhpn-sys-hotline", "unit 54 is outside"),
+        (envelope("case.opened", "99999", None), "lhpn-sys-hotline", "unknown unit_id '99999'"),
+        (envelope("report.submitted", "555", "555"), "lhpn-sys-hotline", "may not send"),
+        (envelope("case.opened", None, None), "lhpn-sys-hotline", "names no unit_id"),
+        (envelope("case.opened", "22015", "22015"), "lhpn-intake", "not a bound inbound system"),
+        (envelope("case.opened", "22015", "22015"), None, "without a user_id"),
+    ],
+    ids=[
+        "other-district",
+        "data-elsewhere",
+        "ancestor",
+        "unknown-unit",
+        "other-type",
+        "no-unit",
+        "unbound",
+        "anonymous",
+    ],
+)
+async def test_the_inbound_gate_refuses_outside_the_binding_saying_why(
+    env: Envelope, user: str | None, reason: str
+) -> None:
+    with pytest.raises(Reject, match=re.escape(reason)):
+        await GATE.admit(env, user)
+
+
+async def test_an_event_is_admitted_only_from_its_owning_services_user() -> None:
+    owners = EventOwners("lhpn-")
+    unit = envelope("unit.upserted", "555", None)
+    assert (await owners.admit(unit, "lhpn-intake")).subject == "broker:lhpn-intake"
+    for user in ("lhpn-cases", "lhpn-intake-2", "guest", None):
+        with pytest.raises(
+            Reject, match=re.escape("unit.upserted is published only by lhpn-intake")
+        ):
+            await owners.admit(unit, user)
+    with pytest.raises(Reject, match=re.escape("no service owns event type gossip.spread")):
+        await owners.admit(envelope("gossip.spread", None, None), "lhpn-intake")
