@@ -2,14 +2,18 @@
 # Run the whole platform locally, without Docker (Debian, as root or with sudo):
 #   deploy/run.sh
 # Installs what is missing (uv, RabbitMQ, Java/Maven for DevMongo), starts RabbitMQ and DevMongo
-# (or reuses running ones), starts every service that has a `__main__.py`, waits until each
-# answers /readyz, prints the URLs and a login. Ctrl-C (or SIGTERM) stops what this run started.
-# Data and logs live in .data/ (gitignored) and are reused by the next run.
+# (or reuses running ones), creates the broker users and topology, starts every service that has
+# a `__main__.py` (in ENV=development unless ENV is set), waits until each answers /readyz,
+# prints the URLs and a login. Ctrl-C (or SIGTERM) stops what this run started.
+# Data and logs live in .data/ (gitignored) and are reused by the next run; the broker users'
+# development passwords are generated into .data/broker/<user>.password (mode 0600).
 #
 # Environment (all optional): PORTAL_PORT=8000 INTAKE_PORT=8001 CASES_PORT=8002
-# REMINDERS_PORT=8003 AGGREGATION_PORT=8004, MONGO_PORT=27017 (DevMongo),
-# SERVICES="intake cases" (a subset), READY_TIMEOUT=120 (seconds per phase), and any service setting (ENV, LOG_LEVEL,
-# ADMIN_PASSWORD, CASE_KEYS…: see .env.example), passed through to the services.
+# REMINDERS_PORT=8003 AGGREGATION_PORT=8004, MONGO_PORT=27017 (DevMongo), RABBIT_VHOST=/ (vhost
+# of this run), BROKER_USER_PREFIX=lhpn- (users <prefix><service>), INBOUND_SYSTEMS (other
+# systems' broker users, made here too), SERVICES="intake cases" (a subset), READY_TIMEOUT=120
+# (seconds per phase), and any service setting (LOG_LEVEL, ADMIN_PASSWORD, CASE_KEYS…: see
+# .env.example), passed through to the services. Each service gets its own RABBIT_URL.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,7 +23,10 @@ MONGO_PORT=${MONGO_PORT:-27017}
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 declare -A DEFAULT_PORT=([portal]=8000 [intake]=8001 [cases]=8002 [reminders]=8003 [aggregation]=8004)
 export MONGO_URL=${MONGO_URL:-mongodb://127.0.0.1:$MONGO_PORT/}
-export RABBIT_URL=${RABBIT_URL:-amqp://guest:guest@127.0.0.1:5672/}
+export ENV=${ENV:-development}  # development must be asked for: unset counts as production
+export BROKER_USER_PREFIX=${BROKER_USER_PREFIX:-lhpn-}
+export RABBIT_VHOST=${RABBIT_VHOST:-/}
+BROKER_PASSWORDS=$DATA/broker
 SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 RABBIT_PIDF=/var/lib/rabbitmq/mnesia/rabbit@$(hostname -s).pid
 
@@ -104,6 +111,18 @@ deploy/devmongo.sh start "$MONGO_PORT" "$DATA/mongo"
 
 "${UV[@]}" sync --frozen --quiet
 
+# Each service's own broker user, the inbound systems' users, and the whole topology (so an
+# event published before its consumer first started waits in that consumer's queue).
+say "broker users ${BROKER_USER_PREFIX}<service> on vhost $RABBIT_VHOST (passwords in $BROKER_PASSWORDS/)"
+"${UV[@]}" run --frozen --no-sync python -m lhpn_shared.broker_accounts definitions \
+    --passwords-dir "$BROKER_PASSWORDS" | $SUDO deploy/rabbitmq.sh import-definitions >/dev/null
+rabbit_url() {  # the service's own URL (its password never reaches the terminal); none for
+    local user=$BROKER_USER_PREFIX$1 path=  # the portal, which talks to the services over HTTP
+    [ -f "$BROKER_PASSWORDS/$user.password" ] || return 0
+    [ "$RABBIT_VHOST" = / ] || path=$RABBIT_VHOST
+    echo "amqp://$user:$(cat "$BROKER_PASSWORDS/$user.password")@127.0.0.1:5672/$path"
+}
+
 # --- services --------------------------------------------------------------------------------
 all=()
 for dir in services/*/; do
@@ -122,7 +141,8 @@ start() {  # start the named services in the background, then wait until each an
         PORT[$name]=${!var}
         port_busy "${PORT[$name]}" && die "port ${PORT[$name]} ($name) is in use: stop what uses it or set $var"
         # own session: a Ctrl-C reaches the services only through cleanup, which waits for them
-        setsid "${UV[@]}" run --frozen --no-sync python -m "$name" </dev/null >"$LOGS/$name.log" 2>&1 &
+        RABBIT_URL=$(rabbit_url "$name") \
+            setsid "${UV[@]}" run --frozen --no-sync python -m "$name" </dev/null >"$LOGS/$name.log" 2>&1 &
         PID[$name]=$!
     done
     local deadline=$(($(date +%s) + READY_TIMEOUT)) waiting=("$@")
@@ -169,7 +189,7 @@ for name in "${all[@]}"; do
     printf '  %-12s %s/docs   %s/asyncapi.json   log: %s\n' "$name" "$url" "$url" "$LOGS/$name.log"
 done
 echo "  MongoDB      $MONGO_URL (DevMongo, data in $DATA/mongo)"
-echo "  RabbitMQ     ${RABBIT_URL/\/\/*@/\/\/}"
+echo "  RabbitMQ     amqp://127.0.0.1:5672/ vhost $RABBIT_VHOST, users ${BROKER_USER_PREFIX}<service> (passwords: $BROKER_PASSWORDS/)"
 if [ -n "${PORT[intake]:-}" ]; then
     user=${ADMIN_USERNAME:-admin} password=${ADMIN_PASSWORD:+<your ADMIN_PASSWORD>}
     echo "  login        $user / ${password:-admin (development default)}"

@@ -339,7 +339,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.output is None:
         sys.stdout.write(text + "\n")
         return
-    tmp = args.output.with_suffix(".tmp")
+    if args.output.exists() and not args.output.is_file():
+        raise SystemExit(f"--output {args.output} is not a regular file: not replaced")
+    tmp = args.output.with_name(args.output.name + ".tmp")
     tmp.write_text(text + "\n", encoding="utf-8")
     tmp.chmod(0o644)  # RabbitMQ's own user reads it; it holds salted hashes, no password
     tmp.replace(args.output)

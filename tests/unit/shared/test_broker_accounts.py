@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -17,6 +19,7 @@ from lhpn_shared.broker import TOPOLOGY, Reject
 from lhpn_shared.broker_accounts import (
     definitions,
     hash_password,
+    main,
     operator_account,
     service_accounts,
     system_account,
@@ -218,3 +221,67 @@ async def test_an_event_is_admitted_only_from_its_owning_services_user() -> None
             await owners.admit(unit, user)
     with pytest.raises(Reject, match=re.escape("no service owns event type gossip.spread")):
         await owners.admit(envelope("gossip.spread", None, None), "lhpn-intake")
+
+
+# ---- the command compose and run.sh use ---------------------------------------------------------
+
+
+def test_the_command_renders_definitions_from_the_environment_without_any_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BROKER_USER_PREFIX", "lhpn-")
+    for service in SERVICES:
+        monkeypatch.setenv(f"RABBIT_{service.upper()}_PASSWORD", f"secret-{service}-123")
+    monkeypatch.setenv("RABBIT_ADMIN_PASSWORD", "secret-admin-123")
+    monkeypatch.setenv("INBOUND_SYSTEMS", "lhpn-sys-hotline:555:case.opened.v1")
+    monkeypatch.setenv("INBOUND_SYSTEM_PASSWORDS", "lhpn-sys-hotline:secret-hotline-123")
+    out = tmp_path / "definitions.json"
+    main(["definitions", "--output", str(out)])
+    text = out.read_text()
+    assert "secret-" not in text
+    doc = json.loads(text)
+    assert {u["name"] for u in doc["users"]} == {
+        *(f"lhpn-{s}" for s in SERVICES),
+        "lhpn-sys-hotline",
+        "lhpn-admin",
+    }
+    assert oct(out.stat().st_mode & 0o777) == "0o644"  # the broker's own user reads it
+
+
+def test_the_command_refuses_to_render_without_a_password_naming_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RABBIT_INTAKE_PASSWORD", "secret-intake-123")
+    monkeypatch.setenv("INBOUND_SYSTEMS", "lhpn-sys-hotline:555:case.opened.v1")
+    with pytest.raises(SystemExit) as refused:
+        main(["definitions"])
+    message = str(refused.value)
+    for named in ("RABBIT_CASES_PASSWORD", "RABBIT_AGGREGATION_PASSWORD", "lhpn-sys-hotline"):
+        assert named in message
+    assert "RABBIT_INTAKE_PASSWORD" not in message
+
+
+def test_the_run_commands_passwords_are_generated_once_and_kept_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BROKER_USER_PREFIX", "lhpn-")
+    out = str(tmp_path / "definitions.json")
+    main(["definitions", "--passwords-dir", str(tmp_path / "broker"), "--output", out])
+    files = sorted((tmp_path / "broker").iterdir())
+    assert [f.name for f in files] == sorted(f"lhpn-{s}.password" for s in SERVICES)
+    first = {f.name: f.read_text() for f in files}
+    assert all(len(p) >= 32 for p in first.values())
+    assert {oct(f.stat().st_mode & 0o777) for f in files} == {"0o600"}
+    main(["definitions", "--passwords-dir", str(tmp_path / "broker"), "--output", out])
+    assert {f.name: f.read_text() for f in files} == first
+
+
+def test_the_command_never_replaces_what_is_not_a_regular_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BROKER_USER_PREFIX", "lhpn-")
+    target = tmp_path / "a-directory"
+    target.mkdir()
+    with pytest.raises(SystemExit, match="not a regular file"):
+        main(["definitions", "--passwords-dir", str(tmp_path / "b"), "--output", str(target)])
+    assert target.is_dir() and not list(tmp_path.glob("*.tmp"))
