@@ -62,6 +62,7 @@ from lhpn_shared.contracts.cases import (  # noqa: E402
     CaseTopic,
 )
 from lhpn_shared.contracts.events import ActivityVoided, Envelope, make_event  # noqa: E402
+from lhpn_shared.contracts.owners import owner_of  # noqa: E402
 from lhpn_shared.contracts.reports import Report  # noqa: E402
 from lhpn_shared.contracts.units import Unit  # noqa: E402
 from tests.support.infra import DevMongo, RabbitVhost, free_port  # noqa: E402
@@ -192,30 +193,39 @@ async def declare_baseline(url: str) -> None:
             await queue.bind(exchange, routing_key=key)
 
 
-async def publish(url: str, events: list[Envelope], window: int = 1000) -> float:
-    bodies = [(e.routing_key, str(e.event_id), e.model_dump_json().encode()) for e in events]
-    connection = await aio_pika.connect_robust(url)
+async def publish(vhost: RabbitVhost, events: list[Envelope], window: int = 1000) -> float:
+    """Each event as its owning service publishes it (its broker user and `user_id`)."""
+    bodies = [
+        (owner_of(e.type) or "?", e.routing_key, str(e.event_id), e.model_dump_json().encode())
+        for e in events
+    ]
+    owners = sorted({owner for owner, *_ in bodies})
+    connections = {o: await aio_pika.connect_robust(vhost.url_for(o)) for o in owners}
     started = time.perf_counter()
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.declare_exchange(
-            "lhpn.events", aio_pika.ExchangeType.TOPIC, durable=True
-        )
+    try:
+        exchanges = {}
+        for owner, connection in connections.items():
+            channel = await connection.channel(publisher_confirms=True)
+            exchanges[owner] = await channel.get_exchange("lhpn.events", ensure=True)
         for at in range(0, len(bodies), window):
             await asyncio.gather(
                 *(
-                    exchange.publish(
+                    exchanges[owner].publish(
                         aio_pika.Message(
                             body,
                             content_type="application/json",
                             message_id=mid,
                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                            user_id=vhost.user_for(owner),
                         ),
                         routing_key=key,
                     )
-                    for key, mid, body in bodies[at : at + window]
+                    for owner, key, mid, body in bodies[at : at + window]
                 )
             )
+    finally:
+        for connection in connections.values():
+            await connection.close()
     return len(bodies) / (time.perf_counter() - started)
 
 
@@ -402,13 +412,17 @@ async def run(args: argparse.Namespace) -> None:
     units = country()
     data = Path(tempfile.mkdtemp(prefix="lhpn-bench-"))
     os.environ.setdefault("DEVMONGO_JAVA_OPTS", "-Xmx1g")
+    # development, asked for; the broker users of this run (global in RabbitMQ) get a prefix
+    # of their own, which the service process inherits
+    os.environ["ENV"] = "development"
+    os.environ["BROKER_USER_PREFIX"] = f"lhpn-b{uuid.uuid4().hex[:8]}-"
     mongo = DevMongo(port=free_port(), data_dir=data)
     vhost = RabbitVhost.create()
     services: list[Service] = []
     try:
         mongo.start()
         settings = AggregationSettings(
-            mongo_url=mongo.url, rabbit_url=vhost.url, mongo_db="bench_service"
+            mongo_url=mongo.url, rabbit_url=vhost.url_for("aggregation"), mongo_db="bench_service"
         )
         print(f"units: {len(units)}; generating {args.events} events …", flush=True)
         events = sample(units, args.events)
@@ -417,11 +431,11 @@ async def run(args: argparse.Namespace) -> None:
         services.append(service)
         await service.start()
         setup = reference_events(units)
-        await publish(vhost.url, setup)
+        await publish(vhost, setup)
         await wait_consumed(service, len(setup))
         service.stop()
         await declare_baseline(vhost.url)
-        rate = await publish(vhost.url, events)
+        rate = await publish(vhost, events)
         print(f"published {len(events)} events twice (two queues), {rate:.0f}/s", flush=True)
 
         await service.start()

@@ -64,14 +64,16 @@ def envelope(data: dict[str, object]) -> bytes:
     ).encode()
 
 
-async def preload(url: str, exchange: str, routing_key: str, bodies: list[bytes]) -> None:
+async def preload(
+    url: str, exchange: str, routing_key: str, bodies: list[bytes], user_id: str | None = None
+) -> None:
     conn = await aio_pika.connect_robust(url)
     async with conn:
         channel = await conn.channel(publisher_confirms=True)
         exch = (
             channel.default_exchange
             if exchange == ""
-            else await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+            else await channel.get_exchange(exchange, ensure=True)
         )
         for i in range(0, len(bodies), 500):
             await asyncio.gather(
@@ -81,6 +83,7 @@ async def preload(url: str, exchange: str, routing_key: str, bodies: list[bytes]
                             b,
                             content_type="application/json",
                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                            user_id=user_id,
                         ),
                         routing_key=routing_key,
                     )
@@ -126,8 +129,9 @@ async def baseline(rabbit: RabbitVhost, mongo_url: str, n: int) -> float:
 
 async def inbound(rabbit: RabbitVhost, intake: ServiceProcess, n: int) -> float:
     bodies = [envelope(activity()) for _ in range(n)]
-    intake.stop()  # queue declared by the first start; pre-load it while nobody consumes
-    await preload(rabbit.url, "lhpn.inbound", "activity.recorded.v1", bodies)
+    intake.stop()  # the queue is declared with the users: pre-load it while nobody consumes
+    system = rabbit.system  # another system, bound to the province
+    await preload(system.url, "lhpn.inbound", "activity.recorded.v1", bodies, system.user)
     async with EventListener(rabbit.url, keys=("activity.recorded.v1",)) as events:
         t0 = time.perf_counter()
         intake.start()
@@ -173,13 +177,17 @@ async def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="lhpn-bench-"))
     mongo = DevMongo(port=free_port(), data_dir=data / "mongo")
     mongo.start()
-    rabbit = RabbitVhost.create()
+    prefix = f"lhpn-b{uuid.uuid4().hex[:8]}-"  # broker users are global: this run's own
+    rabbit = RabbitVhost.create(prefix)
     intake = ServiceProcess(
         "intake",
         {
+            "ENV": "development",
+            "BROKER_USER_PREFIX": prefix,
             "MONGO_URL": mongo.url,
             "MONGO_DB": "bench_intake",
-            "RABBIT_URL": rabbit.url,
+            "RABBIT_URL": rabbit.url_for("intake"),
+            "INBOUND_SYSTEMS": rabbit.inbound_systems,
             "LOG_LEVEL": "WARNING",
         },
         data,
