@@ -5,7 +5,8 @@ Each service connects as its own user (`<prefix><service>`) that may:
   are declared beforehand, from this same document);
 - write to `lhpn.events` only with the routing keys of the event types it owns (a topic
   permission), to `lhpn.dead-letter` (refused messages), and bind its own queues;
-- read its own queues and the exchanges they are bound to.
+- read its own queues and the exchanges they are bound to, binding only the routing keys its
+  queues consume (a topic read permission).
 
 An inbound system's user may only write to `lhpn.inbound`, with the routing keys of its binding.
 An operator account (compose's management UI, the tests) may do everything.
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from faststream.rabbit import RabbitExchange
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -96,6 +98,12 @@ def routing_keys_of(event_types: Iterable[str]) -> str:
 def service_account(service: str, user: str, password: str) -> Account:
     own = [name for b in queues_of(service) for name in (b.queue, f"{b.queue}.dlq")]
     sources = {b.exchange.name for b in queues_of(service)}
+
+    def bound_keys(exchange: RabbitExchange) -> list[str]:
+        """The routing keys its queues bind on `exchange`: the only ones it may bind (a topic
+        read permission), so it cannot listen in on other event types."""
+        return [k for b in queues_of(service) if b.exchange is exchange for k in b.routing_keys]
+
     publishes = owned_by(service)
     return Account(
         name=user,
@@ -106,8 +114,10 @@ def service_account(service: str, user: str, password: str) -> Account:
             read=exactly([*own, DEAD_LETTERS.name, *sources]),
         ),
         topic_permissions=(
-            TopicPermission(EVENTS.name, write=routing_keys_of(publishes), read=EVERYTHING),
-            TopicPermission(INBOUND.name, write=NOTHING, read=EVERYTHING),
+            TopicPermission(
+                EVENTS.name, write=routing_keys_of(publishes), read=exactly(bound_keys(EVENTS))
+            ),
+            TopicPermission(INBOUND.name, write=NOTHING, read=exactly(bound_keys(INBOUND))),
         ),
     )
 

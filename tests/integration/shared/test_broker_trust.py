@@ -263,3 +263,18 @@ async def test_a_forged_user_id_is_refused_by_the_broker_and_never_delivered(
         await _publish_as(rabbit.url_for("intake"), "unit.upserted.v1", rabbit.user_for("intake"))
         await events.wait_for(lambda got: len(got) >= 1)
     assert [m.user_id for m in events.messages] == [rabbit.user_for("intake")]
+
+
+async def test_a_service_cannot_bind_its_queue_to_event_types_it_does_not_consume(
+    rabbit: RabbitVhost,
+) -> None:
+    """Reminders listening in on activities (no business of its own) is refused."""
+    connection = await aio_pika.connect(rabbit.url_for("reminders"))
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue("reminders.events", ensure=True)
+        await queue.bind("lhpn.events", "report.submitted.v1")  # one it consumes: allowed
+        with pytest.raises(ChannelAccessRefused, match=r"activity\.recorded\.v1"):
+            await queue.bind("lhpn.events", "activity.recorded.v1")
+    finally:
+        await connection.close()

@@ -78,6 +78,20 @@ def test_a_service_may_publish_on_lhpn_events_exactly_the_event_types_it_owns(
     assert not matches(events.write, ["unit.upserted", "unit.upserted.v1.x", "x.unit.upserted.v1"])
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_may_bind_only_the_routing_keys_its_queues_consume(service: str) -> None:
+    (account,) = [a for a in service_accounts("lhpn-", PASSWORDS) if a.name == f"lhpn-{service}"]
+    keys = [f"{t}.v1" for t in EVENT_OWNERS] + ["activity.recorded.v1", "case.opened.v1"]
+    for topic in account.topic_permissions:
+        consumed = {
+            k
+            for b in TOPOLOGY.values()
+            if b.owner == service and b.exchange.name == topic.exchange
+            for k in b.routing_keys
+        }
+        assert matches(topic.read, keys) == consumed, topic.exchange
+
+
 def test_an_inbound_system_may_write_only_its_routing_keys_to_lhpn_inbound() -> None:
     binding = InboundBinding("lhpn-sys-hotline", "555", frozenset({"case.opened.v1"}))
     account = system_account(binding, "pw")
