@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import shutil
 import statistics
@@ -141,6 +142,10 @@ def main() -> None:
 
     data = Path(tempfile.mkdtemp(prefix="lhpn-bench-portal-"))
     mongo = DevMongo(port=free_port(), data_dir=data / "mongo")
+    # development, asked for; the broker users of this run (global in RabbitMQ) get a prefix
+    # of their own, which the service processes inherit
+    os.environ["ENV"] = "development"
+    os.environ["BROKER_USER_PREFIX"] = f"lhpn-b{uuid.uuid4().hex[:8]}-"
     vhost = RabbitVhost.create()
     mongo.start()
     procs: list[ServiceProcess] = []
@@ -148,11 +153,12 @@ def main() -> None:
         asyncio.run(purge_queues(vhost.url, *TOPOLOGY))
         env = {
             "MONGO_URL": mongo.url,
-            "RABBIT_URL": vhost.url,
             "SMTP_PORT": "1",
             "SWEEP_INTERVAL_SECONDS": "0",
         }
-        by_name = {n: ServiceProcess(n, env, data) for n in SERVICES}
+        by_name = {
+            n: ServiceProcess(n, {**env, "RABBIT_URL": vhost.url_for(n)}, data) for n in SERVICES
+        }
         urls = {n: p.url for n, p in by_name.items()}
         by_name["portal"] = ServiceProcess(
             "portal", {f"{n.upper()}_URL": u for n, u in urls.items()}, data

@@ -174,6 +174,7 @@ async def run(
     controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
     controller.start()
     settings = RemindersSettings(
+        env="development",  # asked for: unset counts as production
         mongo_url=mongo_url,
         mongo_db=f"bench_reminders_{int(time.time())}",
         mongo_timeout_ms=30_000,

@@ -119,13 +119,12 @@ class Keyring:
         return stored.get("kid") != self.current_kid
 
 
-def refuse_development_key(name: str, setting: str, development_setting: str) -> None:
-    """Raise when the key setting `name` holds the development key (even only for opening):
-    every copy of this code knows it, so nothing it sealed is secret."""
+def holds_development_key(setting: str, development_setting: str) -> bool:
+    """True when a key setting holds the development key (even only for opening): every copy
+    of this code knows it, so nothing it sealed is secret (refused in production)."""
     dev_keys = {entry.partition(":")[2].strip() for entry in development_setting.split(",")}
     keys = {entry.partition(":")[2].strip() for entry in setting.split(",")}
-    if dev_keys & keys:
-        raise ValueError(f"refused in ENV=production: {name} holds the development key")
+    return bool(dev_keys & keys)
 
 
 def _check_kid(position: int, kid: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from lhpn_shared.crypto import holds_development_key
 from lhpn_shared.settings import ServiceSettings
 
 from .adapters.crypto import FieldCipher, KeyConfigError
@@ -58,18 +59,9 @@ class CasesSettings(ServiceSettings):
 
     def production_problems(self) -> list[str]:
         problems = super().production_problems()
-        if _dev_key() in _keys(self.case_keys):
+        if holds_development_key(self.case_keys.get_secret_value(), DEV_CASE_KEYS):
             problems.append("CASE_KEYS holds the development key")
         return problems
 
     def cipher(self) -> FieldCipher:
         return FieldCipher.from_setting(self.case_keys.get_secret_value())
-
-
-def _keys(setting: SecretStr) -> set[str]:
-    entries = setting.get_secret_value().split(",")
-    return {entry.partition(":")[2].strip() for entry in entries}
-
-
-def _dev_key() -> str:
-    return DEV_CASE_KEYS.partition(":")[2]

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from lhpn_shared.crypto import KeyConfigError, Keyring, refuse_development_key
+from lhpn_shared.crypto import KeyConfigError, Keyring, holds_development_key
 from lhpn_shared.settings import Environment, ServiceSettings
 
 from .delivery.addresses import LOOPBACK, IPNetwork, parse_networks
@@ -83,13 +83,14 @@ class RemindersSettings(ServiceSettings):
             raise ValueError(
                 "WEBHOOK_ALLOWED_NETWORKS: list networks as '10.0.0.0/8,::1', comma-separated"
             ) from None
-        if self.env is Environment.production:
-            refuse_development_key(
-                "WEBHOOK_SECRET_KEYS",
-                self.webhook_secret_keys.get_secret_value(),
-                DEV_WEBHOOK_SECRET_KEYS,
-            )
         return self
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        secret_keys = self.webhook_secret_keys.get_secret_value()
+        if holds_development_key(secret_keys, DEV_WEBHOOK_SECRET_KEYS):
+            problems.append("WEBHOOK_SECRET_KEYS holds the development key")
+        return problems
 
     def webhook_keyring(self) -> Keyring:
         return Keyring.from_setting(self.webhook_secret_keys.get_secret_value())

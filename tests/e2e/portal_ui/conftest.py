@@ -38,7 +38,7 @@ def stack(
             {
                 "MONGO_URL": devmongo.url,
                 "MONGO_DB": f"{name}_{run}",
-                "RABBIT_URL": rabbit.url,
+                "RABBIT_URL": rabbit.url_for(name),  # each service its own broker user
                 "SMTP_PORT": "1",
                 "SWEEP_INTERVAL_SECONDS": "0",
             },

@@ -76,7 +76,8 @@ PRODUCTION: dict[str, Any] = {
     "env": "production",
     "jwt_secret": "a-production-secret-of-at-least-32-chars",
     "admin_password": "a-production-admin-password",
-    "rabbit_url": "amqp://reminders:pw@rabbit:5672/",
+    "broker_user_prefix": "lhpn-",
+    "rabbit_url": "amqp://lhpn-reminders:pw@rabbit:5672/",
     "mongo_url": "mongodb://reminders:pw@mongo:27017/",
 }
 

@@ -37,7 +37,7 @@ from lhpn_shared.inbound import (
 from lhpn_shared.settings import ServiceSettings
 from lhpn_shared.trust import EventOwners, InboundGate
 
-PASSWORDS = {s: f"pw-{s}" for s in SERVICES}
+PASSWORDS = {s: f"password-of-{s}" for s in SERVICES}
 ALL_QUEUES = [n for q in TOPOLOGY for n in (q, f"{q}.dlq")]
 EXCHANGES = ["lhpn.events", "lhpn.inbound", "lhpn.dead-letter"]
 
@@ -107,7 +107,7 @@ def test_the_definitions_declare_every_queue_its_dlq_and_binding_with_the_servic
 ):
     accounts = [
         *service_accounts("lhpn-", PASSWORDS),
-        operator_account("lhpn-admin", "pw", administrator=True),
+        operator_account("lhpn-admin", "password-of-admin", administrator=True),
     ]
     doc = definitions("/", accounts)
     queues = {q["name"]: q for q in doc["queues"]}
@@ -119,7 +119,7 @@ def test_the_definitions_declare_every_queue_its_dlq_and_binding_with_the_servic
         dlq = [b for b in doc["bindings"] if b["destination"] == f"{name}.dlq"]
         assert [(b["source"], b["routing_key"]) for b in dlq] == [("lhpn.dead-letter", name)]
     assert {e["name"] for e in doc["exchanges"]} == set(EXCHANGES)
-    assert "pw" not in str(doc["users"]) and "pw-intake" not in str(doc)
+    assert "password-of-" not in json.dumps(doc)  # hashes only
     assert [u["tags"] for u in doc["users"] if u["name"] == "lhpn-admin"] == [["administrator"]]
 
 

@@ -12,7 +12,8 @@ from aggregation.settings import AggregationSettings
 from cases.settings import DEV_CASE_KEYS, CasesSettings
 from intake.settings import IntakeSettings
 from lhpn_shared.settings import DEV_JWT_SECRET, ServiceSettings
-from reminders.settings import RemindersSettings
+from portal.settings import PortalSettings
+from reminders.settings import DEV_WEBHOOK_SECRET_KEYS, RemindersSettings
 
 SERVICES: dict[str, type[ServiceSettings]] = {
     "intake": IntakeSettings,
@@ -20,7 +21,7 @@ SERVICES: dict[str, type[ServiceSettings]] = {
     "reminders": RemindersSettings,
     "aggregation": AggregationSettings,
 }
-CASE_KEYS = "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="  # 32 bytes, not the dev key
+KEY = "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="  # 32 bytes, not a dev key
 
 
 def production(service: str, **over: Any) -> dict[str, Any]:
@@ -34,7 +35,9 @@ def production(service: str, **over: Any) -> dict[str, Any]:
         "mongo_url": "mongodb://lhpn:a-db-password@mongo:27017/?authSource=admin",
     }
     if service == "cases":
-        values["case_keys"] = CASE_KEYS
+        values["case_keys"] = KEY
+    if service == "reminders":
+        values["webhook_secret_keys"] = KEY
     return {**values, **over}
 
 
@@ -90,6 +93,25 @@ def test_a_production_start_with_a_forbidden_setting_fails_naming_it(
 def test_a_production_start_of_cases_with_the_development_key_fails_naming_it() -> None:
     with pytest.raises(ValidationError, match="CASE_KEYS holds the development key"):
         CasesSettings(**production("cases", case_keys=DEV_CASE_KEYS))
+
+
+def test_a_production_start_of_reminders_with_the_development_key_fails_naming_it() -> None:
+    with pytest.raises(ValidationError, match="WEBHOOK_SECRET_KEYS holds the development key"):
+        RemindersSettings(**production("reminders", webhook_secret_keys=DEV_WEBHOOK_SECRET_KEYS))
+
+
+def test_the_portal_needs_no_broker_or_database_credentials_but_refuses_the_other_defaults() -> (
+    None
+):
+    real = {
+        "env": "production",
+        "jwt_secret": "a-production-secret-of-at-least-32-characters",
+        "admin_password": "a-production-admin-password",
+        "session_secret": "a-production-session-secret-of-32-characters",
+    }
+    assert PortalSettings(**real).env == "production"  # guest RABBIT_URL, local MONGO_URL: unused
+    with pytest.raises(ValidationError, match="JWT_SECRET is the development default"):
+        PortalSettings(**{**real, "jwt_secret": DEV_JWT_SECRET})
 
 
 def test_a_mongo_url_with_a_certificate_mechanism_counts_as_credentials() -> None:
