@@ -105,12 +105,12 @@ def report_expectation(
                 f"'{schedule.title}'.",
             )
         ]
-    window_end = p.window_end_on or plan.year_bounds()[1]
-    if not unit.valid_during(p.window_start_on, window_end):
+    if not schedule.expects(unit, p):
         return [
             (
                 ("unit_id",),
-                f"Đơn vị {unit.name} không tồn tại trong kỳ báo cáo {period} ({_validity(unit)}).",
+                f"Đơn vị {unit.name} không phải nộp báo cáo kỳ {period}: đơn vị không tồn tại "
+                f"vào hạn nộp {p.reporting_day(unit.level):%d/%m/%Y} ({_validity(unit)}).",
             )
         ]
     return Expectation(plan=plan, schedule=schedule, period=p, due_at=p.due_at[unit.level])

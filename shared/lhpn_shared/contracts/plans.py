@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
+from ..clock import LOCAL_TZ
 from .activities import ActivityKind
-from .units import UnitLevel
+from .units import Unit, UnitLevel
+
+
+def last_day_to_submit(due_at: datetime) -> date:
+    """The last local day on which a report is still on time (due 30/10 00:00 → 29/10)."""
+    return (due_at - timedelta(microseconds=1)).astimezone(LOCAL_TZ).date()
 
 
 class TargetRule(StrEnum):
@@ -37,6 +43,19 @@ class SchedulePeriod(BaseModel):
         description="per reporting level, the instant before which a report is on time"
     )
 
+    def reporting_day(self, level: UnitLevel | None = None) -> date:
+        """The report date of this period: the last day a report of `level` is on time (of
+        any level when None: the latest)."""
+        dues = [self.due_at[level]] if level is not None else list(self.due_at.values())
+        return max(last_day_to_submit(d) for d in dues)
+
+    def data_window(self, level: UnitLevel | None = None) -> tuple[date, date]:
+        """First and last day of the data a report covers. An open-ended window ("2021-01-01 –
+        report date", SPEC §3) ends on the report date (`reporting_day`). The one definition
+        intake, reminders and aggregation use."""
+        end = self.window_end_on if self.window_end_on is not None else self.reporting_day(level)
+        return self.window_start_on, end
+
 
 class ReportSchedule(BaseModel):
     report_type: str = Field(min_length=1, max_length=64)
@@ -59,6 +78,12 @@ class ReportSchedule(BaseModel):
 
     def period(self, key: str) -> SchedulePeriod | None:
         return next((p for p in self.periods if p.period == key), None)
+
+    def expects(self, unit: Unit, period: SchedulePeriod) -> bool:
+        """Whether `unit` owes a report for `period`: its level reports under this schedule and
+        it exists on the report date. A unit gone by then is not expected (what it sent stays
+        its own); the unit that continues it by then is."""
+        return unit.level in self.levels and unit.valid_on(period.reporting_day(unit.level))
 
 
 class Plan(BaseModel):

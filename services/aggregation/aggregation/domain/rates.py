@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 
 from lhpn_shared.contracts.plans import Plan, ReportSchedule, SchedulePeriod
 from lhpn_shared.contracts.units import UnitLevel, UnitTree
-from lhpn_shared.periods import period_bounds
 
 from .facts import ReportState
 from .scope import UnitRef, percent, ref_fields, subtree_of
@@ -51,10 +50,7 @@ class ReportingRates(RateFigures):
 
 
 def _window(schedule_period: SchedulePeriod) -> tuple[date, date]:
-    end = schedule_period.window_end_on
-    if end is None:  # "up to the report date": the whole period
-        end = period_bounds(schedule_period.period)[1]
-    return schedule_period.window_start_on, end
+    return schedule_period.data_window()  # the one definition, in lhpn_shared
 
 
 def reporting_rates(

@@ -16,12 +16,11 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from lhpn_shared.clock import LOCAL_TZ
 from lhpn_shared.contracts.cases import CaseKind
-from lhpn_shared.contracts.plans import Plan
+from lhpn_shared.contracts.plans import Plan, last_day_to_submit
 from lhpn_shared.contracts.units import UnitTree
 from lhpn_shared.periods import BadPeriod, period_bounds
 
 from ..domain.messages import CaseReminder, ParentDigest, PlannedMessage, ReportReminder
-from ..domain.obligations import last_day_to_submit
 
 CASE_KIND_LABELS: dict[CaseKind, str] = {
     CaseKind.consultation: "tư vấn pháp luật",

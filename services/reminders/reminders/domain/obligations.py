@@ -6,14 +6,13 @@ function of the report's `received_at` (if any) and an as-of instant.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from lhpn_shared.clock import LOCAL_TZ
 from lhpn_shared.contracts.events import ObligationFacts
-from lhpn_shared.contracts.plans import Plan, SchedulePeriod
+from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.units import UnitLevel, UnitTree
 
 
@@ -53,9 +52,8 @@ def derive_obligations(plan: Plan, units: UnitTree) -> list[Obligation]:
     ordered = sorted(units.units.values(), key=lambda u: u.unit_id)
     for schedule in plan.report_schedules:
         for period in schedule.periods:
-            start_on, end_on = _window(period)
             for unit in ordered:
-                if unit.level not in schedule.levels or not unit.valid_during(start_on, end_on):
+                if not schedule.expects(unit, period):
                     continue
                 out.append(
                     Obligation(
@@ -72,18 +70,6 @@ def derive_obligations(plan: Plan, units: UnitTree) -> list[Obligation]:
                     )
                 )
     return out
-
-
-def _window(period: SchedulePeriod) -> tuple[date, date]:
-    """The data window; an open-ended one ("up to the report date") ends on the last due day."""
-    if period.window_end_on is not None:
-        return period.window_start_on, period.window_end_on
-    return period.window_start_on, max(last_day_to_submit(d) for d in period.due_at.values())
-
-
-def last_day_to_submit(due_at: datetime) -> date:
-    """The last local day on which a report is still on time (due 30/10 00:00 → 29/10)."""
-    return (due_at - timedelta(microseconds=1)).astimezone(LOCAL_TZ).date()
 
 
 def fulfil(obligation: Obligation, received_at: datetime) -> Obligation:
