@@ -111,10 +111,13 @@ def build_router(settings: ServiceSettings, auth: Authenticator) -> APIRouter:
         svc: Svc,
         unit_id: Annotated[str | None, Query(description="root of the subtree")] = None,
         level: str | None = None,
+        as_of: Annotated[
+            date | None, Query(description="only the units valid that day, with that day's names")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
         cursor: str | None = None,
     ) -> Page[Unit]:
-        tree = svc.tree
+        tree = svc.tree.as_of(as_of) if as_of is not None else svc.tree
         if unit_id is not None and unit_id not in tree:
             raise HTTPException(404, detail=f"Không có đơn vị mã '{unit_id}'.")
         ids = tree.subtree(unit_id) if unit_id else sorted(tree.units)

@@ -46,6 +46,8 @@ from .api import build_router
 from .repository import IntakeStore
 from .service import Conflict, Intake, NotFound, NotReady
 from .settings import IntakeSettings
+from .unit_api import build_unit_router
+from .units import UnitConflict, UnitsNotReady
 from .users import Users
 
 log = logging.getLogger("intake")
@@ -159,7 +161,11 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
             asyncapi=lambda: spec.to_specification().to_json(),
         )
     )
-    app.include_router(build_router(settings, Authenticator(settings, clock)))
+    authenticator = Authenticator(settings, clock)
+    app.include_router(build_router(settings, authenticator))
+    app.include_router(build_unit_router(authenticator))
 
-    answer_with_status(app, {NotFound: 404, Conflict: 409, NotReady: 503})
+    answer_with_status(
+        app, {NotFound: 404, Conflict: 409, NotReady: 503, UnitConflict: 409, UnitsNotReady: 503}
+    )
     return app

@@ -22,6 +22,7 @@ class IntakeStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.db = db
         self.units = db["units"]
+        self.unit_changes = db["unit_changes"]
         self.plans = db["plans"]
         self.activities = db["activities"]
         self.reports = db["reports"]
@@ -29,12 +30,15 @@ class IntakeStore:
 
     @property
     def outbox_collections(self) -> list[Any]:
-        return [self.units, self.plans, self.activities, self.reports]
+        return [self.units, self.unit_changes, self.plans, self.activities, self.reports]
 
     async def ensure_indexes(self) -> None:
         for coll in self.outbox_collections:
             await ensure_outbox_index(coll)
         await self.activities.create_index([("unit_id", ASCENDING), ("occurred_on", ASCENDING)])
+        # one change per revision of a unit: the commit point of a multi-unit change
+        await self.unit_changes.create_index("claims", unique=True, name="one_change_per_revision")
+        await self.unit_changes.create_index([("applied", ASCENDING), ("created_at", ASCENDING)])
         await self.reports.create_index(
             [("unit_id", ASCENDING), ("report_type", ASCENDING), ("period", ASCENDING)],
             unique=True,

@@ -11,6 +11,7 @@ from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.units import Unit
 
 from .service import Intake
+from .units import MAX_UNITS_PER_CHANGE
 
 log = logging.getLogger("intake.seed")
 
@@ -36,25 +37,21 @@ def read_plan(path: Path) -> Plan:
 
 
 async def load(intake: Intake, units_file: Path, plan_files: list[Path]) -> dict[str, int]:
-    """Idempotent: only new or changed units and plans are stored and announced."""
+    """Idempotent: missing units are created (an existing one is left as it is, so a later
+    rename or reorganisation stays), new or changed plans published."""
     units = read_units(units_file)
-    # parents first, so the tree is whole at every step
-    depth = {u.unit_id: 0 for u in units}
-    by_id = {u.unit_id: u for u in units}
-    for u in units:
-        p, d = u.parent_id, 0
-        while p is not None and p in by_id and d < 10:
-            d, p = d + 1, by_id[p].parent_id
-        depth[u.unit_id] = d
-    changed_units = 0
-    for u in sorted(units, key=lambda u: (depth[u.unit_id], u.unit_id)):
-        changed_units += await intake.upsert_unit(u)
+    created = 0
+    for start in range(0, len(units), MAX_UNITS_PER_CHANGE):
+        outcome = await intake.units.load_units(
+            units[start : start + MAX_UNITS_PER_CHANGE], "system:default-data"
+        )
+        created += outcome.created
     changed_plans = 0
     for path in plan_files:
         _, changed = await intake.publish_plan(read_plan(path))
         changed_plans += changed
     log.info(
         "default data loaded",
-        extra={"units": len(units), "units_changed": changed_units, "plans_changed": changed_plans},
+        extra={"units": len(units), "units_created": created, "plans_changed": changed_plans},
     )
-    return {"units": len(units), "units_changed": changed_units, "plans_changed": changed_plans}
+    return {"units": len(units), "units_created": created, "plans_changed": changed_plans}

@@ -36,9 +36,8 @@ from .repository import (
     plan_from_doc,
     plan_to_doc,
     report_from_doc,
-    unit_from_doc,
-    unit_to_doc,
 )
+from .units import UnitRegistry, UnitsNotReady
 
 log = logging.getLogger("intake")
 
@@ -82,7 +81,7 @@ class Intake:
         self.store = store
         self.clock = clock
         self._wake = wake_relay
-        self._tree: UnitTree | None = None
+        self.units = UnitRegistry(store, clock, wake_relay)
         self._plans: list[Plan] | None = None
         self.max_attachment_bytes = 5 * 1024 * 1024
 
@@ -92,16 +91,18 @@ class Intake:
     # ---- caches of the small, rarely changing reference data ----------------------------
 
     async def load_reference_data(self) -> None:
-        units = [unit_from_doc(d) async for d in self.store.units.find({})]
-        plans = [plan_from_doc(d) async for d in self.store.plans.find({})]
-        self._tree = UnitTree(units)
-        self._plans = plans
+        await self.units.load()
+        await self._load_plans()
+
+    async def _load_plans(self) -> None:
+        self._plans = [plan_from_doc(d) async for d in self.store.plans.find({})]
 
     @property
     def tree(self) -> UnitTree:
-        if self._tree is None:
-            raise NotReady
-        return self._tree
+        try:
+            return self.units.tree
+        except UnitsNotReady:
+            raise NotReady from None
 
     @property
     def plans(self) -> list[Plan]:
@@ -115,35 +116,11 @@ class Intake:
 
     # ---- units and plans ------------------------------------------------------------------
 
-    async def upsert_unit(self, unit: Unit) -> bool:
-        """Store the unit if new or changed (revision + 1) and announce it; False if unchanged."""
-        existing = await self.store.units.find_one({"_id": unit.unit_id})
-        if existing is not None:
-            current = unit_from_doc(existing)
-            if current.model_copy(update={"revision": 1}) == unit.model_copy(
-                update={"revision": 1}
-            ):
-                return False
-            unit = unit.model_copy(update={"revision": current.revision + 1})
-            event = self._event("unit.upserted", unit, unit.unit_id)
-            result = await self.store.units.update_one(
-                {"_id": unit.unit_id, "revision": current.revision},
-                with_outbox({"$set": unit_to_doc(unit)}, [event]),
-            )
-            if result.matched_count == 0:
-                raise Conflict(f"unit {unit.unit_id} changed meanwhile")
-        else:
-            unit = unit.model_copy(update={"revision": 1})
-            event = self._event("unit.upserted", unit, unit.unit_id)
-            try:
-                await self.store.units.insert_one(
-                    {"_id": unit.unit_id, **unit_to_doc(unit), **outbox_fields([event])}
-                )
-            except DuplicateKeyError as exc:
-                raise Conflict(f"unit {unit.unit_id} created meanwhile") from exc
-        self._wake()
-        await self.load_reference_data()
-        return True
+    async def upsert_unit(self, unit: Unit, actor: str = "system:intake") -> bool:
+        """Store the unit if new, or give it this state if it differs (revision + 1), and
+        announce it; False if unchanged. Changes over time go through `units.reorganise`."""
+        outcome = await self.units.load_units([unit], actor, replace=True)
+        return outcome.change_id is not None
 
     async def publish_plan(self, plan: Plan) -> tuple[Plan, bool]:
         """Publish a plan, or a new revision of it when its content changed."""
@@ -174,7 +151,7 @@ class Intake:
             except DuplicateKeyError as exc:
                 raise Conflict("Kế hoạch vừa được người khác tạo, vui lòng thử lại.") from exc
         self._wake()
-        await self.load_reference_data()
+        await self._load_plans()
         return plan, True
 
     # ---- activities -------------------------------------------------------------------------
