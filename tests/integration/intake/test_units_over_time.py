@@ -56,9 +56,7 @@ async def test_a_merge_closes_the_merged_units_opens_the_new_one_and_links_both_
         )
     by_id = {e["data"]["unit_id"]: e["data"] for e in bodies}
     assert by_id["22015"]["valid_to"] == "2025-06-30"
-    assert by_id["22015"]["successors"] == [
-        {"unit_id": "N1@2025", "on": JULY, "change": "merge"}
-    ]
+    assert by_id["22015"]["successors"] == [{"unit_id": "N1@2025", "on": JULY, "change": "merge"}]
     assert by_id["N1@2025"]["valid_from"] == JULY
     assert sorted(p["unit_id"] for p in by_id["N1@2025"]["predecessors"]) == ["22015", "22018"]
 
