@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from pathlib import Path
 
 from lhpn_shared.contracts.plans import Plan
-from lhpn_shared.contracts.units import Unit
+from lhpn_shared.unit_files import read_units_csv
 
 from .service import Intake
 from .units import MAX_UNITS_PER_CHANGE
 
 log = logging.getLogger("intake.seed")
-
-
-def read_units(path: Path) -> list[Unit]:
-    with path.open(encoding="utf-8", newline="") as f:
-        return [
-            Unit(
-                unit_id=row["unit_id"],
-                name=row["name"],
-                kind=row["kind"],
-                level=row["level"],
-                parent_id=row["parent_id"] or None,
-                valid_from=row.get("valid_from") or None,
-                valid_to=row.get("valid_to") or None,
-            )
-            for row in csv.DictReader(f)
-        ]
 
 
 def read_plan(path: Path) -> Plan:
@@ -39,7 +22,7 @@ def read_plan(path: Path) -> Plan:
 async def load(intake: Intake, units_file: Path, plan_files: list[Path]) -> dict[str, int]:
     """Idempotent: missing units are created (an existing one is left as it is, so a later
     rename or reorganisation stays), new or changed plans published."""
-    units = read_units(units_file)
+    units = read_units_csv(units_file)
     created = 0
     for start in range(0, len(units), MAX_UNITS_PER_CHANGE):
         outcome = await intake.units.load_units(

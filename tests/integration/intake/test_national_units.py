@@ -1,0 +1,99 @@
+"""The operator command's loads through intake's API: the whole country from the maintained
+packages, and the default data (Phú Yên 2021, then its successor area in Đắk Lắk)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+
+from intake.app import create_app
+from intake.settings import IntakeSettings
+from lhpn_cli.loading import Advance, fetch_tree, load_national
+from lhpn_cli.national import read_national
+from tests.support.http import eventually, login, running
+
+
+def quiet(label: str, total: int) -> Advance:
+    return lambda n: None
+
+
+async def tree_of(
+    client: httpx.AsyncClient, day: str, root: str | None = None
+) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"as_of": day, "limit": 5000}
+        if root:
+            params["unit_id"] = root
+        if cursor:
+            params["cursor"] = cursor
+        page = (await client.get("/api/v1/units", params=params)).json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return items
+
+
+async def as_admin(client: httpx.AsyncClient) -> None:
+    await eventually(lambda: _ready(client), timeout=30)
+    client.headers.update(await login(client, "admin", "admin"))
+
+
+async def _ready(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/readyz")).status_code == 200
+
+
+@pytest.mark.timeout(900)
+async def test_the_national_loads_give_63_provinces_before_july_2025_and_34_with_3321_communes_after(
+    settings: IntakeSettings,
+) -> None:
+    settings = settings.model_copy(update={"seed_default_data": False})
+    async with running(create_app(settings)) as client:
+        await as_admin(client)
+        first = await load_national(client, 2025, [], start=quiet)
+        before = Counter(u["level"] for u in await tree_of(client, "2025-06-30"))
+        after = Counter(u["level"] for u in await tree_of(client, "2025-07-01"))
+        again = await load_national(client, 2025, [], start=quiet)
+
+    assert before == {"national": 1, "province": 63, "district": 696, "commune": 10035}
+    assert after == {"national": 1, "province": 34, "commune": 3321}
+    assert first.reorganisations_applied == 34
+    assert (again.created, again.reorganisations_applied) == (0, 0)
+
+
+async def test_the_default_data_is_phu_yen_in_2021_and_its_successor_area_in_dak_lak_after_july_2025(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    client.headers.update(admin)
+    await load_national(client, 2025, ["66"], start=quiet)
+
+    in_2021 = await tree_of(client, "2021-06-01", root="54")
+    assert Counter(u["level"] for u in in_2021) == {"province": 1, "district": 9, "commune": 110}
+    gone = await client.get("/api/v1/units", params={"as_of": "2025-07-01", "unit_id": "54"})
+    assert gone.status_code == 404
+
+    dak_lak = await tree_of(client, "2025-07-01", root="66")
+    assert Counter(u["level"] for u in dak_lak) == {"province": 1, "commune": 102}
+    assert {u["parent_id"] for u in dak_lak if u["level"] == "commune"} == {"66"}
+
+    # every Phú Yên commune of 2021 (the CSV) has a successor in the new Đắk Lắk
+    units = await fetch_tree(client)
+    for uid, unit in units.items():
+        if unit.level == "commune" and unit.parent_id and units[unit.parent_id].parent_id == "54":
+            assert unit.successors, f"{unit.name} ({uid}) has no successor"
+            assert all(units[s.unit_id].parent_id == "66" for s in unit.successors)
+    # Phường 1 and Phường 2 of 2021 Tuy Hòa (Phường 2 joined Phường 8 in 2024) continue in the
+    # ward the packages map Tuy Hòa's Phường 1 and 2 to
+    data = read_national()
+    expected = {data.commune_id_2025(c) for c in data.successors["22018"]}
+    assert {s.unit_id for s in units["22021"].successors} == expected
+    lineage = (await client.get("/api/v1/units/54/lineage")).json()
+    assert [(s["unit_id"], s["on"], s["change"]) for s in lineage["successors"]] == [
+        ("66", "2025-07-01", "merge")
+    ]
+    # Đắk Lắk continues as the same unit: its own 2021 tree is there too
+    assert any(u["unit_id"] == "66" for u in await tree_of(client, "2021-06-01"))

@@ -1,0 +1,1 @@
+"""The operator command `lhpn` (issue 14 starts here with `lhpn units`)."""
