@@ -22,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lhpn_shared.contracts.cases import CaseTopic
 from lhpn_shared.contracts.units import Unit
+from lhpn_shared.idempotency import ensure_revision_index
 from lhpn_shared.mongo import Doc
 from lhpn_shared.outbox import ensure_outbox_index
 
@@ -81,6 +82,7 @@ class CasesStore:
 
     async def ensure_indexes(self) -> None:
         await ensure_outbox_index(self.cases)
+        await ensure_revision_index(self.units)
         await self.cases.create_index(
             [("unit_id", ASCENDING), ("received_on", DESCENDING), ("_id", ASCENDING)]
         )

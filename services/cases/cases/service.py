@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from lhpn_shared.auth import Principal, Role
 from lhpn_shared.broker import Reject
-from lhpn_shared.clock import Clock, to_millis
+from lhpn_shared.clock import LOCAL_TZ, Clock, to_millis
 from lhpn_shared.contracts.cases import (
     CaseFacts,
     CaseKind,
@@ -37,9 +37,11 @@ from lhpn_shared.outbox import outbox_fields, with_outbox
 from .adapters.crypto import FieldCipher
 from .domain.access import Access, case_access
 from .domain.deadlines import Deadline, DeadlineConfig, compute_deadlines, is_overdue
+from .domain.entry import opening_instant
 from .domain.flags import normalise_flags
 from .domain.holidays import HolidayCalendar
-from .domain.visibility import refer_up, return_down, sees_personal_data, withheld_notice
+from .domain.succession import case_access_on, case_scope, holding_unit, sees_personal_data_on
+from .domain.visibility import refer_up, return_down, withheld_notice
 from .domain.workflow import (
     CaseState,
     InvalidDetails,
@@ -182,7 +184,8 @@ class Cases:
         tree = await self.tree_with(new.unit_id)
         if new.unit_id not in tree:
             raise FieldProblem([(("unit_id",), f"Không có đơn vị mã '{new.unit_id}'.")])
-        access = case_access(caller, new.unit_id, tree)
+        self._check_unit_on(tree, new.unit_id, new.received_on)
+        access = case_access_on(caller, new.unit_id, tree, self._today())
         system_without_personal_data = (
             caller.role is Role.system and access is Access.facts and not new.has_personal_data()
         )
@@ -191,7 +194,7 @@ class Cases:
             raise Forbidden(_refusal(caller, new.unit_id, access, listing=False))
         fields = CaseFields.model_validate(new.model_dump(exclude={"case_id"}))
         case, created = await self._create(fields, new.case_id or uuid4(), actor=caller.subject)
-        personal = sees_personal_data(caller, case.unit_id, case.state)
+        personal = self._sees(caller, case)
         await self._audit(caller, "open", case.case_id, case.unit_id, personal_data=personal)
         return self._view(case, caller), created
 
@@ -212,7 +215,7 @@ class Cases:
                 channel=fields.channel,
                 received_on=fields.received_on,
                 actor=actor,
-                at=now,
+                at=opening_instant(fields.received_on, now),
                 complex=fields.complex,
                 remote_area=fields.remote_area,
             )
@@ -258,7 +261,7 @@ class Cases:
         record before anything is returned; anyone else allowed near the case gets the facts and
         a notice saying the personal data is hidden."""
         case = await self._load(case_id)
-        access = case_access(caller, case.unit_id, await self.tree())
+        access = case_access_on(caller, case.unit_id, await self.tree(), self._today())
         if access is Access.none:
             await self._refuse(caller, case, "read", access)
         view = self._view(case, caller)
@@ -279,7 +282,7 @@ class Cases:
             access = case_access(caller, root, tree)
             if access is Access.none:
                 raise Forbidden(_refusal(caller, root, access, listing=True))
-            query["unit_id"] = {"$in": tree.subtree(root)}
+            query["unit_id"] = {"$in": case_scope(root, tree, self._today())}
         elif not caller.is_admin:
             raise Forbidden(_refusal(caller, None, Access.none, listing=True))
         for name in ("kind", "topic", "status"):
@@ -372,7 +375,7 @@ class Cases:
         state = _rules(
             lambda: refer_up(
                 case.state,
-                owner_unit_id=case.unit_id,
+                owner_unit_id=holding_unit(case.unit_id, tree, self._today(), caller.unit_id),
                 by_unit_id=caller.unit_id,
                 tree=tree,
                 actor=caller.subject,
@@ -392,10 +395,11 @@ class Cases:
         case = await self._load(case_id)
         await self._require_holder(caller, case, "return_down")
         at = self._at(req.at)
+        tree = await self.tree()
         state = _rules(
             lambda: return_down(
                 case.state,
-                owner_unit_id=case.unit_id,
+                owner_unit_id=holding_unit(case.unit_id, tree, self._today(), caller.unit_id),
                 by_unit_id=caller.unit_id,
                 actor=caller.subject,
                 at=at,
@@ -485,6 +489,10 @@ class Cases:
         tree = await self.tree_with(facts.unit_id)
         if facts.unit_id not in tree:
             raise Reject(f"unknown unit_id '{facts.unit_id}'")
+        try:
+            self._check_unit_on(tree, facts.unit_id, facts.received_on)
+        except FieldProblem as exc:
+            raise Reject(str(exc)) from exc
         fields = CaseFields.model_validate(facts.model_dump(include=_INBOUND_FIELDS))
         try:
             case, created = await self._create(
@@ -512,10 +520,8 @@ class Cases:
     async def _require_holder(self, caller: Principal, case: StoredCase, action: str) -> None:
         """Only staff of a union holding the case (its own, or one it is referred up to) handle
         it: they see its personal data."""
-        access = case_access(caller, case.unit_id, await self.tree())
-        if access is not Access.personal or not sees_personal_data(
-            caller, case.unit_id, case.state
-        ):
+        access = case_access_on(caller, case.unit_id, await self.tree(), self._today())
+        if access is not Access.personal or not self._sees(caller, case):
             await self._refuse(caller, case, action, access)
 
     async def _refuse(
@@ -553,6 +559,35 @@ class Cases:
                 "outcome": outcome,
             }
         )
+
+    def _sees(self, caller: Principal, case: StoredCase) -> bool:
+        """Whether `caller` sees the case's personal data today (the last tree loaded: every
+        use case loads it before answering)."""
+        tree = self._tree or UnitTree([])
+        return sees_personal_data_on(caller, case.unit_id, case.state, tree, self._today())
+
+    def _today(self) -> date:
+        return self.now().astimezone(LOCAL_TZ).date()
+
+    def _check_unit_on(self, tree: UnitTree, unit_id: str, received_on: date) -> None:
+        """A case belongs to a unit that existed the day it was received."""
+        unit = tree.units[unit_id]
+        if not unit.valid_on(received_on):
+            shown = f"{received_on:%d/%m/%Y}"
+            raise FieldProblem(
+                [
+                    (
+                        ("received_on",),
+                        f"Đơn vị {unit.name} không tồn tại vào ngày tiếp nhận {shown}"
+                        + (
+                            f" (đã giải thể sau ngày {unit.valid_to:%d/%m/%Y}; hãy ghi hồ sơ "
+                            "cho đơn vị kế thừa)."
+                            if unit.valid_to is not None and unit.valid_to < received_on
+                            else "."
+                        ),
+                    )
+                ]
+            )
 
     def _at(self, given: datetime | None) -> datetime:
         now = self.now()
@@ -627,7 +662,7 @@ class Cases:
         """The case as `caller` may see it: with its personal data (summary, requester, notes,
         decline reason) for staff of a union holding it; otherwise without, and saying so."""
         s = case.state
-        personal = sees_personal_data(caller, case.unit_id, s)
+        personal = self._sees(caller, case)
         opened = self._sealer.open(case) if personal else None
         timeline = [
             e.model_copy(update={"note": opened.notes[i] if opened else None})

@@ -12,6 +12,7 @@ from lhpn_shared.contracts.activities import Activity
 from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.reports import Report
 from lhpn_shared.contracts.units import Unit
+from lhpn_shared.idempotency import ensure_revision_index
 from lhpn_shared.mongo import Doc
 from lhpn_shared.outbox import ensure_outbox_index
 
@@ -36,6 +37,7 @@ class IntakeStore:
         for coll in self.outbox_collections:
             await ensure_outbox_index(coll)
         await self.activities.create_index([("unit_id", ASCENDING), ("occurred_on", ASCENDING)])
+        await ensure_revision_index(self.units)
         # one change per revision of a unit: the commit point of a multi-unit change
         await self.unit_changes.create_index("claims", unique=True, name="one_change_per_revision")
         await self.unit_changes.create_index([("applied", ASCENDING), ("created_at", ASCENDING)])

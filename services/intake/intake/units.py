@@ -21,7 +21,8 @@ from typing import Any
 from uuid import uuid4
 
 from pydantic import BaseModel, Field
-from pymongo.errors import DuplicateKeyError
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from lhpn_shared.clock import Clock, to_millis
 from lhpn_shared.contracts.events import make_event
@@ -39,6 +40,7 @@ log = logging.getLogger("intake.units")
 SOURCE = "intake"
 MAX_UNITS_PER_CHANGE = 2000
 """One change document holds its units and their events: well under MongoDB's 16 MiB."""
+APPLY_BATCH = 500
 
 
 class UnitConflict(Exception):
@@ -267,10 +269,35 @@ class UnitRegistry:
     async def _apply(self, doc: Doc) -> None:
         """Bring every unit document to the change's state (a newer revision stays)."""
         units = [Unit.model_validate(u) for u in doc["units"]]
-        for u in units:
-            await upsert_if_newer(self.store.units, u.unit_id, u.revision, unit_to_doc(u))
+        for start in range(0, len(units), APPLY_BATCH):
+            await self._write_states(units[start : start + APPLY_BATCH])
         await self.store.unit_changes.update_one({"_id": doc["_id"]}, {"$set": {"applied": True}})
         self._remember(units)
+
+    async def _write_states(self, units: list[Unit]) -> None:
+        """Each unit document takes its planned state unless it holds that revision or a newer
+        one already: one read, then unordered bulk writes (a write per unit costs about 3 ms on
+        the development server; a batch insert a tenth of that)."""
+        ids = [u.unit_id for u in units]
+        found = self.store.units.find({"_id": {"$in": ids}}, {"revision": 1})
+        stored = {d["_id"]: d["revision"] async for d in found}
+        new = [{"_id": u.unit_id, **unit_to_doc(u)} for u in units if u.unit_id not in stored]
+        updates = [
+            UpdateOne({"_id": u.unit_id, "revision": stored[u.unit_id]}, {"$set": unit_to_doc(u)})
+            for u in units
+            if u.unit_id in stored and stored[u.unit_id] < u.revision
+        ]
+        try:
+            if new:  # insert_many commits once per batch on the development server
+                await self.store.units.insert_many(new, ordered=False)
+            if updates:
+                await self.store.units.bulk_write(updates, ordered=False)
+        except BulkWriteError as exc:
+            # a concurrent writer got there first: upsert_if_newer decides, one by one
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+            for u in units:
+                await upsert_if_newer(self.store.units, u.unit_id, u.revision, unit_to_doc(u))
 
     async def resume(self) -> int:
         """Apply the changes a crash left between their insert and their last unit write."""

@@ -35,6 +35,7 @@ from lhpn_shared.clock import ensure_aware, to_millis
 from lhpn_shared.contracts.cases import CaseFacts
 from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.units import Unit
+from lhpn_shared.idempotency import ensure_revision_index
 from lhpn_shared.mongo import Doc
 from lhpn_shared.outbox import ensure_outbox_index
 
@@ -74,6 +75,8 @@ class RemindersStore:
     async def ensure_indexes(self) -> None:
         for coll in self.outbox_collections:
             await ensure_outbox_index(coll)
+        await ensure_revision_index(self.units)
+        await ensure_revision_index(self.plans)
         await self.obligations.create_index([("next_step_at", ASCENDING)])
         await self.obligations.create_index(
             [("unit_id", ASCENDING), ("report_type", ASCENDING), ("period", ASCENDING)]

@@ -48,7 +48,7 @@ async def _ready(client: httpx.AsyncClient) -> bool:
 
 
 @pytest.mark.timeout(900)
-async def test_the_national_loads_give_63_provinces_before_july_2025_and_34_with_3321_communes_after(
+async def test_national_loads_give_63_provinces_before_july_2025_and_34_with_3321_communes_after(
     settings: IntakeSettings,
 ) -> None:
     settings = settings.model_copy(update={"seed_default_data": False})
@@ -65,7 +65,7 @@ async def test_the_national_loads_give_63_provinces_before_july_2025_and_34_with
     assert (again.created, again.reorganisations_applied) == (0, 0)
 
 
-async def test_the_default_data_is_phu_yen_in_2021_and_its_successor_area_in_dak_lak_after_july_2025(
+async def test_default_data_is_phu_yen_in_2021_and_its_successor_area_in_dak_lak_after_july_2025(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
     client.headers.update(admin)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from lhpn_shared.clock import ensure_aware
+from lhpn_shared.clock import LOCAL_TZ, ensure_aware
 from lhpn_shared.contracts.cases import CaseFacts, CaseStatus
 from lhpn_shared.contracts.units import UnitTree
 
@@ -46,13 +46,11 @@ def due_case_reminders(
     for case in cases:
         if case.status is CaseStatus.closed:
             continue
-        owner = units.get(case.unit_id)
-        parent_id = owner.parent_id if owner is not None else None
         for deadline in case.deadlines:
             due_at = ensure_aware(deadline.due_at)
             for rule in policy.steps:
                 step_at = due_at + rule.offset
-                recipient = case.unit_id if rule.audience is Audience.unit else parent_id
+                recipient = case_recipient(case.unit_id, units, rule.audience, step_at)
                 if step_at > as_of or recipient is None:
                     continue
                 ref = case_deadline_ref(case.case_id, deadline.name, due_at)
@@ -72,3 +70,15 @@ def due_case_reminders(
                 )
     out.sort(key=lambda m: (m.step_at, m.send_key))
     return out
+
+
+def case_recipient(unit_id: str, units: UnitTree, audience: Audience, at: datetime) -> str | None:
+    """Who hears about a case deadline at `at`: the unit answerable for the case that day (the
+    case's unit, or after a merge the unit continuing it), or that unit's parent. A unit not
+    known yet is told itself; its parent stays unknown (None) until its unit event arrives."""
+    owners = units.responsible(unit_id, at.astimezone(LOCAL_TZ).date())
+    owner = owners[0] if owners else unit_id
+    if audience is Audience.unit:
+        return owner
+    unit = units.get(owner)
+    return unit.parent_id if unit is not None else None

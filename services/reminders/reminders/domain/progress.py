@@ -19,7 +19,7 @@ from lhpn_shared.clock import ensure_aware
 from lhpn_shared.contracts.cases import CaseFacts, CaseStatus
 from lhpn_shared.contracts.units import UnitTree
 
-from .case_deadlines import CaseReminderPolicy
+from .case_deadlines import CaseReminderPolicy, case_recipient
 from .messages import SendKey, case_deadline_ref, digest_ref
 from .obligations import Obligation
 from .policy import Audience, ReminderPolicy
@@ -76,16 +76,15 @@ def case_step_keys(
     e.g. the owning unit's parent is not known yet) and its instant."""
     if case.status is CaseStatus.closed:
         return []
-    owner = units.get(case.unit_id)
-    parent_id = owner.parent_id if owner is not None else None
     out: list[tuple[SendKey | None, datetime]] = []
     for deadline in case.deadlines:
         due_at = ensure_aware(deadline.due_at)
         ref = case_deadline_ref(case.case_id, deadline.name, due_at)
         for rule in policy.steps:
-            recipient = case.unit_id if rule.audience is Audience.unit else parent_id
+            at = due_at + rule.offset
+            recipient = case_recipient(case.unit_id, units, rule.audience, at)
             key = SendKey(ref, rule.step, recipient) if recipient is not None else None
-            out.append((key, due_at + rule.offset))
+            out.append((key, at))
     return out
 
 
