@@ -11,7 +11,8 @@
 # Environment (all optional): PORTAL_PORT=8000 INTAKE_PORT=8001 CASES_PORT=8002
 # REMINDERS_PORT=8003 AGGREGATION_PORT=8004, MONGO_PORT=27017 (DevMongo), RABBIT_VHOST=/ (vhost
 # of this run), BROKER_USER_PREFIX=lhpn- (users <prefix><service>), INBOUND_SYSTEMS (other
-# systems' broker users, made here too), SERVICES="intake cases" (a subset), READY_TIMEOUT=120
+# systems' broker users, made here too), SERVICES="intake cases" (a subset), LOAD_DEFAULT_2025=0
+# (skip Phú Yên's successor area in Đắk Lắk from 1 July 2025), READY_TIMEOUT=120
 # (seconds per phase), and any service setting (LOG_LEVEL, ADMIN_PASSWORD, CASE_KEYS…: see
 # .env.example), passed through to the services. Each service gets its own RABBIT_URL.
 set -euo pipefail
@@ -169,7 +170,18 @@ start() {  # start the named services in the background, then wait until each an
 consumers=()
 for name in "${all[@]}"; do [[ "$name" == intake || "$name" == portal ]] || consumers+=("$name"); done
 if [ ${#consumers[@]} -gt 0 ]; then start "${consumers[@]}"; fi
-if [[ " ${all[*]} " == *" intake "* ]]; then start intake; fi
+if [[ " ${all[*]} " == *" intake "* ]]; then
+    start intake
+    # the default data, second half: Phú Yên (loaded by intake from its 2021 CSV) ends on
+    # 30/06/2025 and continues in the new Đắk Lắk (the packages' tree, through intake's API,
+    # so every service gets the units). A second run finds it done and changes nothing.
+    if [ "${LOAD_DEFAULT_2025:-1}" = 1 ]; then
+        say "default data: Phú Yên's successor area in Đắk Lắk from 1 July 2025"
+        LHPN_INTAKE_URL=http://127.0.0.1:${PORT[intake]} "${UV[@]}" run --frozen --no-sync \
+            lhpn units load --national 2025 --province 66 </dev/null >>"$LOGS/lhpn-units.log" 2>&1 \
+            || { tail -n 20 "$LOGS/lhpn-units.log" >&2; die "loading the 2025 default data failed; its log: $LOGS/lhpn-units.log"; }
+    fi
+fi
 if [[ " ${all[*]} " == *" portal "* ]]; then
     for name in intake cases reminders aggregation; do
         var=${name^^}_PORT url=${name^^}_URL

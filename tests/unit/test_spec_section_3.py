@@ -122,7 +122,8 @@ def test_intake_reminders_and_aggregation_read_the_open_ended_window_the_same_wa
         u.unit_id
         for u in (late, just)
         if not isinstance(
-            intake_domain.report_expectation([p], u, u.unit_id, "thematic_annual", "2021"), list
+            intake_domain.report_expectation([p], tree, u.unit_id, "thematic_annual", "2021"),
+            list,
         )
     }
     assert owed == expected_by_intake == {"598"}

@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 from lhpn_shared.contracts.activities import METRIC_BOUNDS, METRICS, ActivityFields
 from lhpn_shared.contracts.plans import Plan, ReportSchedule, SchedulePeriod
-from lhpn_shared.contracts.units import Unit
+from lhpn_shared.contracts.units import Unit, UnitTree
 
 Problem = tuple[tuple[str | int, ...], str]
 
@@ -79,11 +79,14 @@ def find_schedule(
 
 
 def report_expectation(
-    plans: list[Plan], unit: Unit | None, unit_id: str, report_type: str, period: str
+    plans: list[Plan], tree: UnitTree, unit_id: str, report_type: str, period: str
 ) -> Expectation | list[Problem]:
-    """The schedule entry a report answers, or why no schedule expects it."""
+    """The schedule entry a report answers, or why no schedule expects it. Only the plans
+    that cover the unit count (those of its province, or of the province continuing it)."""
+    unit = tree.get(unit_id)
     if unit is None:
         return [(("unit_id",), f"Không có đơn vị mã '{unit_id}'.")]
+    plans = [p for p in plans if p.covers(unit_id, tree)]
     known_types = {s.report_type for p in plans for s in p.report_schedules}
     if report_type not in known_types:
         return [

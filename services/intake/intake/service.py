@@ -371,7 +371,7 @@ class Intake:
         """
         now = self.now()
         expectation = domain.report_expectation(
-            self.plans, self.tree.get(sub.unit_id), sub.unit_id, sub.report_type, sub.period
+            self.plans, self.tree, sub.unit_id, sub.report_type, sub.period
         )
         if isinstance(expectation, list):
             raise FieldProblem(expectation)

@@ -158,8 +158,12 @@ class Reminders:
         if self._units is not None:
             self._units[stored.unit_id] = stored
             self._tree = None
+        # a plan covers the units under its issuing unit: a unit arriving before its parent
+        # is covered once the parent comes, so the parent's arrival re-derives its subtree too
+        tree = self._full_tree([stored])
+        affected = [tree.units[u] for u in tree.subtree(stored.unit_id)] or [stored]
         for plan in await self._stored_plans():
-            await self.sync_obligations(plan, [stored])
+            await self.sync_obligations(plan, affected)
 
     async def on_plan(self, plan: Plan) -> None:
         await upsert_if_newer(self.store.plans, plan.plan_id, plan.revision, plan_fields(plan))
@@ -206,6 +210,15 @@ class Reminders:
             self.store.cases, str(case.case_id), case.revision, case_fields(case, next_step_at)
         )
 
+    def _full_tree(self, units: list[Unit]) -> UnitTree:
+        """Every unit known here (the cache), with `units` as given."""
+        if self._units is None:
+            return UnitTree(units)
+        if any(self._units.get(u.unit_id) != u for u in units):
+            self._units.update({u.unit_id: u for u in units})
+            self._tree = None
+        return self.tree  # rebuilt at most once per change of the cache
+
     async def _stored_plans(self) -> list[Plan]:
         return [plan_from_doc(d) async for d in self.store.plans.find({})]
 
@@ -215,7 +228,9 @@ class Reminders:
         """Make the stored obligations of `plan` for `units` what derivation says: insert new
         ones (fulfilled at once when their report is already here), follow a changed due
         instant or parent, drop open ones no longer expected (a unit that ceased to exist)."""
-        derived = derive_obligations(plan, UnitTree(units))
+        derived = derive_obligations(
+            plan, self._full_tree(units), only=sorted({u.unit_id for u in units})
+        )
         candidates = {
             obligation_id_for(plan.plan_id, s.report_type, p.period, u.unit_id)
             for s in plan.report_schedules

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from ..clock import LOCAL_TZ
 from .activities import ActivityKind
-from .units import Unit, UnitLevel
+from .units import Unit, UnitLevel, UnitTree
 
 
 def last_day_to_submit(due_at: datetime) -> date:
@@ -100,6 +100,13 @@ class Plan(BaseModel):
 
     def schedule(self, report_type: str) -> ReportSchedule | None:
         return next((s for s in self.report_schedules if s.report_type == report_type), None)
+
+    def covers(self, unit_id: str, tree: UnitTree) -> bool:
+        """Whether the plan applies to a unit: one within the issuing unit, or within a unit
+        the issuing unit continues (a 2025 plan of the new Đắk Lắk also covers the former Phú
+        Yên's units for the months before they merged). Another province's units are not."""
+        roots = [self.issuing_unit_id, *tree.predecessors(self.issuing_unit_id)]
+        return any(tree.is_within(unit_id, root) for root in roots)
 
     def year_bounds(self) -> tuple[date, date]:
         return date(self.year, 1, 1), date(self.year, 12, 31)

@@ -267,3 +267,96 @@ async def test_a_change_interrupted_after_its_commit_is_finished_at_the_next_sta
 
 async def _ready(client: httpx.AsyncClient) -> bool:
     return (await client.get("/readyz")).status_code == 200
+
+
+def plan_2025(issuer: str = "54") -> dict[str, Any]:
+    return {
+        "plan_id": f"P2025-{uuid.uuid4().hex[:6]}",
+        "year": 2025,
+        "number": "1/KH",
+        "issuing_unit_id": issuer,
+        "title": "Kế hoạch 2025",
+        "report_schedules": [
+            {
+                "report_type": "monthly",
+                "title": "Báo cáo tháng",
+                "levels": ["commune"],
+                "periods": [
+                    {
+                        "period": f"2025-{m:02d}",
+                        "window_start_on": f"2025-{m - 1:02d}-15",
+                        "window_end_on": f"2025-{m:02d}-14",
+                        "due_at": {"commune": f"2025-{m:02d}-16T00:00:00+07:00"},
+                    }
+                    for m in (6, 7)
+                ],
+            }
+        ],
+    }
+
+
+async def test_records_follow_the_unit_valid_on_their_date_and_a_closed_unit_owes_nothing_after(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    assert (await client.post("/api/v1/plans", json=plan_2025(), headers=admin)).status_code == 201
+    r = await client.post(
+        "/api/v1/units/merge",
+        json={
+            "effective_on": JULY,
+            "unit_ids": ["22015", "22018"],
+            "new_unit": commune("TH@2025", parent="54", name="Phường Tuy Hòa"),
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+
+    async def report(unit_id: str, period: str) -> httpx.Response:
+        body = {"unit_id": unit_id, "report_type": "monthly", "period": period}
+        return await client.post("/api/v1/reports", json=body, headers=admin)
+
+    june_by_old = await report("22015", "2025-06")  # entered after it closed: still its own
+    assert june_by_old.status_code == 201, june_by_old.text
+    july_by_old = await report("22015", "2025-07")
+    assert july_by_old.status_code == 422 and "không phải nộp" in july_by_old.text
+    assert (await report("TH@2025", "2025-07")).status_code == 201
+    assert (await report("TH@2025", "2025-06")).status_code == 422
+    stored = await client.get(f"/api/v1/reports/{june_by_old.json()['report_id']}", headers=admin)
+    assert stored.json()["unit_id"] == "22015"
+
+    from tests.integration.intake.test_activities import make_activity
+
+    for unit_id, day in (("22015", "2025-07-02"), ("TH@2025", "2025-06-30")):
+        r = await client.post(
+            "/api/v1/activities",
+            json=make_activity(unit_id=unit_id, occurred_on=day),
+            headers=admin,
+        )
+        assert r.status_code == 422 and "occurred_on" in r.text, r.text
+
+
+async def test_a_plan_covers_its_own_province_only(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    r = await client.post(
+        "/api/v1/units",
+        json={
+            "unit_id": "66",
+            "name": "Tỉnh Đắk Lắk",
+            "kind": "tỉnh",
+            "level": "province",
+            "parent_id": "VN",
+            "effective_on": "2020-01-01",
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    r = await client.post(
+        "/api/v1/units",
+        json={**commune("24121", parent="66"), "effective_on": "2020-01-01"},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    assert (await client.post("/api/v1/plans", json=plan_2025(), headers=admin)).status_code == 201
+    body = {"unit_id": "24121", "report_type": "monthly", "period": "2025-06"}
+    r = await client.post("/api/v1/reports", json=body, headers=admin)
+    assert r.status_code == 422, r.text

@@ -6,6 +6,7 @@ function of the report's `received_at` (if any) and an as-of instant.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
@@ -46,14 +47,18 @@ def obligation_id_for(plan_id: str, report_type: str, period: str, unit_id: str)
     return f"{plan_id}:{report_type}:{period}:{unit_id}"
 
 
-def derive_obligations(plan: Plan, units: UnitTree) -> list[Obligation]:
-    """Every report the plan expects: schedule order, then period order, then unit id."""
+def derive_obligations(
+    plan: Plan, units: UnitTree, only: Iterable[str] | None = None
+) -> list[Obligation]:
+    """Every report the plan expects (of the units `only`, when given; the tree still tells
+    which units the plan covers): schedule order, then period order, then unit id."""
     out: list[Obligation] = []
-    ordered = sorted(units.units.values(), key=lambda u: u.unit_id)
+    chosen = units.units.values() if only is None else [units.units[u] for u in only]
+    ordered = sorted(chosen, key=lambda u: u.unit_id)
     for schedule in plan.report_schedules:
         for period in schedule.periods:
             for unit in ordered:
-                if not schedule.expects(unit, period):
+                if not schedule.expects(unit, period) or not plan.covers(unit.unit_id, units):
                     continue
                 out.append(
                     Obligation(
