@@ -9,9 +9,11 @@ merged communes are compared with a recount written here from the rules in words
 - it reports to its parent;
 - until it has reported: reminded 3 days and 1 day before the due instant, 1 and 3 days after;
   5 days after, its parent gets one digest per report type and period listing its late children;
-- a case of a commune is handled (personal data, changes) by the commune while it exists, then
-  by the communes that continue it; staff of a unit above a handler handle it too; staff of the
-  commune that received it, and of the units above that commune then, keep the facts only.
+- a case of a commune is held by the commune while it exists, then by the communes that
+  continue it: only their staff see its personal data and act on it (none of these cases is
+  referred up); staff of a unit above a holder may come near it (its facts, as for any case of
+  their subtree); staff of the commune that received it, and of the units above that commune
+  then, keep the facts only; anyone else nothing.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from cases.domain.access import Access
-from cases.domain.succession import case_access_on
+from cases.domain.succession import case_access_on, sees_personal_data_on
+from cases.domain.workflow import open_case
 from intake.unit_rules import NewUnit, Reorganisation, Succession, plan_reorganisation
 from lhpn_shared.auth import Principal, Role
 from lhpn_shared.clock import LOCAL_TZ
+from lhpn_shared.contracts.cases import CaseChannel, CaseKind
 from lhpn_shared.contracts.plans import Plan, ReportSchedule, SchedulePeriod
 from lhpn_shared.contracts.units import Unit, UnitLevel, UnitTree
 from reminders.domain.messages import ParentDigest
@@ -34,6 +38,13 @@ from reminders.domain.obligations import derive_obligations, fulfil
 from reminders.domain.policy import ReminderPolicy, due_reminders
 
 JULY = date(2025, 7, 1)
+STATE = open_case(
+    kind=CaseKind.complaint,
+    channel=CaseChannel.letter,
+    received_on=date(2025, 6, 2),
+    actor="staff",
+    at=datetime(2025, 6, 2, 9, tzinfo=LOCAL_TZ),
+)
 P, D, C = UnitLevel.province, UnitLevel.district, UnitLevel.commune
 
 
@@ -195,13 +206,20 @@ def ancestors(s: Scenario, uid: str) -> list[str]:
     return out
 
 
+def holders(s: Scenario, case_unit: str, day: date) -> list[str]:
+    return [case_unit] if exists_on(s, case_unit, day) else s.continues[case_unit]
+
+
 def recount_access(s: Scenario, staff_unit: str, case_unit: str, day: date) -> Access:
-    handlers = [case_unit] if exists_on(s, case_unit, day) else s.continues[case_unit]
-    if any(staff_unit == h or staff_unit in ancestors(s, h) for h in handlers):
+    if any(staff_unit == h or staff_unit in ancestors(s, h) for h in holders(s, case_unit, day)):
         return Access.personal
     if staff_unit == case_unit or staff_unit in ancestors(s, case_unit):
         return Access.facts
     return Access.none
+
+
+def recount_sees_personal_data(s: Scenario, staff_unit: str, case_unit: str, day: date) -> bool:
+    return staff_unit in holders(s, case_unit, day)
 
 
 # ---- the services' code against it ----------------------------------------------------------
@@ -246,8 +264,7 @@ def test_case_access_for_merged_communes_equals_the_recount(seed: int) -> None:
             principal = Principal(subject=f"staff-{staff_unit}", role=role, unit_id=staff_unit)
             for case_unit in cases:
                 got = case_access_on(principal, case_unit, s.tree, day)
-                assert got is recount_access(s, staff_unit, case_unit, day), (
-                    staff_unit,
-                    case_unit,
-                    day,
-                )
+                where = (staff_unit, case_unit, day)
+                assert got is recount_access(s, staff_unit, case_unit, day), where
+                sees = sees_personal_data_on(principal, case_unit, STATE, s.tree, day)
+                assert sees is recount_sees_personal_data(s, staff_unit, case_unit, day), where

@@ -40,7 +40,13 @@ from .domain.deadlines import Deadline, DeadlineConfig, compute_deadlines, is_ov
 from .domain.entry import opening_instant
 from .domain.flags import normalise_flags
 from .domain.holidays import HolidayCalendar
-from .domain.succession import case_access_on, case_scope, holding_unit, sees_personal_data_on
+from .domain.succession import (
+    case_access_on,
+    case_scope,
+    holding_unit,
+    sees_personal_data_on,
+    succession_notice,
+)
 from .domain.visibility import refer_up, return_down, withheld_notice
 from .domain.workflow import (
     CaseState,
@@ -566,6 +572,12 @@ class Cases:
         tree = self._tree or UnitTree([])
         return sees_personal_data_on(caller, case.unit_id, case.state, tree, self._today())
 
+    def _notice(self, caller: Principal, case: StoredCase) -> str:
+        tree = self._tree or UnitTree([])
+        moved = succession_notice(case.unit_id, tree, self._today())
+        staff = caller.role not in (Role.admin, Role.system)
+        return moved if moved and staff else withheld_notice(caller, case.unit_id, case.state)
+
     def _today(self) -> date:
         return self.now().astimezone(LOCAL_TZ).date()
 
@@ -671,7 +683,7 @@ class Cases:
         return CaseOut(
             **dict(self._item(case, self.now())),
             personal_data=personal,
-            personal_data_notice=None if personal else withheld_notice(caller, case.unit_id, s),
+            personal_data_notice=None if personal else self._notice(caller, case),
             summary=opened.summary if opened else None,
             requester=opened.requester if opened else None,
             timeline=timeline,

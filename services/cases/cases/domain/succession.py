@@ -17,7 +17,7 @@ stays its own). Which union holds it follows the tree of the day:
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from lhpn_shared.auth import STAFF_ROLES, Principal
 from lhpn_shared.contracts.units import UnitTree
@@ -64,6 +64,26 @@ def holding_unit(unit_id: str, tree: UnitTree, day: date, caller_unit: str | Non
     first of them when the caller is not one, e.g. for a split unit)."""
     owners = handlers(unit_id, tree, day)
     return caller_unit if caller_unit in owners else owners[0]
+
+
+def succession_notice(unit_id: str, tree: UnitTree, day: date) -> str | None:
+    """What to tell someone shown a case without its personal data because the union that
+    received it is gone; None while it exists."""
+    unit = tree.get(unit_id)
+    owners = handlers(unit_id, tree, day)
+    if unit is None or owners == [unit_id]:
+        return None
+    names = ", ".join(
+        f"{o.name} ({o.unit_id})" for uid in owners if (o := tree.get(uid)) is not None
+    )
+    return (
+        f"Thông tin cá nhân được ẩn: đơn vị {unit.name} đã được sắp xếp lại; hồ sơ do "
+        f"{names or 'đơn vị kế thừa'} giữ từ ngày {_day_after(unit.valid_to)}."
+    )
+
+
+def _day_after(last_day: date | None) -> str:
+    return f"{last_day + timedelta(days=1):%d/%m/%Y}" if last_day is not None else "…"
 
 
 def case_scope(root_id: str, tree: UnitTree, day: date) -> list[str]:
