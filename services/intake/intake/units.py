@@ -40,7 +40,7 @@ log = logging.getLogger("intake.units")
 SOURCE = "intake"
 MAX_UNITS_PER_CHANGE = 2000
 """One change document holds its units and their events: well under MongoDB's 16 MiB."""
-APPLY_BATCH = 500
+APPLY_BATCH = 200
 
 
 class UnitConflict(Exception):

@@ -51,7 +51,9 @@ async def _ready(client: httpx.AsyncClient) -> bool:
 async def test_national_loads_give_63_provinces_before_july_2025_and_34_with_3321_communes_after(
     settings: IntakeSettings,
 ) -> None:
-    settings = settings.model_copy(update={"seed_default_data": False})
+    # 14,000 units on a shared 2-core machine: patient database timeouts (the command also
+    # tries again on a 503)
+    settings = settings.model_copy(update={"seed_default_data": False, "mongo_timeout_ms": 10_000})
     async with running(create_app(settings)) as client:
         await as_admin(client)
         first = await load_national(client, 2025, [], start=quiet)
@@ -61,8 +63,10 @@ async def test_national_loads_give_63_provinces_before_july_2025_and_34_with_332
 
     assert before == {"national": 1, "province": 63, "district": 696, "commune": 10035}
     assert after == {"national": 1, "province": 34, "commune": 3321}
-    assert first.reorganisations_applied == 34
-    assert (again.created, again.reorganisations_applied) == (0, 0)
+    # one reorganisation per 2025 province (one answered 503 and sent again counts as already)
+    assert first.reorganisations_applied + first.reorganisations_already == 34
+    assert first.created == 1 + 63 + 696 + 10035
+    assert again.created == again.reorganisations_applied == again.reorganisations_already == 0
 
 
 async def test_default_data_is_phu_yen_in_2021_and_its_successor_area_in_dak_lak_after_july_2025(

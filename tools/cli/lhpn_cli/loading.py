@@ -6,6 +6,7 @@ one; tests pass one bound to an app in the same process) and a `Progress` to rep
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -45,6 +46,26 @@ class Totals:
         self.kept += answer["unchanged"]
 
 
+RETRIES = 6
+
+
+async def _send(client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> httpx.Response:
+    """One request, tried again while intake answers 503 (its database is busy or down: it
+    says when to come back) or cannot be reached. Every request here is safe to repeat: loads
+    create only what is missing, a reorganisation with its id is applied once."""
+    for attempt in range(1, RETRIES + 1):
+        try:
+            r = await client.request(method, url, **kw)
+        except httpx.TransportError:
+            if attempt == RETRIES:
+                raise
+        else:
+            if r.status_code != 503 or attempt == RETRIES:
+                return r
+        await asyncio.sleep(min(30.0, float(2**attempt)))
+    raise AssertionError("unreachable")
+
+
 def _check(r: httpx.Response) -> dict[str, Any]:
     if r.status_code >= 400:
         try:
@@ -62,7 +83,7 @@ async def fetch_tree(client: httpx.AsyncClient) -> dict[str, Unit]:
     cursor: str | None = None
     while True:
         params: dict[str, Any] = {"limit": 5000, **({"cursor": cursor} if cursor else {})}
-        page = _check(await client.get("/api/v1/units", params=params))
+        page = _check(await _send(client, "GET", "/api/v1/units", params=params))
         for item in page["items"]:
             units[item["unit_id"]] = Unit.model_validate(item)
         cursor = page.get("next_cursor")
@@ -77,14 +98,14 @@ async def load_units(
     for start in range(0, len(units), LOAD_BATCH):
         batch = units[start : start + LOAD_BATCH]
         body = {"units": [u.model_dump(mode="json") for u in batch]}
-        totals.add_load(_check(await client.post("/api/v1/unit-loads", json=body)))
+        totals.add_load(_check(await _send(client, "POST", "/api/v1/unit-loads", json=body)))
         advance(len(batch))
 
 
 async def apply_reorganisation(
     client: httpx.AsyncClient, body: dict[str, Any], totals: Totals
 ) -> None:
-    r = await client.post("/api/v1/reorganisations", json=body)
+    r = await _send(client, "POST", "/api/v1/reorganisations", json=body)
     _check(r)
     if r.status_code == 201:
         totals.reorganisations_applied += 1
