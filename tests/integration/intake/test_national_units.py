@@ -3,7 +3,9 @@ packages, and the default data (Phú Yên 2021, then its successor area in Đắ
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +13,7 @@ import pytest
 
 from intake.app import create_app
 from intake.settings import IntakeSettings
-from lhpn_cli.loading import Advance, fetch_tree, load_national
+from lhpn_cli.loading import Advance, fetch_tree, load_csv, load_national, reorganise_file
 from lhpn_cli.national import read_national
 from tests.support.http import eventually, login, running
 
@@ -101,3 +103,58 @@ async def test_default_data_is_phu_yen_in_2021_and_its_successor_area_in_dak_lak
     ]
     # Đắk Lắk continues as the same unit: its own 2021 tree is there too
     assert any(u["unit_id"] == "66" for u in await tree_of(client, "2021-06-01"))
+
+
+async def test_the_command_loads_a_csv_and_applies_a_reorganisation_file_once(
+    client: httpx.AsyncClient, admin: dict[str, str], tmp_path: Path
+) -> None:
+    client.headers.update(admin)
+    csv_file = tmp_path / "units.csv"
+    csv_file.write_text(
+        "unit_id,name,kind,level,parent_id,valid_from,valid_to\n"
+        "X1,Xã Một,xã,commune,555,2020-01-01,\n"
+        "X2,Xã Hai,xã,commune,555,2020-01-01,\n",
+        encoding="utf-8",
+    )
+    loaded = await load_csv(client, csv_file, start=quiet)
+    again = await load_csv(client, csv_file, start=quiet)
+    assert (loaded.created, again.created, again.kept) == (2, 0, 2)
+
+    change = tmp_path / "merge.json"
+    change.write_text(
+        json.dumps(
+            {
+                "reorganisation_id": "x-merge",
+                "effective_on": "2024-01-01",
+                "create": [
+                    {"unit_id": "X3", "name": "Xã Ba", "kind": "xã", "level": "commune",
+                     "parent_id": "555"}
+                ],
+                "close": ["X1", "X2"],
+                "successions": [
+                    {"predecessor_id": "X1", "successor_id": "X3"},
+                    {"predecessor_id": "X2", "successor_id": "X3"},
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )  # fmt: skip
+    first = await reorganise_file(client, change, start=quiet)
+    second = await reorganise_file(client, change, start=quiet)
+    assert (first.reorganisations_applied, second.reorganisations_already) == (1, 1)
+    units = await fetch_tree(client)
+    assert [link.unit_id for link in units["X1"].successors] == ["X3"]
+
+
+def test_the_command_explains_itself_in_plain_words() -> None:
+    from typer.testing import CliRunner
+
+    from lhpn_cli.app import app
+
+    for args in (["--help"], ["units", "load", "--help"], ["units", "reorganise", "--help"]):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "120"})
+        assert result.exit_code == 0, result.output
+    load_help = CliRunner().invoke(app, ["units", "load", "--help"], env={"COLUMNS": "120"})
+    assert "--national" in load_help.output and "--province" in load_help.output
+    refused = CliRunner().invoke(app, ["units", "load"])
+    assert refused.exit_code != 0 and "--national" in refused.output
