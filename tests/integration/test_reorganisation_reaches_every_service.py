@@ -79,18 +79,29 @@ async def test_a_merge_and_a_split_reach_cases_and_reminders_within_2_seconds_an
     run = uuid.uuid4().hex[:6]
     common: dict[str, Any] = {
         "mongo_url": devmongo.url,
-        "rabbit_url": rabbit.url,
         "relay_idle_seconds": 0.2,
         "mongo_timeout_ms": 5000,  # a loaded 2-core machine: no pool pauses mid-test
     }
     clock = FixedClock(datetime(2021, 8, 2, 9, 0, tzinfo=LOCAL_TZ))
-    intake = intake_app(IntakeSettings(**common, mongo_db=f"intake_{run}"), clock)
+    intake = intake_app(
+        IntakeSettings(**common, rabbit_url=rabbit.url_for("intake"), mongo_db=f"intake_{run}"),
+        clock,
+    )
 
     def cases(db: str) -> Any:
-        return cases_app(CasesSettings(**common, mongo_db=db, case_keys=f"k:{CASE_KEY}"), clock)
+        settings = CasesSettings(
+            **common, rabbit_url=rabbit.url_for("cases"), mongo_db=db, case_keys=f"k:{CASE_KEY}"
+        )
+        return cases_app(settings, clock)
 
     def reminders(db: str) -> Any:
-        settings = RemindersSettings(**common, mongo_db=db, sweep_interval_seconds=0, smtp_port=1)
+        settings = RemindersSettings(
+            **common,
+            rabbit_url=rabbit.url_for("reminders"),
+            mongo_db=db,
+            sweep_interval_seconds=0,
+            smtp_port=1,
+        )
         return reminders_app(settings, clock)
 
     first_cases, first_reminders = cases(f"cases_{run}"), reminders(f"reminders_{run}")
@@ -177,7 +188,9 @@ async def test_a_merge_and_a_split_reach_cases_and_reminders_within_2_seconds_an
         for body in replay:
             key = f"{body['type']}.v{body['version']}"
             raw = json.dumps(body).encode()
-            await publish_raw(rabbit.url, "lhpn.events", key, raw, body["event_id"])
+            # as intake, the owner of these events (consumers check the publisher)
+            intake_url = rabbit.url_for("intake")
+            await publish_raw(intake_url, "lhpn.events", key, raw, body["event_id"])
 
         async def caught_up() -> bool:
             return (

@@ -20,12 +20,13 @@ from tests.integration.cases.builders import (
 )
 from tests.support.amqp import publish_raw
 from tests.support.http import eventually
+from tests.support.infra import RabbitVhost
 
 APRIL = date(2021, 4, 1)
 
 
 async def merge_commune_into_other_district(
-    client: httpx.AsyncClient, settings: CasesSettings, clock: FixedClock
+    client: httpx.AsyncClient, rabbit: RabbitVhost, clock: FixedClock
 ) -> str:
     """COMMUNE (of district 555) ends on 31/03; its successor NEW is under district 557."""
     old = next(u for u in UNITS if u.unit_id == COMMUNE)
@@ -47,7 +48,8 @@ async def merge_commune_into_other_district(
     )
     for unit in (new, closed):
         event_id, body = unit_event(unit, clock)
-        await publish_raw(settings.rabbit_url, "lhpn.events", "unit.upserted.v1", body, event_id)
+        intake = rabbit.url_for("intake")  # the owner of unit.upserted
+        await publish_raw(intake, "lhpn.events", "unit.upserted.v1", body, event_id)
 
     async def seen() -> bool:
         tree = await client._transport.app.state.cases.tree()  # type: ignore[attr-defined]
@@ -60,6 +62,7 @@ async def merge_commune_into_other_district(
 async def test_a_merged_communes_case_is_handled_by_its_successor_from_the_effective_day(
     client: httpx.AsyncClient,
     settings: CasesSettings,
+    rabbit: RabbitVhost,
     clock: FixedClock,
     commune: Caller,
     district: Caller,
@@ -74,7 +77,7 @@ async def test_a_merged_communes_case_is_handled_by_its_successor_from_the_effec
     assert (await client.get(f"/api/v1/cases/{case_id}", headers=district.headers)).is_success
     assert (await client.get(f"/api/v1/cases/{case_id}", headers=other.headers)).status_code == 403
 
-    new_id = await merge_commune_into_other_district(client, settings, clock)
+    new_id = await merge_commune_into_other_district(client, rabbit, clock)
     clock.set(datetime(2021, 4, 2, 9, 0, tzinfo=LOCAL_TZ))
     successor = Caller(settings, clock, Role.commune_staff, new_id)
 

@@ -14,6 +14,7 @@ from intake.settings import IntakeSettings
 from intake.units import UnitRegistry
 from tests.support.amqp import EventListener
 from tests.support.http import eventually, login, running
+from tests.support.infra import RabbitVhost
 
 JULY = "2025-07-01"
 
@@ -35,10 +36,10 @@ async def ids_as_of(client: httpx.AsyncClient, admin: dict[str, str], day: str) 
 
 
 async def test_a_merge_closes_the_merged_units_opens_the_new_one_and_links_both_sides(
-    client: httpx.AsyncClient, admin: dict[str, str], settings: IntakeSettings
+    client: httpx.AsyncClient, admin: dict[str, str], rabbit: RabbitVhost
 ) -> None:
     new = commune("N1@2025", parent="54", name="Phường Tuy Hòa")
-    async with EventListener(settings.rabbit_url, keys=("unit.upserted.v1",)) as events:
+    async with EventListener(rabbit.url, keys=("unit.upserted.v1",)) as events:
         r = await client.post(
             "/api/v1/units/merge",
             json={
