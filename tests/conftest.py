@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.broker_node import BrokerNode, started_broker_node
 from tests.support.infra import DevMongo, RabbitVhost, free_port
 
 
@@ -44,6 +45,27 @@ def rabbit() -> Iterator[RabbitVhost]:
     try:
         yield vhost
     finally:
+        vhost.delete()
+
+
+@pytest.fixture(scope="session")
+def broker_node() -> Iterator[BrokerNode]:
+    """A private RabbitMQ node for the tests that stop or restart the broker (never the shared
+    one). Started on first use, about 6 s; stopped at the end of the session."""
+    with started_broker_node() as node:
+        yield node
+
+
+@pytest.fixture
+def private_rabbit(broker_node: BrokerNode) -> Iterator[RabbitVhost]:
+    """A fresh vhost and user on the private node, its application running again afterwards
+    whatever the test did to it."""
+    broker_node.ensure_running()
+    vhost = broker_node.vhost()
+    try:
+        yield vhost
+    finally:
+        broker_node.ensure_running()
         vhost.delete()
 
 

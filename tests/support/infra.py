@@ -5,6 +5,8 @@
   production, `lhpn_shared.broker_accounts`), an operator user for the tests' own listeners and
   an inbound system; all deleted afterwards, so durable queues never leak between runs. Users
   are global in RabbitMQ: their names carry the session's `BROKER_USER_PREFIX`.
+  A test that stops or restarts the broker uses a private node instead
+  (`tests/support/broker_node.py`); its vhosts are made by the same `RabbitVhost.create`.
 - MongoDB: the project's DevMongo launcher (mongo-java-server) on a free loopback port with
   its data under a temporary directory; tests can `kill -9` and restart it.
 """
@@ -17,6 +19,7 @@ import secrets
 import signal
 import socket
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -42,7 +45,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _run(*args: str | Path, stdin: str | None = None) -> str:
+def _run(*args: str | Path, stdin: str | None = None, env: Mapping[str, str] | None = None) -> str:
     proc = subprocess.run(
         [str(a) for a in args],
         input=stdin,
@@ -50,6 +53,7 @@ def _run(*args: str | Path, stdin: str | None = None) -> str:
         text=True,
         timeout=180,
         check=False,
+        env=None if env is None else dict(env),
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -103,6 +107,18 @@ def session_prefix() -> str:
     return os.environ.get("BROKER_USER_PREFIX") or f"lhpn-t{secrets.token_hex(4)}-"
 
 
+@dataclass(frozen=True)
+class RabbitNode:
+    """Which RabbitMQ node a vhost lives on: its AMQP port, and the environment under which
+    `deploy/rabbitmq.sh` reaches it (None: the machine's shared node)."""
+
+    port: int = 5672
+    ctl_env: Mapping[str, str] | None = field(default=None, compare=False)
+
+
+SHARED_NODE = RabbitNode()
+
+
 @dataclass
 class InboundSystem:
     """Another system's broker account, bound to a unit subtree and routing keys."""
@@ -132,7 +148,11 @@ class RabbitVhost:
     operator_password: str
     passwords: dict[str, str]
     systems: dict[str, InboundSystem] = field(default_factory=dict)
-    port: int = 5672
+    node: RabbitNode = SHARED_NODE
+
+    @property
+    def port(self) -> int:
+        return self.node.port
 
     @property
     def url(self) -> str:
@@ -155,7 +175,9 @@ class RabbitVhost:
         return format_inbound_systems([s.binding for s in self.systems.values()])
 
     @classmethod
-    def create(cls, prefix: str | None = None) -> RabbitVhost:
+    def create(cls, prefix: str | None = None, node: RabbitNode = SHARED_NODE) -> RabbitVhost:
+        """The one place test vhosts and their users are made, on the shared node and on a
+        private one (`tests/support/broker_node.py`) alike."""
         prefix = prefix or session_prefix()
         v = cls(
             vhost=prefix.rstrip("-"),
@@ -163,6 +185,7 @@ class RabbitVhost:
             operator=f"{prefix}operator",
             operator_password=secrets.token_urlsafe(18),
             passwords={s: secrets.token_urlsafe(18) for s in SERVICES},
+            node=node,
         )
         accounts = [
             *service_accounts(prefix, v.passwords),
@@ -186,8 +209,8 @@ class RabbitVhost:
 
     def _import(self, accounts: list[Account], *, with_topology: bool) -> None:
         doc = definitions(self.vhost, accounts, with_topology=with_topology)
-        _run(RABBITMQ, "import-definitions", stdin=json.dumps(doc))
+        _run(RABBITMQ, "import-definitions", stdin=json.dumps(doc), env=self.node.ctl_env)
 
     def delete(self) -> None:
         users = [self.operator, *(self.user_for(s) for s in SERVICES), *self.systems]
-        _run(RABBITMQ, "vhost-delete", self.vhost, *users)
+        _run(RABBITMQ, "vhost-delete", self.vhost, *users, env=self.node.ctl_env)
