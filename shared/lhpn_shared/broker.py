@@ -31,6 +31,7 @@ from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
 
 from .auth import Principal
+from .consumers import QueueProgress, delivery_channel
 from .contracts.events import Envelope, UnknownEventType
 from .mongo import TRANSIENT_DB_ERRORS
 from .settings import ServiceSettings
@@ -267,6 +268,32 @@ EnvelopeHandler = Callable[[Envelope, Principal], Awaitable[None]]
 """handle(envelope, principal): `principal` is who sent it, as `admission` established."""
 
 
+SETTLE_SECONDS = 10.0
+"""Longest wait for an ack/nack to be written: a client stuck on a dead connection must not
+hold the consumer (the broker redelivers what was not settled)."""
+
+
+async def settle(step: Callable[[], Awaitable[Any]], msg: RabbitMessage, queue_name: str) -> bool:
+    """Ack, nack or reject a delivery (`step`); False when that could not be done because its
+    channel closed or the connection is stuck — the broker then redelivers it, and every
+    consumer is idempotent. Never raises: a broker restart must not end a consumer."""
+    if delivery_channel(msg) is None:
+        log.warning(
+            "delivery not settled: its channel closed, the broker redelivers it",
+            extra={"queue": queue_name, "message_id": msg.message_id},
+        )
+        return False
+    try:
+        await asyncio.wait_for(step(), timeout=SETTLE_SECONDS)
+    except Exception as exc:
+        log.warning(
+            "delivery not settled, the broker redelivers it",
+            extra={"queue": queue_name, "message_id": msg.message_id, "error": repr(exc)[:300]},
+        )
+        return False
+    return True
+
+
 async def process_delivery(
     broker: RabbitBroker,
     msg: RabbitMessage,
@@ -276,6 +303,7 @@ async def process_delivery(
     admission: Admission,
     retry_delay: float = 1.0,
     dead_letter_filter: DeadLetterFilter | None = None,
+    progress: QueueProgress | None = None,
 ) -> None:
     """Parse the envelope, admit its publisher, run `handle`, then ack; never ack a failure.
 
@@ -283,8 +311,34 @@ async def process_delivery(
       `Reject`, a validation error or an unknown type: dead-letter with the reason in
       `x-rejection-reason`, then ack the original (it is safe in the DLQ);
     - database or broker unavailable: wait, then nack with requeue: nothing is lost;
-    - any other error: dead-lettered with the error's class name (never retried forever).
+    - any other error: dead-lettered with the error's class name (never retried forever);
+    - the delivery's channel closed meanwhile (a broker restart): nothing to settle, the
+      broker redelivers it.
+    `progress` (the service's `Consumers.queue(queue_name)`) is told what is held and settled.
     """
+    if progress is not None:
+        progress.received(msg)
+    try:
+        applied = await _process(
+            broker, msg, queue_name, handle, admission, retry_delay, dead_letter_filter
+        )
+        if applied and progress is not None:
+            progress.applied()
+    finally:
+        if progress is not None:
+            progress.settled(msg)
+
+
+async def _process(
+    broker: RabbitBroker,
+    msg: RabbitMessage,
+    queue_name: str,
+    handle: EnvelopeHandler,
+    admission: Admission,
+    retry_delay: float,
+    dead_letter_filter: DeadLetterFilter | None,
+) -> bool:
+    """True when the message was applied and acked."""
     try:
         try:
             envelope = Envelope.model_validate_json(msg.raw_message.body)
@@ -305,15 +359,15 @@ async def process_delivery(
         await _dead_letter_or_requeue(
             broker, msg, queue_name, str(exc), retry_delay, dead_letter_filter
         )
-        return
+        return False
     except TRANSIENT_ERRORS as exc:
         log.warning(
             "dependency unavailable, message requeued",
             extra={"queue": queue_name, "message_id": msg.message_id, "error": type(exc).__name__},
         )
         await asyncio.sleep(retry_delay)
-        await msg.nack(requeue=True)
-        return
+        await settle(lambda: msg.nack(requeue=True), msg, queue_name)
+        return False
     except Exception as exc:
         log.exception(
             "handler failed, message dead-lettered",
@@ -327,8 +381,8 @@ async def process_delivery(
             retry_delay,
             dead_letter_filter,
         )
-        return
-    await msg.ack()
+        return False
+    return await settle(msg.ack, msg, queue_name)
 
 
 async def _dead_letter_or_requeue(
@@ -344,9 +398,9 @@ async def _dead_letter_or_requeue(
     except Exception:
         log.exception("could not dead-letter, message requeued", extra={"queue": queue_name})
         await asyncio.sleep(retry_delay)
-        await msg.nack(requeue=True)
+        await settle(lambda: msg.nack(requeue=True), msg, queue_name)
         return
-    await msg.ack()
+    await settle(msg.ack, msg, queue_name)
 
 
 async def start_broker_with_retry(
