@@ -73,6 +73,12 @@ class ServiceSettings(BaseSettings):
     relay_batch: int = Field(default=500, ge=1)
     relay_idle_seconds: float = Field(default=1.0, gt=0)
     consumer_prefetch: int = Field(default=100, ge=1)
+    consumer_stall_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="a consumer holding deliveries without settling any for longer is not "
+        "ready (/readyz 503), and its batch flusher is started again",
+    )
     http_host: str = "127.0.0.1"
     max_request_bytes: int = Field(
         default=10 * 1024 * 1024,

@@ -1,7 +1,8 @@
 """The cases service's composition root: one bootstrap builds the dependencies and hands them down.
 
 `create_app(settings, clock)` returns a FastAPI app whose lifespan opens Mongo, starts the
-broker (retrying while RabbitMQ is down), the outbox relay and two subscribers:
+broker (retrying while RabbitMQ is down), the outbox relay and two subscribers, supervised by
+the shared runtime (`lhpn_shared.runtime.Background`):
 - `cases.events` ← `lhpn.events` `unit.upserted.v1` (from intake's broker user only): this
   service's copy of the unit tree;
 - `cases.inbound` ← `lhpn.inbound` `case.opened.v1` (from bound systems, within their subtree):
@@ -32,6 +33,7 @@ from lhpn_shared.broker import (
     process_delivery,
 )
 from lhpn_shared.clock import Clock, SystemClock
+from lhpn_shared.consumers import Consumers
 from lhpn_shared.contracts.events import Envelope
 from lhpn_shared.contracts.units import UnitTree
 from lhpn_shared.http import (
@@ -43,7 +45,13 @@ from lhpn_shared.http import (
 )
 from lhpn_shared.inbound import SettingsInboundBindings
 from lhpn_shared.mongo import Doc, database, make_client
-from lhpn_shared.runtime import Background, make_relay, readiness_checks, retry_while_database_down
+from lhpn_shared.runtime import (
+    Background,
+    instrument,
+    make_relay,
+    readiness_checks,
+    retry_while_database_down,
+)
 from lhpn_shared.trust import Admission, EventOwners, InboundGate
 
 from .adapters.dead_letters import DeadLetterSealer
@@ -63,10 +71,15 @@ Handler = Callable[[Cases, Envelope, Principal], Awaitable[str]]
 
 
 def build_broker(
-    settings: CasesSettings, cases_ref: dict[str, Cases], metrics: Metrics | None = None
+    settings: CasesSettings,
+    cases_ref: dict[str, Cases],
+    consumers: Consumers | None = None,
+    metrics: Metrics | None = None,
 ) -> RabbitBroker:
-    """The broker with the service's subscribers (its publishers are added by `EventPublisher`)."""
+    """The broker with the service's subscribers (its publishers are added by `EventPublisher`),
+    reporting what they hold to `consumers`."""
     broker = make_broker(settings)
+    consumers = consumers if consumers is not None else Consumers()
 
     async def tree_for(unit_id: str) -> UnitTree:
         return await cases_ref["cases"].tree_with(unit_id)
@@ -79,6 +92,7 @@ def build_broker(
         dead_letter_filter: DeadLetterFilter | None = None,
     ) -> None:
         binding = TOPOLOGY[queue_name]
+        progress = consumers.queue(queue_name)
 
         async def on_message(msg: RabbitMessage) -> None:
             async def handle(envelope: Envelope, principal: Principal) -> None:
@@ -93,6 +107,7 @@ def build_broker(
                 handle,
                 admission=admission,
                 dead_letter_filter=dead_letter_filter,
+                progress=progress,
             )
 
         broker.subscriber(
@@ -128,7 +143,9 @@ def create_app(settings: CasesSettings, clock: Clock | None = None) -> FastAPI:
     holidays = load_vn_holidays()
     metrics = Metrics("cases")
     cases_ref: dict[str, Cases] = {}
-    broker = build_broker(settings, cases_ref, metrics)
+    consumers = Consumers()
+    broker = build_broker(settings, cases_ref, consumers, metrics)
+    background = Background(settings, broker, consumers)
     publisher = EventPublisher(broker, PUBLISHES)
     spec = AsyncAPI(broker, title="LHPN cases", version="1.0.0")
 
@@ -149,11 +166,10 @@ def create_app(settings: CasesSettings, clock: Clock | None = None) -> FastAPI:
         cases_ref["cases"] = cases
         app.state.cases, app.state.relay = cases, relay
 
-        background = Background(broker, relay, service=settings.service_name)
         prepared = background.start(
-            retry_while_database_down(store.ensure_indexes), "cases-prepare"
+            lambda: retry_while_database_down(store.ensure_indexes), "prepare"
         )
-        background.start(background.run_broker(after=prepared), "cases-broker-relay")
+        background.start_broker(after=prepared, relay=relay)
         try:
             yield
         finally:
@@ -169,9 +185,11 @@ def create_app(settings: CasesSettings, clock: Clock | None = None) -> FastAPI:
     )
     app.state.clock = clock
     app.state.settings = settings
+    app.state.background = background
     install_error_handlers(app)
     limit_request_size(app, settings.max_request_bytes)
     metrics.install(app)
+    instrument(metrics, background)
 
     def mongo_client() -> AsyncMongoClient[Doc] | None:
         cases = cases_ref.get("cases")
@@ -179,7 +197,7 @@ def create_app(settings: CasesSettings, clock: Clock | None = None) -> FastAPI:
 
     app.include_router(
         ops_router(
-            checks=readiness_checks(broker, mongo_client),
+            checks=readiness_checks(broker, mongo_client, background),
             metrics=metrics,
             asyncapi=lambda: spec.to_specification().to_json(),
         )

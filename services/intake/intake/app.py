@@ -1,7 +1,8 @@
 """Intake's composition root: one bootstrap builds the dependencies and hands them down.
 
 `create_app(settings)` returns a FastAPI app whose lifespan opens Mongo, starts the broker
-(retrying while RabbitMQ is down), the outbox relay and the inbound subscriber.
+(retrying while RabbitMQ is down), the outbox relay and the inbound subscriber, supervised by
+the shared runtime (`lhpn_shared.runtime.Background`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from lhpn_shared.broker import (
     process_delivery,
 )
 from lhpn_shared.clock import Clock, SystemClock
+from lhpn_shared.consumers import Consumers
 from lhpn_shared.contracts.events import Envelope
 from lhpn_shared.contracts.units import UnitTree
 from lhpn_shared.http import (
@@ -37,7 +39,13 @@ from lhpn_shared.http import (
 )
 from lhpn_shared.inbound import SettingsInboundBindings
 from lhpn_shared.mongo import Doc, database, make_client
-from lhpn_shared.runtime import Background, make_relay, readiness_checks, retry_while_database_down
+from lhpn_shared.runtime import (
+    Background,
+    instrument,
+    make_relay,
+    readiness_checks,
+    retry_while_database_down,
+)
 from lhpn_shared.settings import Environment
 from lhpn_shared.trust import InboundGate
 
@@ -63,10 +71,14 @@ INBOUND_QUEUE = "intake.inbound"
 INBOUND_KEYS = TOPOLOGY[INBOUND_QUEUE].routing_keys
 
 
-def build_broker(settings: IntakeSettings, intake_ref: dict[str, Intake]) -> RabbitBroker:
-    """The broker with intake's documented publishers and its inbound subscriber."""
+def build_broker(
+    settings: IntakeSettings, intake_ref: dict[str, Intake], consumers: Consumers | None = None
+) -> RabbitBroker:
+    """The broker with intake's documented publishers and its inbound subscriber (reporting
+    what it holds to `consumers`)."""
     broker = make_broker(settings)
     queue = TOPOLOGY[INBOUND_QUEUE].rabbit_queue()
+    progress = (consumers if consumers is not None else Consumers()).queue(INBOUND_QUEUE)
 
     async def tree_for(unit_id: str) -> UnitTree:
         return intake_ref["intake"].tree
@@ -89,7 +101,9 @@ def build_broker(settings: IntakeSettings, intake_ref: dict[str, Intake]) -> Rab
         async def handle(envelope: Envelope, principal: Principal) -> None:
             await intake_ref["intake"].handle_inbound(envelope, principal)
 
-        await process_delivery(broker, msg, INBOUND_QUEUE, handle, admission=gate)
+        await process_delivery(
+            broker, msg, INBOUND_QUEUE, handle, admission=gate, progress=progress
+        )
 
     return broker
 
@@ -97,7 +111,9 @@ def build_broker(settings: IntakeSettings, intake_ref: dict[str, Intake]) -> Rab
 def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
     clock = clock or SystemClock()
     intake_ref: dict[str, Intake] = {}
-    broker = build_broker(settings, intake_ref)
+    consumers = Consumers()
+    broker = build_broker(settings, intake_ref, consumers)
+    background = Background(settings, broker, consumers)
     publisher = EventPublisher(broker, PUBLISHES)
     spec = AsyncAPI(broker, title="LHPN intake", version="1.0.0")
 
@@ -127,10 +143,9 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
             # first used in development): this waits for the database, unlike the rest
             await retry_while_database_down(users.refuse_development_admin_password)
 
-        background = Background(broker, relay, service=settings.service_name)
-        prepared = background.start(retry_while_database_down(prepare), "intake-prepare")
+        prepared = background.start(lambda: retry_while_database_down(prepare), "prepare")
         # consume inbound only once the reference data is there
-        background.start(background.run_broker(after=prepared), "intake-broker-relay")
+        background.start_broker(after=prepared, relay=relay)
         try:
             yield
         finally:
@@ -145,10 +160,12 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
     )
     app.state.clock = clock
     app.state.settings = settings
+    app.state.background = background
     install_error_handlers(app)
     limit_request_size(app, settings.max_request_bytes)
     metrics = Metrics("intake")
     metrics.install(app)
+    instrument(metrics, background)
 
     def mongo_client() -> AsyncMongoClient[Doc] | None:
         intake = intake_ref.get("intake")
@@ -156,7 +173,7 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
 
     app.include_router(
         ops_router(
-            checks=readiness_checks(broker, mongo_client),
+            checks=readiness_checks(broker, mongo_client, background),
             metrics=metrics,
             asyncapi=lambda: spec.to_specification().to_json(),
         )

@@ -2,7 +2,8 @@
 
 `create_app(settings, clock)` returns a FastAPI app whose lifespan opens Mongo, starts the
 broker (retrying while RabbitMQ is down), the outbox relay, the `reminders.events` subscriber,
-the sweep scheduler and the delivery worker. Time comes from `clock` everywhere.
+the sweep scheduler and the delivery worker, supervised by the shared runtime
+(`lhpn_shared.runtime.Background`). Time comes from `clock` everywhere.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pymongo import AsyncMongoClient
 from lhpn_shared.auth import Authenticator, Principal
 from lhpn_shared.broker import EVENTS, TOPOLOGY, EventPublisher, make_broker, process_delivery
 from lhpn_shared.clock import Clock, SystemClock
+from lhpn_shared.consumers import Consumers
 from lhpn_shared.contracts.events import Envelope
 from lhpn_shared.http import (
     Metrics,
@@ -33,7 +35,13 @@ from lhpn_shared.http import (
     ops_router,
 )
 from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, Doc, database, make_client
-from lhpn_shared.runtime import Background, make_relay, readiness_checks, retry_while_database_down
+from lhpn_shared.runtime import (
+    Background,
+    instrument,
+    make_relay,
+    readiness_checks,
+    retry_while_database_down,
+)
 from lhpn_shared.trust import EventOwners
 
 from .api import build_router
@@ -58,12 +66,14 @@ KEYS = TOPOLOGY[QUEUE].routing_keys
 
 
 def build_broker(
-    settings: RemindersSettings, ref: dict[str, Reminders]
+    settings: RemindersSettings, ref: dict[str, Reminders], consumers: Consumers | None = None
 ) -> tuple[RabbitBroker, EventPublisher]:
-    """The broker with reminders' documented publishers and its one subscriber."""
+    """The broker with reminders' documented publishers and its one subscriber (reporting
+    what it holds to `consumers`)."""
     broker = make_broker(settings)
     publisher = EventPublisher(broker, PUBLISHES)
     owners = EventOwners(settings.broker_user_prefix)  # each fact only from its owning service
+    progress = (consumers if consumers is not None else Consumers()).queue(QUEUE)
 
     @broker.subscriber(
         TOPOLOGY[QUEUE].rabbit_queue(),
@@ -80,7 +90,7 @@ def build_broker(
         async def handle(envelope: Envelope, publisher: Principal) -> None:
             await ref["reminders"].handle(envelope)
 
-        await process_delivery(broker, msg, QUEUE, handle, admission=owners)
+        await process_delivery(broker, msg, QUEUE, handle, admission=owners, progress=progress)
 
     return broker, publisher
 
@@ -115,7 +125,9 @@ def create_app(
     guard = AddressGuard(settings.allowed_networks(), resolver or system_resolver)
     secrets = settings.webhook_keyring()
     ref: dict[str, Reminders] = {}
-    broker, publisher = build_broker(settings, ref)
+    consumers = Consumers()
+    broker, publisher = build_broker(settings, ref, consumers)
+    background = Background(settings, broker, consumers)
     spec = AsyncAPI(broker, title="LHPN reminders", version="1.0.0")
 
     @contextlib.asynccontextmanager
@@ -157,22 +169,18 @@ def create_app(
             await reminders.load_reference_data()
 
         async def scheduler() -> None:
-            await prepared
             await _every("sweep", settings.sweep_interval_seconds, lambda: sweeper.run(clock.now()))
 
         async def delivery_worker() -> None:
-            await prepared
             await _every(
                 "delivery", settings.delivery_poll_seconds, dispatcher.deliver_due, again=True
             )
 
-        background = Background(broker, relay, service=settings.service_name)
-        app.state.background = background
-        prepared = background.start(retry_while_database_down(prepare), "reminders-prepare")
-        background.start(background.run_broker(after=prepared), "reminders-broker-relay")
-        background.start(delivery_worker(), "reminders-delivery")
+        prepared = background.start(lambda: retry_while_database_down(prepare), "prepare")
+        background.start_broker(after=prepared, relay=relay)
+        background.start(delivery_worker, "delivery", forever=True, after=prepared)
         if settings.sweep_interval_seconds > 0:
-            background.start(scheduler(), "reminders-scheduler")
+            background.start(scheduler, "scheduler", forever=True, after=prepared)
         try:
             yield
         finally:
@@ -189,10 +197,12 @@ def create_app(
     )
     app.state.clock = clock
     app.state.settings = settings
+    app.state.background = background
     install_error_handlers(app)
     limit_request_size(app, settings.max_request_bytes)
     metrics = Metrics("reminders")
     metrics.install(app)
+    instrument(metrics, background)
 
     def mongo_client() -> AsyncMongoClient[Doc] | None:
         reminders = ref.get("reminders")
@@ -200,9 +210,7 @@ def create_app(
 
     app.include_router(
         ops_router(
-            checks=readiness_checks(
-                broker, mongo_client, lambda: getattr(app.state, "background", None)
-            ),
+            checks=readiness_checks(broker, mongo_client, background),
             metrics=metrics,
             asyncapi=lambda: spec.to_specification().to_json(),
         )
