@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
@@ -44,16 +43,3 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     root.setLevel(level.upper())
     for noisy in ("aiormq", "aio_pika", "pymongo", "httpx", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def watch(task: asyncio.Task[Any]) -> asyncio.Task[Any]:
-    """Log a background task that ends with an error (otherwise it would die silently)."""
-
-    def report(t: asyncio.Task[Any]) -> None:
-        if not t.cancelled() and (exc := t.exception()) is not None:
-            logging.getLogger("lhpn").error(
-                "background task failed", extra={"task": t.get_name()}, exc_info=exc
-            )
-
-    task.add_done_callback(report)
-    return task

@@ -2,12 +2,13 @@
 
 `create_app(settings)` returns a FastAPI app whose lifespan opens Mongo, finishes any batch a
 crash interrupted, starts the broker (retrying while RabbitMQ is down), the event subscriber
-and the flusher that writes its batches.
+and the flusher that writes its batches — supervised by the shared runtime
+(`lhpn_shared.runtime.Background`): a flusher that fails, or holds deliveries without settling
+any for `CONSUMER_STALL_SECONDS`, is logged, started again and meanwhile reported not ready.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -19,20 +20,20 @@ from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.specification import AsyncAPI
+from pymongo import AsyncMongoClient
 
 from lhpn_shared.auth import Authenticator
-from lhpn_shared.broker import (
-    EVENTS,
-    TOPOLOGY,
-    declare_own_topology,
-    make_broker,
-    start_broker_with_retry,
-    stop_broker,
-)
+from lhpn_shared.broker import EVENTS, TOPOLOGY, make_broker
 from lhpn_shared.clock import Clock, SystemClock
+from lhpn_shared.consumers import Consumers
 from lhpn_shared.http import Metrics, install_error_handlers, limit_request_size, ops_router
-from lhpn_shared.logs import watch
-from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, database, make_client, ping
+from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, Doc, database, make_client
+from lhpn_shared.runtime import (
+    Background,
+    instrument,
+    readiness_checks,
+    retry_while_database_down,
+)
 from lhpn_shared.trust import EventOwners
 
 from .api import build_router
@@ -83,9 +84,10 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
     clock = clock or SystemClock()
     batcher_ref: dict[str, Batcher] = {}
     broker = build_broker(settings, batcher_ref)
+    consumers = Consumers()
+    background = Background(settings, broker, consumers)
     spec = AsyncAPI(broker, title="LHPN aggregation", version="1.0.0")
     metrics = Metrics("aggregation")
-    consuming = asyncio.Event()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,23 +103,16 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
             retry_delay=settings.retry_delay_seconds,
             outcome=lambda t, o, n: metrics.events.labels("aggregation", t, o).inc(n),
             owners=EventOwners(settings.broker_user_prefix),
+            progress=consumers.queue(EVENTS_QUEUE),
         )
         batcher_ref["batcher"] = batcher
         app.state.aggregation, app.state.batcher = aggregation, batcher
 
         async def prepare() -> None:
-            """Indexes, an interrupted batch, the cache; retried while the database is down."""
-            delay = 0.5
-            while True:
-                try:
-                    await store.ensure_indexes()
-                    await aggregation.recover()
-                    await aggregation.view.fresh()
-                    return
-                except TRANSIENT_DB_ERRORS as exc:
-                    log.warning("database not reachable", extra={"error": type(exc).__name__})
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
+            """Indexes, an interrupted batch, the cache."""
+            await store.ensure_indexes()
+            await aggregation.recover()
+            await aggregation.view.fresh()
 
         async def warm_up() -> None:
             """Load the compliance cache of every plan year before the first request needs it."""
@@ -125,26 +120,22 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
                 for year in sorted({p.year for p in aggregation.view.plans.values()}):
                     await aggregation.view.days(year)
 
-        async def bindings() -> None:
-            await declare_own_topology(broker, settings.service_name)
-            consuming.set()
-
-        async def start() -> None:
-            await prepare()  # consume only once a crashed batch is finished
-            tasks.append(watch(asyncio.create_task(warm_up(), name="aggregation-warm-up")))
-            await start_broker_with_retry(broker, on_started=bindings)
-            await batcher.run()  # runs for the life of the app
-
-        tasks = [watch(asyncio.create_task(start(), name="aggregation-consumer"))]
+        # consume only once a crashed batch is finished
+        prepared = background.start(lambda: retry_while_database_down(prepare), "prepare")
+        background.start(warm_up, "warm-up", after=prepared)
+        background.start_broker(after=prepared)
+        background.start(
+            batcher.run,
+            "flusher",
+            forever=True,
+            after=prepared,
+            stop=batcher.stop,  # the batch in hand is finished, the rest is requeued
+            consumer=batcher.progress,
+        )
         try:
             yield
         finally:
-            batcher.stop()  # the batch in hand is finished, the rest is requeued
-            await asyncio.wait(tasks, timeout=10)
-            for t in tasks:
-                t.cancel()
-            await asyncio.wait(tasks, timeout=10)
-            await stop_broker(broker)
+            await background.stop()
             await client.close()
 
     app = FastAPI(
@@ -156,27 +147,19 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
     )
     app.state.clock = clock
     app.state.settings = settings
+    app.state.background = background
     install_error_handlers(app)
     limit_request_size(app, settings.max_request_bytes)
     metrics.install(app)
+    instrument(metrics, background)
 
-    async def mongo_ready() -> bool:
+    def mongo_client() -> AsyncMongoClient[Doc] | None:
         aggregation = getattr(app.state, "aggregation", None)
-        return aggregation is not None and await ping(aggregation.store.db.client)
-
-    async def broker_ready() -> bool:
-        try:
-            return bool(await broker.ping(timeout=1.0))
-        except Exception:
-            return False
-
-    async def consumer_ready() -> bool:
-        """The queue and its bindings are declared: published events reach it."""
-        return consuming.is_set()
+        return aggregation.store.db.client if aggregation is not None else None
 
     app.include_router(
         ops_router(
-            checks={"mongo": mongo_ready, "broker": broker_ready, "consumer": consumer_ready},
+            checks=readiness_checks(broker, mongo_client, background),
             metrics=metrics,
             asyncapi=lambda: spec.to_specification().to_json(),
         )

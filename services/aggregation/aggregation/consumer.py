@@ -6,7 +6,15 @@ is stored — with one `multiple` ack when the batch follows on from what is alr
 - the database is down (or a rebuild is running): the batch is nacked with requeue after a
   pause, so nothing is lost and nothing is acked unwritten;
 - any other failure of a batch: its events are applied one at a time, so only the event that
-  fails is dead-lettered (with the error's class name) and the others go through.
+  fails is dead-lettered (with the error's class name) and the others go through;
+- a broker restart: deliveries whose channel closed are dropped from the buffer and from the
+  batch in hand (RabbitMQ redelivers them on the new channel; applying an event twice changes
+  nothing), and no ack, nack or dead-letter on a closed channel can end the flusher;
+- the flusher failed anyway and was started again (`lhpn_shared.runtime.Background`): the
+  deliveries of the batch it held are requeued first, so none is held forever.
+
+What it holds and settles is reported to the queue's `QueueProgress` (`lhpn_shared.consumers`):
+`/readyz` turns 503 when deliveries are held without progress, `/metrics` shows their age.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ from typing import Any
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.message import RabbitMessage
 
-from lhpn_shared.broker import TRANSIENT_ERRORS, Reject, dead_letter
+from lhpn_shared.broker import SETTLE_SECONDS, TRANSIENT_ERRORS, Reject, dead_letter, settle
+from lhpn_shared.consumers import QueueProgress, delivery_channel
 from lhpn_shared.trust import EventOwners
 
 from .batch import Event, parse_event
@@ -49,6 +58,7 @@ class Batcher:
         retry_delay: float = 1.0,
         outcome: Outcome | None = None,
         owners: EventOwners,
+        progress: QueueProgress | None = None,
     ) -> None:
         self._broker = broker
         self._owners = owners
@@ -58,7 +68,10 @@ class Batcher:
         self._interval = interval
         self._retry_delay = retry_delay
         self._outcome = outcome or (lambda _type, _outcome, _n: None)
+        self.progress = progress if progress is not None else QueueProgress(queue_name)
         self._buffer: list[RabbitMessage] = []
+        self._in_hand: list[RabbitMessage] = []
+        """the batch being flushed: requeued if the flusher dies holding it"""
         self._parsed: dict[int, Event | Reject] = {}
         """each buffered delivery (by id) parsed, or why it cannot be"""
         self._settled: dict[int, tuple[Any, Settled]] = {}
@@ -79,6 +92,10 @@ class Batcher:
             )
         except Reject as exc:
             self._parsed[id(msg)] = exc
+        except Exception as exc:  # a bug: dead-letter it rather than hold it unsettled
+            log.exception("event not parsed", extra={"queue": self._queue})
+            self._parsed[id(msg)] = Reject(f"handler error: {type(exc).__name__}")
+        self.progress.received(msg)
         self._buffer.append(msg)
         self._arrived_at.append(time.monotonic())
         self._arrived.set()
@@ -92,15 +109,19 @@ class Batcher:
         self._full.set()
 
     async def run(self) -> None:
+        """Flush batches until `stop()`. Started again after a failure, it first requeues the
+        batch the failed run held."""
+        await self._requeue_in_hand()
         while not self._stopped:
             await self._arrived.wait()
             if self._stopped:
                 return
-            wait = self._arrived_at[0] + self._interval - time.monotonic()
-            if len(self._buffer) < self._size and wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), timeout=wait)
-            batch = self._buffer[: self._size]
+            if self._buffer:
+                wait = self._arrived_at[0] + self._interval - time.monotonic()
+                if len(self._buffer) < self._size and wait > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._full.wait(), timeout=wait)
+            self._in_hand = self._buffer[: self._size]
             del self._buffer[: self._size]
             del self._arrived_at[: self._size]
             self._full.clear()
@@ -108,12 +129,46 @@ class Batcher:
                 self._full.set()
             elif not self._buffer:
                 self._arrived.clear()
-            if batch:
-                await self._flush(batch)
+            if self._in_hand:
+                await self._flush(self._in_hand)
+            self._in_hand = []
+
+    async def _requeue_in_hand(self) -> None:
+        """Give back what a failed run held and did not settle (its channel still open)."""
+        held, self._in_hand = self._in_hand, []
+        unsettled = [m for m in held if not self._is_settled(m)]
+        if unsettled:
+            log.warning(
+                "flusher started again, requeueing the batch it held",
+                extra={"queue": self._queue, "messages": len(unsettled)},
+            )
+            await self._requeue(unsettled, None)
+        for msg in held:
+            self._forget(msg)
+
+    def _forget(self, msg: RabbitMessage) -> None:
+        self._parsed.pop(id(msg), None)
+        self.progress.settled(msg)
+
+    def _live(self, messages: list[RabbitMessage]) -> list[RabbitMessage]:
+        """The deliveries whose channel is still open; the others are forgotten (RabbitMQ
+        requeued them when their channel closed, and delivers them again)."""
+        live = []
+        for msg in messages:
+            if delivery_channel(msg) is None:
+                self._forget(msg)
+            else:
+                live.append(msg)
+        if len(live) < len(messages):
+            log.warning(
+                "deliveries of a closed channel dropped, the broker redelivers them",
+                extra={"queue": self._queue, "messages": len(messages) - len(live)},
+            )
+        return live
 
     async def _flush(self, messages: list[RabbitMessage]) -> None:
         accepted: list[tuple[RabbitMessage, Event]] = []
-        for msg in messages:
+        for msg in self._live(messages):
             parsed = self._parsed.pop(id(msg))
             if isinstance(parsed, Reject):
                 await self._reject(msg, str(parsed), "?")
@@ -131,6 +186,7 @@ class Batcher:
             await self._one_at_a_time(accepted)
             return
         self.batches += 1
+        self.progress.applied()
         for (_, event), did in zip(accepted, changed, strict=True):
             self._outcome(event.envelope.type, "applied" if did else "unchanged", 1)
         await self._ack_all([msg for msg, _ in accepted])
@@ -146,19 +202,23 @@ class Batcher:
                 log.exception("event failed", extra={"event_id": str(event.envelope.event_id)})
                 await self._reject(msg, f"handler error: {type(exc).__name__}", event.envelope.type)
                 continue
+            self.progress.applied()
             self._outcome(event.envelope.type, "applied" if did else "unchanged", 1)
             await self._ack(msg)
 
-    async def _requeue(self, messages: list[RabbitMessage], exc: BaseException) -> None:
-        log.warning(
-            "batch not stored, requeued",
-            extra={"queue": self._queue, "messages": len(messages), "error": type(exc).__name__},
-        )
-        await asyncio.sleep(self._retry_delay)
+    async def _requeue(self, messages: list[RabbitMessage], exc: BaseException | None) -> None:
+        if exc is not None:
+            log.warning(
+                "batch not stored, requeued",
+                extra={
+                    "queue": self._queue,
+                    "messages": len(messages),
+                    "error": type(exc).__name__,
+                },
+            )
+            await asyncio.sleep(self._retry_delay)
         for msg in messages:
-            self._mark_settled(msg)
-            with contextlib.suppress(Exception):  # a closed channel requeues them anyway
-                await msg.nack(requeue=True)
+            await self._nack(msg)
 
     async def _reject(self, msg: RabbitMessage, reason: str, event_type: str) -> None:
         log.warning(
@@ -170,9 +230,7 @@ class Batcher:
         except Exception:
             log.exception("could not dead-letter, message requeued", extra={"queue": self._queue})
             await asyncio.sleep(self._retry_delay)
-            self._mark_settled(msg)
-            with contextlib.suppress(Exception):
-                await msg.nack(requeue=True)
+            await self._nack(msg)
             return
         self._outcome(event_type, "rejected", 1)
         await self._ack(msg)
@@ -181,25 +239,37 @@ class Batcher:
         """Ack a stored batch: one `multiple` ack for the deliveries that follow on from the
         ones already settled, one ack each for the rest (deliveries reach the buffer nearly in
         order, not exactly). Measured: acking one by one, each waiting for its frame to reach
-        the socket, took a third of the consumer's time."""
-        by_channel: dict[int, list[RabbitMessage]] = {}
+        the socket, took a third of the consumer's time. Deliveries whose channel closed
+        meanwhile are left to the broker, which redelivers them."""
+        by_channel: dict[int, tuple[Any, list[RabbitMessage]]] = {}
         for msg in messages:
-            by_channel.setdefault(id(msg.raw_message.channel), []).append(msg)
-        for group in by_channel.values():
-            channel = group[0].raw_message.channel
+            channel = delivery_channel(msg)
+            if channel is None:
+                self._forget(msg)
+                continue
+            by_channel.setdefault(id(channel), (channel, []))[1].append(msg)
+        for channel, group in by_channel.values():
             tags = [t for m in group if (t := m.raw_message.delivery_tag) is not None]
             settled = self._settled_on(channel)
             settled.add(tags)
             covered = [t for t in tags if t <= settled.upto]
             try:
                 if covered:
-                    await channel.basic_ack(delivery_tag=max(covered), multiple=True, wait=False)
+                    await asyncio.wait_for(
+                        channel.basic_ack(delivery_tag=max(covered), multiple=True, wait=False),
+                        timeout=SETTLE_SECONDS,
+                    )
                 for tag in tags:
                     if tag > settled.upto:
-                        await channel.basic_ack(delivery_tag=tag, wait=False)
-            except Exception as exc:  # the channel closed: the broker redelivers, and
-                # applying an event again changes nothing
+                        await asyncio.wait_for(
+                            channel.basic_ack(delivery_tag=tag, wait=False),
+                            timeout=SETTLE_SECONDS,
+                        )
+            except Exception as exc:  # the channel closed or is stuck: the broker redelivers,
+                # and applying an event again changes nothing
                 log.warning("ack failed", extra={"queue": self._queue, "error": repr(exc)[:200]})
+            for msg in group:
+                self.progress.settled(msg)
 
     def _settled_on(self, channel: Any) -> Settled:
         entry = self._settled.get(id(channel))
@@ -209,16 +279,31 @@ class Batcher:
         return entry[1]
 
     def _mark_settled(self, msg: RabbitMessage) -> None:
-        raw = msg.raw_message
-        if raw.delivery_tag is not None:
-            self._settled_on(raw.channel).add([raw.delivery_tag])
+        channel = delivery_channel(msg)
+        tag = msg.raw_message.delivery_tag
+        if channel is not None and tag is not None:
+            self._settled_on(channel).add([tag])
+
+    def _is_settled(self, msg: RabbitMessage) -> bool:
+        """Settled by this batcher already (so never to be settled twice), or gone with its
+        channel."""
+        channel = delivery_channel(msg)
+        tag = msg.raw_message.delivery_tag
+        if channel is None or tag is None:
+            return True
+        entry = self._settled.get(id(channel))
+        return entry is not None and entry[0] is channel and tag in entry[1]
 
     async def _ack(self, msg: RabbitMessage) -> None:
         self._mark_settled(msg)
-        try:
-            await msg.ack()
-        except Exception as exc:  # the channel closed: the broker redelivers
-            log.warning("ack failed", extra={"queue": self._queue, "error": repr(exc)[:200]})
+        await settle(msg.ack, msg, self._queue)
+        self.progress.settled(msg)
+
+    async def _nack(self, msg: RabbitMessage) -> None:
+        """Requeue: the broker delivers it again."""
+        self._mark_settled(msg)
+        await settle(lambda: msg.nack(requeue=True), msg, self._queue)
+        self.progress.settled(msg)
 
 
 class Settled:
@@ -237,3 +322,6 @@ class Settled:
         while self.upto + 1 in self._above:
             self.upto += 1
             self._above.remove(self.upto)
+
+    def __contains__(self, tag: int) -> bool:
+        return tag <= self.upto or tag in self._above

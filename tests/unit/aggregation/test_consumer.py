@@ -1,12 +1,12 @@
 """The consumer's batching, with a fake broker and messages: acks only after the batch is
-stored, requeues what the database refused, dead-letters only what can never be applied."""
+stored, requeues what the database refused, dead-letters only what can never be applied, and
+goes on through a broker restart."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import uuid4
@@ -18,69 +18,10 @@ from aggregation.consumer import Batcher
 from lhpn_shared.contracts.activities import Activity, ActivityKind
 from lhpn_shared.contracts.events import Envelope, make_event
 from lhpn_shared.trust import EventOwners
+from tests.support.fake_amqp import FakeBroker, FakeChannel, FakeMessage
 
 OWNERS = EventOwners("lhpn-")
 INTAKE = OWNERS.user_of("intake")  # the owner of activity.recorded
-
-
-class FakeChannel:
-    """The broker's side of one channel: delivery tags count up from 1, and an ack with
-    `multiple` settles every outstanding delivery up to its tag."""
-
-    def __init__(self) -> None:
-        self.is_closed = False
-        self.delivered: dict[int, FakeMessage] = {}
-        self.frames = 0
-        self.errors: list[str] = []
-
-    def deliver(self, body: bytes) -> FakeMessage:
-        msg = FakeMessage(body, self, len(self.delivered) + 1)
-        self.delivered[msg.raw_message.delivery_tag] = msg
-        return msg
-
-    async def basic_ack(self, delivery_tag: int, multiple: bool = False, wait: bool = True) -> None:
-        self.frames += 1
-        tags = [t for t in self.delivered if t <= delivery_tag] if multiple else [delivery_tag]
-        if self.delivered[delivery_tag].state is not None:
-            self.errors.append(f"ack of the settled delivery {delivery_tag}")
-        for tag in tags:
-            if self.delivered[tag].state is None:
-                self.delivered[tag].state = "acked"
-
-
-@dataclass
-class Raw:
-    body: bytes
-    channel: FakeChannel
-    delivery_tag: int
-    headers: dict[str, Any] = field(default_factory=dict)
-    exchange: str = "lhpn.events"
-    routing_key: str = "activity.recorded.v1"
-    message_id: str | None = None
-    content_type: str = "application/json"
-    user_id: str | None = INTAKE
-
-
-class FakeMessage:
-    def __init__(self, body: bytes, channel: FakeChannel, tag: int) -> None:
-        self.raw_message = Raw(body, channel, tag)
-        self.message_id = None
-        self.state: str | None = None
-
-    async def ack(self) -> None:
-        await self.raw_message.channel.basic_ack(self.raw_message.delivery_tag)
-
-    async def nack(self, requeue: bool = True) -> None:
-        assert self.state is None, self.state
-        self.state = "requeued" if requeue else "dropped"
-
-
-class FakeBroker:
-    def __init__(self) -> None:
-        self.dead: list[tuple[bytes, dict[str, Any]]] = []
-
-    async def publish(self, body: bytes, **kw: Any) -> None:
-        self.dead.append((body, kw["headers"]))
 
 
 def event(unit_id: str = "22015") -> Envelope:
@@ -94,12 +35,18 @@ def event(unit_id: str = "22015") -> Envelope:
     return make_event("activity.recorded", activity, source="test", occurred_at=datetime.now(UTC))
 
 
-def deliveries(*envelopes: Envelope | bytes) -> list[FakeMessage]:
-    channel = FakeChannel()
-    return [
+def deliveries(
+    *envelopes: Envelope | bytes, channel: FakeChannel | None = None
+) -> list[FakeMessage]:
+    """Deliveries on `channel` (a new one by default), published by intake's broker user."""
+    channel = channel or FakeChannel()
+    out = [
         channel.deliver(e if isinstance(e, bytes) else e.model_dump_json().encode())
         for e in envelopes
     ]
+    for msg in out:
+        msg.raw_message.user_id = INTAKE
+    return out
 
 
 class Recorder:
@@ -245,3 +192,102 @@ async def test_an_event_from_anyone_but_its_owner_is_dead_lettered_and_the_other
         "this one was sent by 'lhpn-reminders'"
     )
     assert reasons[no_user.raw_message.body].endswith("this one was sent without a user_id")
+
+
+async def until(condition: Any, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_broker_restart_while_a_batch_is_written_does_not_end_the_flusher():
+    envelopes = [event() for _ in range(3)]
+    old = FakeChannel()
+    first = deliveries(*envelopes, channel=old)
+    restarted = False
+
+    def restart_once(events: Sequence[Event]) -> None:
+        nonlocal restarted
+        if not restarted:  # the broker restarts while the batch is being written
+            restarted = True
+            old.close()
+
+    apply = Recorder(first, fail=restart_once)
+    batcher = Batcher(FakeBroker(), "q", apply, size=10, interval=0.01, owners=OWNERS)  # type: ignore[arg-type]
+    flusher = asyncio.create_task(batcher.run())
+    for m in first:
+        await batcher.add(m)  # type: ignore[arg-type]
+    await until(lambda: len(apply.batches) == 1)
+    assert {m.state for m in first} == {"returned"}  # nothing could be acked: redelivered
+
+    again = deliveries(*envelopes)  # the same events, on the channel of the new connection
+    for m in again:
+        await batcher.add(m)  # type: ignore[arg-type]
+    await until(lambda: all(m.state for m in again))
+    assert not flusher.done()
+    assert {m.state for m in again} == {"acked"}
+    assert batcher.progress.held() == 0
+    batcher.stop()
+    await asyncio.wait_for(flusher, 5)
+
+
+async def test_buffered_deliveries_of_a_closed_channel_are_dropped_not_applied():
+    channel = FakeChannel()
+    stale = deliveries(event(), event(), channel=channel)
+    apply = Recorder(stale)
+    batcher = Batcher(FakeBroker(), "q", apply, size=10, interval=0.2, owners=OWNERS)  # type: ignore[arg-type]
+    flusher = asyncio.create_task(batcher.run())
+    for m in stale:
+        await batcher.add(m)  # type: ignore[arg-type]
+    channel.close()  # before the batch was due
+    fresh = deliveries(event())
+    await batcher.add(fresh[0])  # type: ignore[arg-type]
+    await until(lambda: fresh[0].state == "acked")
+    assert [len(b) for b in apply.batches] == [1]
+    assert batcher.progress.held() == 0
+    batcher.stop()
+    await asyncio.wait_for(flusher, 5)
+
+
+async def test_a_flusher_started_again_after_a_failure_requeues_the_batch_it_held():
+    messages = deliveries(*(event() for _ in range(3)))
+    batcher = Batcher(FakeBroker(), "q", Recorder(messages), size=10, interval=0.01, owners=OWNERS)  # type: ignore[arg-type]
+
+    async def broken(batch: list[Any]) -> None:
+        raise RuntimeError("injected")
+
+    batcher._flush = broken  # type: ignore[method-assign]
+    for m in messages:
+        await batcher.add(m)  # type: ignore[arg-type]
+    failed = asyncio.create_task(batcher.run())
+    await asyncio.wait({failed}, timeout=5)
+    assert isinstance(failed.exception(), RuntimeError)
+    assert batcher.progress.held() == 3  # held, and nothing will settle them but a restart
+
+    del batcher._flush  # what the supervisor does: run it again
+    again = asyncio.create_task(batcher.run())
+    await until(lambda: all(m.state for m in messages))
+    assert [m.state for m in messages] == ["requeued"] * 3
+    assert messages[0].raw_message.channel.errors == []
+    assert batcher.progress.held() == 0
+    batcher.stop()
+    await asyncio.wait_for(again, 5)
+
+
+async def test_the_batcher_reports_what_it_holds_and_when_it_last_applied_a_batch():
+    messages = deliveries(event(), event())
+    apply = Recorder(messages)
+    batcher = Batcher(FakeBroker(), "q", apply, size=10, interval=0.2, owners=OWNERS)  # type: ignore[arg-type]
+    assert batcher.progress.last_applied_at is None
+    before = time.time()
+    flusher = asyncio.create_task(batcher.run())
+    for m in messages:
+        await batcher.add(m)  # type: ignore[arg-type]
+    assert batcher.progress.held() == 2  # the batch waits for the flush interval
+    await until(lambda: all(m.state == "acked" for m in messages))
+    batcher.stop()
+    await asyncio.wait_for(flusher, 5)
+    assert batcher.progress.held() == 0
+    assert batcher.progress.last_applied_at is not None
+    assert batcher.progress.last_applied_at >= before
