@@ -37,6 +37,67 @@ SBIN = Path("/usr/lib/rabbitmq/bin")
 home holds the shared node's cookie — the private node runs as the caller with its own."""
 
 
+PREFIX = "lhpn-rabbit-"
+OWNER, NAME = "owner.pid", "node.name"
+"""files in a node's directory: the test process that started it, and the node's name"""
+
+
+def _run_bounded(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[int, str, str]:
+    """Run `cmd` in a session of its own; past `timeout`, kill the whole session."""
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        return -1, out, f"{err}\n(killed after {timeout} s)"
+    return proc.returncode, out, err
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def reap_orphans(base: Path | None = None) -> list[str]:
+    """Stop the private nodes whose test process is gone (a session killed before its
+    teardown, e.g. by a timeout), and remove their directories. Only directories this module
+    made (`lhpn-rabbit-*` with an owner file) are looked at, and a process is signalled only
+    if it is the Erlang VM running from that directory. Returns the node names stopped."""
+    stopped = []
+    for d in Path(base or tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        try:
+            owner = int((d / OWNER).read_text())
+            name = (d / NAME).read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        try:
+            pid = int((d / "node.pid").read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            cmdline, pid = b"", 0
+        if pid and b"beam" in cmdline and str(d).encode() in cmdline:  # its HOME is `d`
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            stopped.append(name)
+        shutil.rmtree(d, ignore_errors=True)
+    return stopped
+
+
 @dataclass(frozen=True)
 class QueueStats:
     ready: int
@@ -49,13 +110,15 @@ class BrokerNode:
     """One private RabbitMQ node; `start()` it, `stop()` it (and its directory goes)."""
 
     def __init__(self, base: Path | None = None) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="lhpn-rabbit-", dir=base))
+        self.dir = Path(tempfile.mkdtemp(prefix=PREFIX, dir=base))
         self.name = f"lhpn-t{secrets.token_hex(4)}@localhost"
         self.port = free_port()
         self.dist_port = free_port()
         while self.dist_port == self.port:
             self.dist_port = free_port()
         self.pid_file = self.dir / "node.pid"
+        (self.dir / OWNER).write_text(f"{os.getpid()}\n")
+        (self.dir / NAME).write_text(f"{self.name}\n")
         (self.dir / "enabled_plugins").write_text("[].\n")
         (self.dir / "rabbitmq.conf").write_text("")
         (self.dir / "rabbitmq-env.conf").write_text("")
@@ -87,21 +150,18 @@ class BrokerNode:
         }
 
     def ctl(self, *args: str, timeout: float = 60) -> str:
-        """`rabbitmqctl -n <this node> -q ...`; raises with its output when it fails."""
-        proc = subprocess.run(
-            [str(SBIN / "rabbitmqctl"), "-n", self.name, "-q", *args],
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+        """`rabbitmqctl -n <this node> -q ...`; raises with its output when it fails or takes
+        longer than `timeout` (then the command and every process it started are killed: an
+        Erlang CLI left behind would hold its pipes open and hang the caller for good)."""
+        code, out, err = _run_bounded(
+            [str(SBIN / "rabbitmqctl"), "-n", self.name, "-q", *args], self.env(), timeout
         )
-        if proc.returncode != 0:
+        if code != 0:
             raise RuntimeError(
-                f"rabbitmqctl {' '.join(args)} on {self.name} failed ({proc.returncode}):\n"
-                f"{proc.stdout}\n{proc.stderr}\n{self.log_tail()}"
+                f"rabbitmqctl {' '.join(args)} on {self.name} failed ({code}):\n"
+                f"{out}\n{err}\n{self.log_tail()}"
             )
-        return proc.stdout
+        return out
 
     def log_tail(self, chars: int = 3000) -> str:
         logs = sorted((self.dir / "log").glob("*.log"))
@@ -119,7 +179,8 @@ class BrokerNode:
         subprocess.run(
             [str(SBIN / "rabbitmq-server"), "-detached"],
             env=self.env(),
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             timeout=30,
             check=True,
         )
@@ -176,10 +237,13 @@ class BrokerNode:
         """A fresh vhost and user on this node (the same helper as on the shared node)."""
         return RabbitVhost.create(node=self.node)
 
-    def queue_stats(self, vhost: str = "/") -> dict[str, QueueStats]:
-        """Messages ready and unacknowledged per queue of `vhost`."""
+    def queue_stats(self, vhost: str = "/", timeout: float = 45) -> dict[str, QueueStats]:
+        """Messages ready and unacknowledged per queue of `vhost` (RuntimeError when the node
+        does not answer within `timeout`)."""
         out = self.ctl(
             "list_queues",
+            "--timeout",
+            "30",
             "-p",
             vhost,
             "name",
@@ -187,6 +251,7 @@ class BrokerNode:
             "messages_unacknowledged",
             "--formatter",
             "json",
+            timeout=timeout,
         )
         return {
             q["name"]: QueueStats(int(q["messages_ready"]), int(q["messages_unacknowledged"]))
@@ -196,7 +261,9 @@ class BrokerNode:
 
 @contextlib.contextmanager
 def started_broker_node() -> Iterator[BrokerNode]:
-    """A started private node, stopped and removed afterwards."""
+    """A started private node, stopped and removed afterwards (and, first, the nodes that
+    earlier killed sessions left running)."""
+    reap_orphans()
     node = BrokerNode()
     try:
         node.start()

@@ -127,7 +127,10 @@ async def test_after_two_broker_restarts_during_a_stream_every_read_model_equals
             }
 
         async def everything_settled() -> dict[str, Any] | None:
-            stats = await asyncio.to_thread(broker_node.queue_stats, private_rabbit.vhost)
+            try:
+                stats = await asyncio.to_thread(broker_node.queue_stats, private_rabbit.vhost)
+            except RuntimeError:  # the CLI did not answer in time: ask again
+                return None
             settled = all(s.ready == 0 and s.unacked == 0 for s in stats.values())
             return stats if settled and republished() == expected else None
 
