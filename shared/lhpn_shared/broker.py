@@ -30,6 +30,7 @@ from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchang
 from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
 
+from . import correlation
 from .auth import Principal
 from .consumers import QueueProgress, delivery_channel
 from .contracts.events import Envelope, UnknownEventType
@@ -315,13 +316,16 @@ async def process_delivery(
     - the delivery's channel closed meanwhile (a broker restart): nothing to settle, the
       broker redelivers it.
     `progress` (the service's `Consumers.queue(queue_name)`) is told what is held and settled.
+    While the event is handled, its correlation id (or its event id) is the current one: every
+    log line carries it and every event the handler makes inherits it.
     """
     if progress is not None:
         progress.received(msg)
     try:
-        applied = await _process(
-            broker, msg, queue_name, handle, admission, retry_delay, dead_letter_filter
-        )
+        with correlation.scope():
+            applied = await _process(
+                broker, msg, queue_name, handle, admission, retry_delay, dead_letter_filter
+            )
         if applied and progress is not None:
             progress.applied()
     finally:
@@ -344,6 +348,7 @@ async def _process(
             envelope = Envelope.model_validate_json(msg.raw_message.body)
         except ValidationError as exc:
             raise Reject(f"invalid envelope: {describe_validation_error(exc)}") from exc
+        correlation.set_current(correlation.for_event(envelope.correlation_id, envelope.event_id))
         principal = await admission.admit(envelope, msg.raw_message.user_id)
         try:
             await handle(envelope, principal)
@@ -382,7 +387,13 @@ async def _process(
             dead_letter_filter,
         )
         return False
-    return await settle(msg.ack, msg, queue_name)
+    acked = await settle(msg.ack, msg, queue_name)
+    if acked:
+        log.info(
+            "event handled",
+            extra={"queue": queue_name, "type": envelope.routing_key, "event_id": msg.message_id},
+        )
+    return acked
 
 
 async def _dead_letter_or_requeue(
@@ -453,6 +464,27 @@ class EventPublisher:
         if publisher is None:
             raise UnknownEventType(f"this service does not publish {routing_key}")
         await publisher.publish(body, message_id=event_id, timeout=10)
+
+
+_PROBE_CHANNEL = Channel(publisher_confirms=False)
+"""A channel of its own for passive declares: RabbitMQ closes a channel on a failed passive
+declare (no such queue), which must never be the channel the service publishes on."""
+
+
+async def queue_depths(broker: RabbitBroker, names: Iterable[str]) -> dict[str, int]:
+    """Messages ready in each of these queues, from a passive declare (RabbitMQ's own count;
+    unacknowledged deliveries are not in it). A queue that cannot be asked is left out."""
+    depths: dict[str, int] = {}
+    channel = await broker.config.channel_manager.get_channel(_PROBE_CHANNEL)
+    underlay = await channel.get_underlay_channel()
+    for name in names:
+        try:
+            ok = await underlay.queue_declare(queue=name, passive=True, timeout=2)
+        except Exception as exc:  # a closed channel reopens by itself (robust)
+            log.debug("queue depth unknown", extra={"queue": name, "error": type(exc).__name__})
+            continue
+        depths[name] = int(ok.message_count or 0)
+    return depths
 
 
 async def stop_broker(broker: RabbitBroker, seconds: float = 20.0) -> None:

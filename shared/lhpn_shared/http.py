@@ -3,19 +3,36 @@ readiness, metrics, AsyncAPI."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import correlation
 from .mongo import TRANSIENT_DB_ERRORS
 
+if TYPE_CHECKING:
+    from faststream.rabbit import RabbitBroker
+
+    from .outbox import OutboxRelay
+
 log = logging.getLogger("lhpn.http")
+access = logging.getLogger("lhpn.access")
 
 RETRY_AFTER_SECONDS = 5
 Next = Callable[[Request], Awaitable[Response]]
@@ -163,8 +180,27 @@ def answer_with_status(app: FastAPI, statuses: Mapping[type[Exception], int]) ->
         app.add_exception_handler(exc_type, handler_for(status))
 
 
+Probe = Callable[[], Awaitable[None]]
+"""Sets some gauges from what it asks (the database, the broker) when `/metrics` is read."""
+
+OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+PROBE_SECONDS = 2.0
+
+
 class Metrics:
-    """A per-app Prometheus registry (no global state shared between test apps)."""
+    """A per-app Prometheus registry (no global state shared between test apps) and what every
+    service exposes on `/metrics`:
+
+    - `lhpn_http_requests_total`, `lhpn_http_request_duration_seconds` (method, route, status);
+    - with `observe_broker`: FastStream's own counters of messages received and processed per
+      handler (`faststream_received_processed_messages_total{app_name, handler, status}`, the
+      handler being `<exchange>.<routing key>`, i.e. the event type) and published per
+      destination (`faststream_published_messages_total`), and, read from the broker at
+      scrape time, `lhpn_queue_ready_messages` / `lhpn_dead_letter_messages` of the
+      service's own queues and their DLQs;
+    - with `observe_outbox`: `lhpn_outbox_pending_documents` (events written, not yet
+      published) per collection.
+    """
 
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()
@@ -174,6 +210,12 @@ class Metrics:
             ["service", "method", "route", "status"],
             registry=self.registry,
         )
+        self.http_latency = Histogram(
+            "lhpn_http_request_duration_seconds",
+            "HTTP request duration, from the request's arrival to the end of its answer",
+            ["service", "method", "route"],
+            registry=self.registry,
+        )
         self.events = Counter(
             "lhpn_events_total",
             "Events handled by type and outcome",
@@ -181,19 +223,132 @@ class Metrics:
             registry=self.registry,
         )
         self.service = service
+        self._probes: list[tuple[str, Probe]] = []
 
     def install(self, app: FastAPI) -> None:
-        @app.middleware("http")
-        async def count(
-            request: Request, call_next: Callable[[Request], Awaitable[Response]]
-        ) -> Response:
-            response = await call_next(request)
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            self.http_requests.labels(
-                self.service, request.method, path, response.status_code
-            ).inc()
-            return response
+        """The request middleware: the correlation id (taken from `X-Correlation-ID` or
+        `X-Request-ID`, or new; answered in `X-Correlation-ID`), the request counter and
+        latency, and one log line per request (outside `/healthz`, `/readyz`, `/metrics`)."""
+        app.add_middleware(_ObserveRequests, metrics=self)
+
+    def probe(self, name: str, probe: Probe) -> None:
+        """Run `probe` whenever `/metrics` is read (bounded in time; a failure leaves the last
+        values and is logged)."""
+        self._probes.append((name, probe))
+
+    async def refresh(self) -> None:
+        for name, probe in self._probes:
+            try:
+                await asyncio.wait_for(probe(), timeout=PROBE_SECONDS)
+            except Exception as exc:
+                log.debug("metrics probe failed", extra={"probe": name, "error": repr(exc)[:200]})
+
+    def observe_broker(self, broker: RabbitBroker) -> None:
+        """Count the broker's messages in and out (FastStream's Prometheus middleware, into
+        this registry) and report the depth of the service's own queues (`broker.TOPOLOGY`)
+        and their DLQs at every scrape."""
+        from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
+
+        from .broker import queue_depths, queues_of
+
+        queues = [b.queue for b in queues_of(self.service)]
+        broker.add_middleware(
+            RabbitPrometheusMiddleware(registry=self.registry, app_name=self.service)
+        )
+        ready = Gauge(
+            "lhpn_queue_ready_messages",
+            "Messages waiting in the service's own queues (RabbitMQ's count, read at scrape)",
+            ["service", "queue"],
+            registry=self.registry,
+        )
+        dead = Gauge(
+            "lhpn_dead_letter_messages",
+            "Messages in the dead-letter queues of the service's own queues (read at scrape)",
+            ["service", "queue"],
+            registry=self.registry,
+        )
+        names = [*queues, *(f"{q}.dlq" for q in queues)]
+
+        async def depths() -> None:
+            if not await broker.ping(timeout=0.2):
+                return
+            for name, count in (await queue_depths(broker, names)).items():
+                gauge = dead if name.endswith(".dlq") else ready
+                gauge.labels(self.service, name).set(count)
+
+        if names:
+            self.probe("queues", depths)
+
+    def observe_outbox(self, relay: Callable[[], OutboxRelay | None]) -> None:
+        """Report the outbox backlog of the service's relay (once it exists) at every scrape."""
+        pending = Gauge(
+            "lhpn_outbox_pending_documents",
+            "Documents whose events are written but not yet published (outbox backlog)",
+            ["service", "collection"],
+            registry=self.registry,
+        )
+
+        async def backlog() -> None:
+            current = relay()
+            if current is None:
+                return
+            for collection, count in (await current.backlog()).items():
+                pending.labels(self.service, collection).set(count)
+
+        self.probe("outbox", backlog)
+
+
+class _ObserveRequests:
+    """Pure ASGI (no extra task per request, so the correlation id set here is the one the
+    endpoint and everything it calls see)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        cid = (
+            correlation.accepted(headers.get(correlation.HEADER))
+            or correlation.accepted(headers.get(correlation.REQUEST_ID_HEADER))
+            or correlation.new_id()
+        )
+        status = 500
+
+        async def answer(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                MutableHeaders(scope=message).append(correlation.HEADER, cid)
+            await send(message)
+
+        started = time.perf_counter()
+        with correlation.correlated(cid):
+            try:
+                await self.app(scope, receive, answer)
+            finally:
+                self._record(scope, status, time.perf_counter() - started)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        method = scope.get("method", "")
+        m = self.metrics
+        m.http_requests.labels(m.service, method, path, status).inc()
+        m.http_latency.labels(m.service, method, path).observe(seconds)
+        if scope.get("path") not in OPS_PATHS:
+            access.info(
+                "request",
+                extra={
+                    "method": method,
+                    "route": path,
+                    "status": status,
+                    "ms": round(seconds * 1000, 1),
+                },
+            )
 
 
 def ops_router(
@@ -222,6 +377,7 @@ def ops_router(
 
     @router.get("/metrics")
     async def prometheus() -> Response:
+        await metrics.refresh()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     if asyncapi is not None:

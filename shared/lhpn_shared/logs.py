@@ -1,4 +1,8 @@
-"""Structured logging: one JSON object per line, ids as fields, never personal data."""
+"""Structured logging: one JSON object per line, ids as fields, never personal data.
+
+Every line written while a request or an event is handled carries its `correlation_id`
+(`lhpn_shared.correlation`), so one event can be followed through every service.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from . import correlation
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
@@ -33,11 +39,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+class CorrelationFilter(logging.Filter):
+    """Puts the current correlation id on each record (as `correlation_id`) when it is written,
+    in the context of the request or delivery that writes it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "correlation_id", None) is None:
+            value = correlation.current()
+            if value is not None:
+                record.correlation_id = value
+        return True
+
+
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     """JSON lines on `stream` (standard output by default; a command whose output is its
-    result logs to standard error)."""
+    result logs to standard error), each with the correlation id of the work in progress."""
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(CorrelationFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -96,6 +96,10 @@ class OutboxRelay:
         # duplicate events. Only a crash of this process in that window republishes them.
         self._confirmed: set[str] = set()
 
+    async def backlog(self) -> dict[str, int]:
+        """Documents whose events are not published yet, per collection (for `/metrics`)."""
+        return {c.name: await c.count_documents(PENDING) for c in self._collections}
+
     def wake(self) -> None:
         """Called by writers after a write with events: publish now rather than at the next poll."""
         self._wakeup.set()

@@ -137,6 +137,8 @@ class Background:
         self.first_backoff, self.max_backoff = backoff
         self.consuming = asyncio.Event()
         """Set once connected with the topology declared: the subscribers are consuming."""
+        self.relay: OutboxRelay | None = None
+        """The outbox relay `start_broker` runs (its backlog is on `/metrics`)."""
         self._tasks: dict[str, Supervised] = {}
         self._watchdog: asyncio.Task[None] | None = None
         self._stopping = False
@@ -184,6 +186,7 @@ class Background:
         """Connect to RabbitMQ (retrying while it is down) once `after` is done, declare the
         service's own queues, then run the outbox relay (if any) for the life of the process."""
         connected = self.start(self.connect, "broker", after=after)
+        self.relay = relay
         if relay is not None:
             self.start(relay.run, "relay", forever=True, after=connected, stop=relay.stop)
         return connected
@@ -375,6 +378,10 @@ class BackgroundMetrics(Collector):
 
 
 def instrument(metrics: Metrics, background: Background) -> None:
-    """Expose the consumers' progress and the background tasks on the app's `/metrics`."""
+    """Expose on the app's `/metrics` the consumers' progress, the background tasks, the
+    broker's messages in and out with the depth of the service's queues and DLQs, and the
+    outbox backlog of its relay (`Metrics.observe_broker`, `Metrics.observe_outbox`)."""
     metrics.registry.register(ConsumerMetrics(metrics.service, background.consumers))
     metrics.registry.register(BackgroundMetrics(metrics.service, background))
+    metrics.observe_broker(background.broker)
+    metrics.observe_outbox(lambda: background.relay)

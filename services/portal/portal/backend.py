@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from lhpn_shared import correlation
+
 from .labels import SERVICE_LABELS
 from .problems import FieldErrors, field_errors
 
@@ -108,7 +110,10 @@ class Backend:
         wait_seconds: float | None = None,
     ) -> httpx.Response:
         """One call; raises the matching `BackendError` unless the answer is a 2xx."""
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # the page's correlation id goes on to the service (and into the events it writes)
+        headers = {**correlation.outgoing_headers()}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
         url = self.urls[service] + path
         try:

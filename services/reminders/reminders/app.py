@@ -20,6 +20,7 @@ from faststream.middlewares import AckPolicy
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
+from prometheus_client import Counter
 from pymongo import AsyncMongoClient
 
 from lhpn_shared.auth import Authenticator, Principal
@@ -128,6 +129,13 @@ def create_app(
     consumers = Consumers()
     broker, publisher = build_broker(settings, ref, consumers)
     background = Background(settings, broker, consumers)
+    metrics = Metrics("reminders")
+    notifications = Counter(
+        "lhpn_notifications_total",
+        "Reminder deliveries that ended, by channel and status (sent | failed)",
+        ["service", "channel", "status"],
+        registry=metrics.registry,
+    )
     spec = AsyncAPI(broker, title="LHPN reminders", version="1.0.0")
 
     @contextlib.asynccontextmanager
@@ -157,7 +165,15 @@ def create_app(
             concurrency=settings.delivery_concurrency,
             batch=settings.delivery_batch,
         )
-        dispatcher = Dispatcher(reminders, options, http, build_environment())
+        dispatcher = Dispatcher(
+            reminders,
+            options,
+            http,
+            build_environment(),
+            on_outcome=lambda channel, status: notifications.labels(
+                "reminders", channel, status
+            ).inc(),
+        )
         sweeper = Sweeper(reminders, dispatcher, lease)
         ref["reminders"] = reminders
         app.state.reminders, app.state.sweeper = reminders, sweeper
@@ -200,7 +216,6 @@ def create_app(
     app.state.background = background
     install_error_handlers(app)
     limit_request_size(app, settings.max_request_bytes)
-    metrics = Metrics("reminders")
     metrics.install(app)
     instrument(metrics, background)
 

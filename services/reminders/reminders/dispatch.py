@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,11 +85,15 @@ class Dispatcher:
         options: DeliveryOptions,
         http: httpx.AsyncClient,
         templates: Environment,
+        on_outcome: Callable[[str, str], None] | None = None,
     ) -> None:
+        """`on_outcome(channel, status)`: called once per delivery that ends `sent` or
+        `failed` (the service counts them for `/metrics`)."""
         self.reminders = reminders
         self.options = options
         self.http = http
         self.templates = templates
+        self.on_outcome = on_outcome or (lambda _channel, _status: None)
 
     async def deliver_due(self) -> int:
         """One pass of the delivery worker: take the sends with a delivery due whose lease
@@ -153,6 +158,7 @@ class Dispatcher:
         deliveries: dict[str, Doc] = dict(send["deliveries"])
         changes: Doc = {}
         events: list[Envelope] = []
+        outcomes: list[tuple[str, str]] = []
         for channel, entry in send["deliveries"].items():
             due_at = optional_instant(entry, "next_attempt_at")
             if entry["status"] not in OPEN_DELIVERY or due_at is None or due_at > now:
@@ -163,6 +169,7 @@ class Dispatcher:
             deliveries[channel] = changes[f"deliveries.{channel}"] = updated
             if updated["status"] in FINAL:
                 events.append(notification_event(send, channel, updated, now))
+                outcomes.append((channel, updated["status"]))
         pending = [
             ensure_aware(e["next_attempt_at"])
             for e in deliveries.values()
@@ -182,6 +189,9 @@ class Dispatcher:
         )
         if result.matched_count == 0:
             log.warning("lease lost while delivering", extra={"send_id": send["_id"]})
+        else:
+            for channel, status in outcomes:
+                self.on_outcome(channel, status)
         if events:
             self.reminders.wake_relay()
         return {**send, **fields, "deliveries": deliveries}

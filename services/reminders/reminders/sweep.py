@@ -180,6 +180,10 @@ class Sweeper:
                 taken = {e["index"] for e in errors}  # someone else holds these sends
                 chunk = [d for i, d in enumerate(chunk) if i not in taken]
             claimed += chunk
+        for doc in claimed:  # a unit with no address: failed at once, never attempted
+            for channel, entry in doc["deliveries"].items():
+                if entry["status"] == DeliveryStatus.failed.value:
+                    self.dispatcher.on_outcome(channel, entry["status"])
         return claimed
 
     def _send_doc(

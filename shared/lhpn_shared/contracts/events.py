@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from .. import correlation
 from .activities import Activity
 from .cases import CaseFacts, CaseStatusChange
 from .plans import Plan
@@ -121,7 +122,9 @@ def make_event(
     event_id: UUID | None = None,
     correlation_id: str | None = None,
 ) -> Envelope:
-    """Build an envelope around `data` (checked against the registered model)."""
+    """Build an envelope around `data` (checked against the registered model). Without a
+    `correlation_id`, the envelope carries the current one (the request or the event being
+    handled: `lhpn_shared.correlation`)."""
     model = DATA_MODELS.get((event_type, version))
     if model is None or not isinstance(data, model):
         raise UnknownEventType(f"{event_type}.v{version} does not carry {type(data).__name__}")
@@ -132,6 +135,6 @@ def make_event(
         occurred_at=occurred_at,
         source=source,
         unit_id=unit_id,
-        correlation_id=correlation_id,
+        correlation_id=correlation_id or correlation.current(),
         data=data.model_dump(mode="json"),
     )
