@@ -24,13 +24,30 @@ from .settings import AggregationSettings
 log = logging.getLogger("aggregation")
 
 
+PROGRESS_EVERY_SECONDS = 1.0
+
+
 async def rebuild(settings: AggregationSettings) -> int:
+    """Logs `rebuild progress` (archive documents read of all, events replayed) about once a
+    second: an operator's command (`lhpn aggregation rebuild`) draws its bar from these lines."""
     client = make_client(settings)
+    last = 0.0
+
+    def progress(read: int, total: int, replayed: int) -> None:
+        nonlocal last
+        if read < total and time.monotonic() - last < PROGRESS_EVERY_SECONDS:
+            return
+        last = time.monotonic()
+        log.info(
+            "rebuild progress",
+            extra={"archive_read": read, "archive_total": total, "events": replayed},
+        )
+
     try:
         aggregation = Aggregation(
             AggregationStore(database(client, settings.database)), SystemClock()
         )
-        return await aggregation.rebuild(batch_size=settings.batch_size)
+        return await aggregation.rebuild(batch_size=settings.batch_size, progress=progress)
     finally:
         await client.close()
 

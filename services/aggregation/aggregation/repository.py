@@ -195,6 +195,10 @@ class AggregationStore:
         if docs:
             await self.events.bulk_write(docs, ordered=False)
 
+    async def archive_size(self) -> int:
+        """How many archive documents (batches) there are."""
+        return await self.events.count_documents({})
+
     async def archived(self) -> AsyncIterator[list[str]]:
         """Every archived event body, one archive document at a time."""
         async for doc in self.events.find({}, batch_size=4):

@@ -144,9 +144,7 @@ async def test_requests_are_counted_and_timed_per_route_template() -> None:
     )
 
 
-async def test_metrics_are_read_with_their_probes_and_a_failing_probe_does_not_fail_the_scrape() -> (
-    None
-):
+async def test_metrics_run_their_probes_and_a_failing_probe_does_not_fail_the_scrape() -> None:
     app, metrics, _ = observed_app()
     calls: list[str] = []
 

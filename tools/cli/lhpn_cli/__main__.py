@@ -1,0 +1,5 @@
+"""`python -m lhpn_cli` is `lhpn`."""
+
+from .app import main
+
+main()
