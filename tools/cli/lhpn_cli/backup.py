@@ -142,7 +142,7 @@ def _metadata(name: str, info: Mapping[str, Any], indexes: Sequence[Mapping[str,
     }
     uuid = (info.get("info") or {}).get("uuid")
     if uuid is not None:  # mongodump writes it as hex; mongorestore --preserveUUID reads it
-        doc["uuid"] = uuid.hex() if isinstance(uuid, UUID) else bytes(uuid).hex()
+        doc["uuid"] = uuid.hex if isinstance(uuid, UUID) else bytes(uuid).hex()
     return json_util.dumps(doc, json_options=json_util.CANONICAL_JSON_OPTIONS).encode()
 
 
