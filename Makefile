@@ -1,5 +1,5 @@
 # The README's two commands, and the checks the test command runs.
-.PHONY: run test lint bench
+.PHONY: run test lint bench docs
 
 run:  ## run the whole system locally with the default data
 	deploy/run.sh
@@ -12,3 +12,6 @@ lint:
 
 bench:  ## the benchmarks (scripts that print tables; not tests)
 	uv run python bench/intake.py
+
+docs:  ## the OpenAPI and AsyncAPI documents of every service, from the code, into docs/api/
+	uv run lhpn docs
