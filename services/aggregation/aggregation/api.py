@@ -2,18 +2,21 @@
 
 Viewers may read aggregates; staff and systems only within their unit's subtree."""
 
-from datetime import datetime
+from collections.abc import AsyncIterator
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from lhpn_shared.auth import Authenticator, Principal, require_aggregate_read
 
 from .domain.case_stats import CaseStats
-from .domain.compliance import ComplianceResult
+from .domain.compliance import DEFAULT_LIST_LIMIT, ComplianceResult
 from .domain.indicators import IndicatorsResult
 from .domain.rates import ReportingRates
-from .service import Aggregation, BadInput, NotFound
+from .queries import HeadingChoices
+from .service import Aggregation, BadInput
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -27,14 +30,27 @@ AsOfParam = Annotated[
     Query(description="instant with its time zone, e.g. 2021-07-01T00:00:00+07:00; default: now"),
 ]
 PeriodParam = Annotated[str, Query(description="2021, 2021-H1, 2021-Q3 or 2021-03")]
+ListLimitParam = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=100_000,
+        description="the most units each list of the answer holds (the counts are always "
+        "whole; the export lists every unit)",
+    ),
+]
+
+
+def _disposition(name: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
 def _file(content: bytes, media_type: str, name: str) -> Response:
-    return Response(
-        content,
-        media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return Response(content, media_type=media_type, headers=_disposition(name))
+
+
+def _stream(pieces: AsyncIterator[bytes], media_type: str, name: str) -> StreamingResponse:
+    return StreamingResponse(pieces, media_type=media_type, headers=_disposition(name))
 
 
 def _safe(text: str) -> str:
@@ -53,15 +69,13 @@ def build_router(auth: Authenticator) -> APIRouter:
 
     async def readable_unit(svc: Aggregation, caller: Principal, unit_id: str | None) -> str:
         """The unit asked for (or the caller's, or the root), once the caller may read it."""
-        tree = await svc.unit_tree()
         if unit_id is None:
-            roots = tree.roots()
+            roots = await svc.roots() if caller.unit_id is None else []
             unit_id = caller.unit_id or (roots[0] if len(roots) == 1 else None)
             if unit_id is None:
                 raise BadInput("Cần chọn đơn vị (unit_id).")
-        if unit_id not in tree:
-            raise NotFound(f"Không có đơn vị mã '{unit_id}'.")
-        require_aggregate_read(caller, unit_id, tree)
+        node = await svc.node(unit_id)  # 404 for a unit it does not know
+        require_aggregate_read(caller, unit_id, node.access_tree())
         return unit_id
 
     def as_of_or_now(svc: Aggregation, as_of: datetime | None) -> datetime:
@@ -74,9 +88,10 @@ def build_router(auth: Authenticator) -> APIRouter:
         plan_id: str,
         unit_id: UnitParam = None,
         as_of: AsOfParam = None,
+        list_limit: ListLimitParam = DEFAULT_LIST_LIMIT,
     ) -> ComplianceResult:
         unit = await readable_unit(svc, caller, unit_id)
-        return await svc.compliance(plan_id, unit, as_of_or_now(svc, as_of))
+        return await svc.compliance(plan_id, unit, as_of_or_now(svc, as_of), list_limit=list_limit)
 
     @router.get("/reporting-rates", response_model=ReportingRates)
     async def get_reporting_rates(
@@ -88,9 +103,10 @@ def build_router(auth: Authenticator) -> APIRouter:
         plan_id: Annotated[
             str | None, Query(description="default: the latest plan scheduling it")
         ] = None,
+        list_limit: ListLimitParam = DEFAULT_LIST_LIMIT,
     ) -> ReportingRates:
         unit = await readable_unit(svc, caller, unit_id)
-        return await svc.reporting_rates(report_type, period, unit, plan_id)
+        return await svc.reporting_rates(report_type, period, unit, plan_id, list_limit=list_limit)
 
     @router.get("/indicators", response_model=IndicatorsResult)
     async def get_indicators(
@@ -99,7 +115,11 @@ def build_router(auth: Authenticator) -> APIRouter:
         period: PeriodParam,
         unit_id: UnitParam = None,
         report_type: Annotated[
-            str | None, Query(description="sum only these reports; default: every type")
+            str | None,
+            Query(
+                description="sum this type's reports of the periods within `period`; default: "
+                "the monthly reports of the months within it"
+            ),
         ] = None,
     ) -> IndicatorsResult:
         unit = await readable_unit(svc, caller, unit_id)
@@ -121,8 +141,8 @@ def build_router(auth: Authenticator) -> APIRouter:
         as_of: AsOfParam = None,
     ) -> Response:
         unit = await readable_unit(svc, caller, unit_id)
-        content = await svc.compliance_xlsx(plan_id, unit, as_of_or_now(svc, as_of))
-        return _file(content, XLSX, f"tuan-thu-{_safe(plan_id)}-{_safe(unit)}.xlsx")
+        pieces = await svc.compliance_xlsx(plan_id, unit, as_of_or_now(svc, as_of))
+        return _stream(pieces, XLSX, f"tuan-thu-{_safe(plan_id)}-{_safe(unit)}.xlsx")
 
     @router.get("/exports/indicators.xlsx", response_class=Response, tags=["exports"])
     async def export_indicators(
@@ -133,8 +153,8 @@ def build_router(auth: Authenticator) -> APIRouter:
         report_type: str | None = None,
     ) -> Response:
         unit = await readable_unit(svc, caller, unit_id)
-        content = await svc.indicators_xlsx(unit, period, report_type)
-        return _file(content, XLSX, f"chi-so-{_safe(unit)}-{_safe(period)}.xlsx")
+        pieces = await svc.indicators_xlsx(unit, period, report_type)
+        return _stream(pieces, XLSX, f"chi-so-{_safe(unit)}-{_safe(period)}.xlsx")
 
     @router.get("/exports/thematic-report.docx", response_class=Response, tags=["exports"])
     async def export_thematic_report(
@@ -143,9 +163,25 @@ def build_router(auth: Authenticator) -> APIRouter:
         plan_id: str,
         unit_id: UnitParam = None,
         as_of: AsOfParam = None,
+        number: Annotated[
+            str | None,
+            Query(max_length=60, description="the report's number, e.g. 25/BC-BTV"),
+        ] = None,
+        dated_on: Annotated[
+            date | None, Query(description="the report's date; default: the as-of date")
+        ] = None,
+        signer_name: Annotated[
+            str | None, Query(max_length=120, description="who signs it")
+        ] = None,
+        signer_title: Annotated[
+            str | None, Query(max_length=120, description="default: Chủ tịch")
+        ] = None,
     ) -> Response:
         unit = await readable_unit(svc, caller, unit_id)
-        content = await svc.thematic_report(plan_id, unit, as_of_or_now(svc, as_of))
+        choices = HeadingChoices(
+            number=number, dated_on=dated_on, signer_name=signer_name, signer_title=signer_title
+        )
+        content = await svc.thematic_report(plan_id, unit, as_of_or_now(svc, as_of), choices)
         return _file(content, DOCX, f"bao-cao-chuyen-de-{_safe(plan_id)}-{_safe(unit)}.docx")
 
     return router

@@ -27,7 +27,7 @@ from lhpn_shared.broker import EVENTS, TOPOLOGY, make_broker
 from lhpn_shared.clock import Clock, SystemClock
 from lhpn_shared.consumers import Consumers
 from lhpn_shared.http import Metrics, install_error_handlers, limit_request_size, ops_router
-from lhpn_shared.mongo import TRANSIENT_DB_ERRORS, Doc, database, make_client
+from lhpn_shared.mongo import Doc, database, make_client
 from lhpn_shared.runtime import (
     Background,
     instrument,
@@ -109,20 +109,14 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
         app.state.aggregation, app.state.batcher = aggregation, batcher
 
         async def prepare() -> None:
-            """Indexes, an interrupted batch, the cache."""
+            """Indexes, an interrupted batch, the writer's unit tree. (The answers need none of
+            it: they read the documents.)"""
             await store.ensure_indexes()
             await aggregation.recover()
-            await aggregation.view.fresh()
-
-        async def warm_up() -> None:
-            """Load the compliance cache of every plan year before the first request needs it."""
-            with contextlib.suppress(*TRANSIENT_DB_ERRORS):
-                for year in sorted({p.year for p in aggregation.view.plans.values()}):
-                    await aggregation.view.days(year)
+            await aggregation.writer.load()
 
         # consume only once a crashed batch is finished
         prepared = background.start(lambda: retry_while_database_down(prepare), "prepare")
-        background.start(warm_up, "warm-up", after=prepared)
         background.start_broker(after=prepared)
         background.start(
             batcher.run,

@@ -3,7 +3,7 @@ whole documents it writes. No I/O here: the service loads and writes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -25,8 +25,6 @@ from .domain.facts import (
     CaseDelta,
     CaseState,
     ReportState,
-    UnitActivityCounters,
-    UnitCaseCounters,
     latest,
     on_activity_recorded,
     on_activity_voided,
@@ -34,10 +32,6 @@ from .domain.facts import (
     on_report_submitted,
 )
 from .repository import (
-    Writes,
-    counters_body,
-    counters_doc,
-    counters_doc_id,
     report_doc_id,
     state_doc,
 )
@@ -104,30 +98,6 @@ def state_of(model: type[M], doc: Doc) -> M:
     return model.model_validate_json(doc["json"])
 
 
-def _pruned(node: dict[str, Any]) -> dict[str, Any]:
-    """Counters without the zeros and empty maps that removed contributions leave behind."""
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if isinstance(value, dict):
-            value = _pruned(value)
-        if value:
-            out[key] = value
-    return out
-
-
-def counters_named(events: Sequence[Event]) -> dict[str, list[str]]:
-    """The counters documents the events' own unit and date name (a correction or a void may
-    also name the one of the stored state)."""
-    out: dict[str, list[str]] = {"activity_counters": [], "case_counters": []}
-    for event in events:
-        data = event.data
-        if isinstance(data, Activity):
-            out["activity_counters"].append(counters_doc_id(data.unit_id, data.occurred_on.year))
-        elif isinstance(data, CaseFacts):
-            out["case_counters"].append(counters_doc_id(data.unit_id, data.received_on.year))
-    return out
-
-
 class Batch:
     """One batch run through the pure core, against the states it loaded."""
 
@@ -137,6 +107,8 @@ class Batch:
             name: {i: state_of(STATE_MODELS[name], d) for i, d in docs.items()}
             for name, docs in loaded.items()
         }
+        self.original: dict[str, dict[str, Any]] = {name: {} for name in STATE_MODELS}
+        """the stored state (or None) of every state the batch changed, as it was loaded"""
         self.changed: dict[str, set[str]] = {name: set() for name in STATE_MODELS}
         self.activity_deltas: list[ActivityDelta] = []
         self.case_deltas: list[CaseDelta] = []
@@ -165,58 +137,35 @@ class Batch:
             new, changed = case.state, case.changed
             self.case_deltas += case.deltas
         if changed:
+            if doc_id not in self.changed[name]:
+                self.original[name][doc_id] = stored
             self.states[name][doc_id] = new
             self.changed[name].add(doc_id)
         return changed
 
-    def counters_wanted(self) -> dict[str, list[str]]:
+    def state_writes(self) -> dict[str, dict[str, Doc]]:
+        """The changed states as whole documents, by collection."""
         return {
-            "activity_counters": [counters_doc_id(d.unit_id, d.year) for d in self.activity_deltas],
-            "case_counters": [counters_doc_id(d.unit_id, d.year) for d in self.case_deltas],
+            name: {i: state_doc(i, self.states[name][i].model_dump_json()) for i in sorted(ids)}
+            for name, ids in self.changed.items()
         }
 
-    def writes(self, counters: Mapping[str, Mapping[str, Doc]]) -> Writes:
-        """The whole documents to write, `counters` being the stored counters documents the
-        deltas name."""
-        writes = Writes(token=self.token)
-        writes.stored = (
-            self.stored | {f"{name}/{i}" for name, docs in counters.items() for i in docs} | {"-"}
-        )  # never empty: an empty set means "replace everything"
-        for name, ids in self.changed.items():
-            writes.docs[name] = {
-                i: state_doc(i, self.states[name][i].model_dump_json()) for i in sorted(ids)
-            }
-        activity: dict[str, UnitActivityCounters] = {}
-        for a in self.activity_deltas:
-            key = counters_doc_id(a.unit_id, a.year)
-            if key not in activity:
-                found = counters["activity_counters"].get(key)
-                activity[key] = (
-                    UnitActivityCounters.from_document(counters_body(found))
-                    if found
-                    else UnitActivityCounters(a.unit_id, a.year)
-                )
-            activity[key].apply(a)
-        writes.docs["activity_counters"] = {
-            key: counters_doc(c.unit_id, c.year, {"kinds": _pruned(dict(c.kinds))})
-            for key, c in activity.items()
+    def unit_changes(self) -> dict[str, tuple[Unit | None, Unit]]:
+        """unit_id → (the unit before the batch, after it), for every unit the batch changed."""
+        return {
+            i: (self.original["units"][i], self.states["units"][i]) for i in self.changed["units"]
         }
-        cases: dict[str, UnitCaseCounters] = {}
-        for d in self.case_deltas:
-            key = counters_doc_id(d.unit_id, d.year)
-            if key not in cases:
-                found = counters["case_counters"].get(key)
-                cases[key] = (
-                    UnitCaseCounters.from_document(counters_body(found))
-                    if found
-                    else UnitCaseCounters(d.unit_id, d.year)
-                )
-            cases[key].apply(d)
-        writes.docs["case_counters"] = {
-            key: counters_doc(c.unit_id, c.year, {"months": _pruned(c.months)})
-            for key, c in cases.items()
+
+    def plan_changes(self) -> dict[str, tuple[Plan | None, Plan]]:
+        return {
+            i: (self.original["plans"][i], self.states["plans"][i]) for i in self.changed["plans"]
         }
-        return writes
+
+    def report_changes(self) -> dict[str, tuple[ReportState | None, ReportState]]:
+        return {
+            i: (self.original["reports"][i], self.states["reports"][i])
+            for i in self.changed["reports"]
+        }
 
     def changed_units(self) -> list[Unit]:
         return [self.states["units"][i] for i in self.changed["units"]]

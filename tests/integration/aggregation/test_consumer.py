@@ -107,6 +107,7 @@ async def test_a_void_that_arrives_before_its_record_still_ends_voided(
     for event in (void, record, record, marker):
         await publish(rabbit, event)
     await eventually(lambda: supervised(client, admin, "22018"), timeout=5)
+    await wait_consumed(client, len(reference_data(province())) + 4)  # counted once acked
     assert await consumed(client) == len(reference_data(province())) + 4
     assert not await supervised(client, admin, COMMUNE)
 

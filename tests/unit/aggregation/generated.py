@@ -75,15 +75,15 @@ class Generated:
 # --- the generator ----------------------------------------------------------------------------
 
 
-def country() -> list[Unit]:
-    """A national root (the central union stands in at province level, as `UnitLevel` has no
-    national level), 63 provinces, 700 districts, 10,600 communes."""
+def country(provinces: int = 63, districts: int = 700, communes: int = 10_600) -> list[Unit]:
+    """A synthetic national tree of the 2021 shape: the central union, 63 provinces, 700
+    districts, 10,600 communes (the sizes can be made smaller)."""
     units = [
         Unit(
             unit_id="VN",
             name="Trung ương Hội LHPN Việt Nam",
             kind="trung ương",
-            level=UnitLevel.province,
+            level=UnitLevel.national,
         )
     ]
     units += [
@@ -94,7 +94,7 @@ def country() -> list[Unit]:
             level=UnitLevel.province,
             parent_id="VN",
         )
-        for p in range(63)
+        for p in range(provinces)
     ]
     units += [
         Unit(
@@ -102,9 +102,9 @@ def country() -> list[Unit]:
             name=f"Huyện số {d}",
             kind="huyện",
             level=UnitLevel.district,
-            parent_id=f"P{d % 63:02d}",
+            parent_id=f"P{d % provinces:02d}",
         )
-        for d in range(700)
+        for d in range(districts)
     ]
     units += [
         Unit(
@@ -112,11 +112,35 @@ def country() -> list[Unit]:
             name=f"Xã số {c}",
             kind="xã",
             level=UnitLevel.commune,
-            parent_id=f"D{c % 700:03d}",
+            parent_id=f"D{c % districts:03d}",
         )
-        for c in range(10_600)
+        for c in range(communes)
     ]
     return units
+
+
+def setup_events(generated: Generated) -> list[Envelope]:
+    """`unit.upserted` for every unit and `plan.published` for the plan."""
+    at = datetime(generated.plan.year, 1, 1, tzinfo=VN)
+    out = [
+        make_event("unit.upserted", u, source="test", occurred_at=at, unit_id=u.unit_id)
+        for u in generated.units
+    ]
+    out.append(
+        make_event(
+            "plan.published",
+            generated.plan,
+            source="test",
+            occurred_at=at,
+            unit_id=generated.plan.issuing_unit_id,
+        )
+    )
+    return out
+
+
+def stream(generated: Generated) -> list[Envelope]:
+    """The units, the plan, then the generated events: everything the service consumes."""
+    return setup_events(generated) + generated.events
 
 
 def generate(seed: int, *, activities: int = 3000, cases: int = 400) -> Generated:
@@ -272,6 +296,11 @@ _PATHS = [
 ]
 
 
+def _due(start: date, days: int) -> datetime:
+    """SPEC §6 deadlines: `days` after `start`, late from 00:00 of the day after the last one."""
+    return datetime.combine(start + timedelta(days=days + 1), time(0), tzinfo=VN)
+
+
 def _cases(rng: random.Random, out: Generated, n: int) -> None:
     year = out.plan.year
     for _ in range(n):
@@ -287,6 +316,7 @@ def _cases(rng: random.Random, out: Generated, n: int) -> None:
             received_on=received_on,
             flags=rng.sample(FLAGS, rng.randint(0, 2)),
             overdue=rng.random() < 0.1,
+            next_due_at=_due(received_on, 10),  # SPEC §6: accept within 10 days of receipt
         )
         out.events.append(_event("case.opened", facts, at, rng))
         path = rng.choice(_PATHS)
@@ -294,12 +324,21 @@ def _cases(rng: random.Random, out: Generated, n: int) -> None:
             at += timedelta(days=rng.randint(1, 20))
             change = CaseStatusChange(
                 **facts.model_dump(
-                    exclude={"status", "revision", "overdue", "topic", "from_status", "changed_at"}
+                    exclude={
+                        "status",
+                        "revision",
+                        "overdue",
+                        "topic",
+                        "from_status",
+                        "changed_at",
+                        "next_due_at",
+                    }
                 ),
                 topic=rng.choice(list(CaseTopic)) if rng.random() < 0.1 else facts.topic,
                 status=CaseStatus(status),
                 revision=step,
                 overdue=status != "closed" and rng.random() < 0.15,
+                next_due_at=_due(at.date(), 30) if status in ("accepted", "in_progress") else None,
                 from_status=facts.status,
                 changed_at=at,
             )
@@ -418,13 +457,14 @@ def reference_compliance(
         (date(plan.year, 7, 1), date(plan.year, 12, 31)),
     ]
     ended = [(a, b) for a, b in halves if today > b]
+    scope_day = min(max(today, start), end)  # the units that exist that day are in scope
     child_of = _child_of(units, root_id)
     out: dict[str, Figures] = {}
     for target in plan.targets:
         figures = Figures(children={c: Figures() for c in set(child_of.values())})
         for unit in _subtree(units, root_id):
-            valid = (unit.valid_from is None or unit.valid_from <= end) and (
-                unit.valid_to is None or unit.valid_to >= start
+            valid = (unit.valid_from is None or unit.valid_from <= scope_day) and (
+                unit.valid_to is None or unit.valid_to >= scope_day
             )
             if unit.level not in target.levels or not valid:
                 continue
@@ -471,6 +511,10 @@ def reference_rates(
         if unit.level not in schedule.levels or not valid:
             continue
         found = reports.get((unit.unit_id, report_type, period))
+        # a unit gone by the last day to report on time is not expected, unless it reported
+        last_day = (p.due_at[unit.level].astimezone(VN) - timedelta(microseconds=1)).date()
+        if found is None and unit.valid_to is not None and unit.valid_to < last_day:
+            continue
         for f in [figures] + (
             [figures.children[child_of[unit.unit_id]]] if unit.unit_id in child_of else []
         ):
@@ -514,15 +558,18 @@ def reference_indicators(
     declared: Counter[str] = Counter()
     summed = 0
     for (unit_id, _type, key), (report, _, _) in latest_reports(events).items():
-        if unit_id in inside and key == period:
+        # issue 10: the monthly reports of the months within the period add up
+        is_month = len(key) == 7 and key[4] == "-" and key[5:].isdigit()
+        if unit_id in inside and is_month and first <= _bounds(key)[0] <= last:
             summed += 1
             declared.update(report.indicators)
     return IndicatorReference(dict(recorded), dict(declared), summed, dict(activities))
 
 
 def reference_case_stats(
-    units: list[Unit], root_id: str, period: str, events: Raw
+    units: list[Unit], root_id: str, period: str, events: Raw, now: datetime
 ) -> dict[str, Any]:
+    """Overdue: flagged by the case's last event, or open with a deadline passed at `now`."""
     inside = {u.unit_id for u in _subtree(units, root_id)}
     first, last = _bounds(period)
     latest: dict[str, CaseFacts] = {}
@@ -544,7 +591,9 @@ def reference_case_stats(
         if c.unit_id not in inside or not first <= c.received_on <= last:
             continue
         counts["received"] += 1
-        counts["overdue"] += c.overdue
+        still_open = c.status.value not in OUTCOMES and c.status != "closed"
+        passed = c.next_due_at is not None and c.next_due_at <= now
+        counts["overdue"] += c.overdue or (still_open and passed)
         counts["by_kind"][c.kind.value] += 1
         counts["by_topic"][c.topic.value] += 1
         counts["by_status"][c.status.value] += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import zipfile
 from datetime import date, datetime
 from io import BytesIO
 
@@ -10,30 +12,40 @@ import openpyxl
 import pytest
 
 from aggregation.domain.compliance import ComplianceResult, compliance
-from aggregation.domain.indicators import IndicatorsResult, indicators
+from aggregation.domain.indicators import IndicatorsResult
 from aggregation.domain.rates import all_reporting_rates
 from aggregation.exports.docx import heading_for, thematic_report_docx
 from aggregation.exports.labels import vi_day, vi_number, vi_percent
 from aggregation.exports.xlsx import compliance_workbook, indicators_workbook
+from aggregation.queries import HeadingChoices
 from lhpn_shared.clock import LOCAL_TZ
-from lhpn_shared.contracts.units import UnitTree
-from tests.unit.aggregation.generated import generate
-from tests.unit.aggregation.memory import MemoryReadModel
+from tests.unit.aggregation.generated import generate, stream
+from tests.unit.aggregation.memory import consume
 
 AS_OF = datetime(2021, 10, 25, 9, 0, tzinfo=LOCAL_TZ)
 
 
 @pytest.fixture(scope="module")
 def answers() -> tuple[ComplianceResult, IndicatorsResult, list, object]:
+    """Computed once, in a loop of its own (the in-memory service holds no connection)."""
+    return asyncio.run(_answers())
+
+
+async def _answers() -> tuple[ComplianceResult, IndicatorsResult, list, object]:
     generated = generate(7)
-    model = MemoryReadModel().handle_all(generated.events)
-    tree = UnitTree(generated.units)
-    counters = model.activity_counters_of(2021)
-    reports = list(model.reports.values())
-    result = compliance(generated.plan, tree, "54", AS_OF, counters, with_units=True)
-    totals = indicators(tree, "54", "2021-Q3", counters, reports)
-    rates = all_reporting_rates(generated.plan, tree, "54", reports, due_by=AS_OF)
-    return result, totals, rates, (generated, tree)
+    svc = await consume(stream(generated))
+    result = await svc.compliance(generated.plan.plan_id, "54", AS_OF, with_units=True)
+    totals = await svc.indicators("54", "2021-Q3")
+    node = await svc.node("54")
+    part = await svc.plan_part(generated.plan, "54")
+    rates = all_reporting_rates(generated.plan, node.unit, node.children, part, due_by=AS_OF)
+    return result, totals, rates, (generated, node, part, svc)
+
+
+def workbook(write, result) -> openpyxl.Workbook:
+    out = BytesIO()
+    write(result, out)
+    return openpyxl.load_workbook(BytesIO(out.getvalue()))
 
 
 def rows_of(sheet) -> list[dict]:
@@ -43,7 +55,7 @@ def rows_of(sheet) -> list[dict]:
 
 def test_the_compliance_workbook_holds_the_figures_with_vietnamese_headers(answers):
     result, *_ = answers
-    book = openpyxl.load_workbook(BytesIO(compliance_workbook(result)))
+    book = workbook(compliance_workbook, result)
     assert book.sheetnames == [
         "Tổng hợp",
         "Theo đơn vị trực thuộc",
@@ -88,12 +100,12 @@ def test_the_compliance_workbook_needs_every_unit_in_scope(answers):
         update={"targets": [t.model_copy(update={"units": []}) for t in result.targets]}
     )
     with pytest.raises(ValueError, match="with_units=True"):
-        compliance_workbook(without_units)
+        compliance_workbook(without_units, BytesIO())
 
 
 def test_the_indicators_workbook_holds_recorded_and_declared_totals(answers):
     _, totals, *_ = answers
-    book = openpyxl.load_workbook(BytesIO(indicators_workbook(totals)))
+    book = workbook(indicators_workbook, totals)
     rows = rows_of(book["Chỉ số"])
     assert book["Chỉ số"].freeze_panes == "A2"
     assert [r["Mã chỉ số"] for r in rows] == [r.code for r in totals.rows]
@@ -109,8 +121,9 @@ def test_the_indicators_workbook_holds_recorded_and_declared_totals(answers):
 
 
 def test_the_thematic_report_is_a_vietnamese_administrative_document_with_the_figures(answers):
-    result, totals, rates, (generated, tree) = answers
-    heading = heading_for(tree.units["54"], generated.plan, date(2021, 10, 25))
+    _, totals, rates, (generated, node, part, _) = answers
+    result = compliance(generated.plan, node.unit, node.children, part, AS_OF, list_limit=1)
+    heading = heading_for(node.unit, generated.plan, date(2021, 10, 25))
     document = docx.Document(BytesIO(thematic_report_docx(heading, result, rates, totals)))
     header, *_ = document.tables
     left, right = (cell.text for cell in header.rows[0].cells)
@@ -136,8 +149,9 @@ def test_the_thematic_report_is_a_vietnamese_administrative_document_with_the_fi
             vi_number(target.met),
             vi_percent(target.percent),
         ]
-        for unit in target.not_met[:5]:
-            assert unit.name in cells[5]
+        for child in target.children:  # the units behind, counted per district
+            if child.in_scope > child.met:
+                assert f"{child.name}: {vi_number(child.in_scope - child.met)}" in cells[5]
     rates_table = document.tables[2]
     assert len(rates_table.rows) == len(rates) + 1
     assert [c.text for c in rates_table.rows[1].cells][3:5] == [
@@ -162,3 +176,76 @@ def test_dates_are_written_the_administrative_way():
         "100%",
         "–",
     )
+
+
+async def test_the_report_s_number_date_and_signer_are_the_ones_asked_for(answers):
+    generated, svc = answers[3][0], answers[3][3]
+    choices = HeadingChoices(
+        number="25/BC-BTV",
+        dated_on=date(2021, 10, 28),
+        signer_name="Nguyễn Thị Hoa",
+        signer_title="Phó Chủ tịch",
+    )
+    content = await svc.thematic_report(generated.plan.plan_id, "54", AS_OF, choices)
+    document = docx.Document(BytesIO(content))
+    header, signature = document.tables[0], document.tables[-1]
+    left, right = (cell.text for cell in header.rows[0].cells)
+    assert "Số: 25/BC-BTV" in left
+    assert "Phú Yên, ngày 28 tháng 10 năm 2021" in right
+    signed = signature.rows[0].cells[1].text
+    assert "PHÓ CHỦ TỊCH" in signed and "Nguyễn Thị Hoa" in signed
+    defaults = docx.Document(
+        BytesIO(await svc.thematic_report(generated.plan.plan_id, "54", AS_OF))
+    )
+    left, right = (cell.text for cell in defaults.tables[0].rows[0].cells)
+    assert "Số: …/BC-BTV" in left and "ngày 25 tháng 10 năm 2021" in right
+    assert "CHỦ TỊCH" in defaults.tables[-1].rows[0].cells[1].text
+
+
+FORMULAS = ['=HYPERLINK("http://x","y")', "+1+2", "-3+cmd|' /C calc'!A0", "@SUM(A1)", "\t=1"]
+
+
+def test_text_that_looks_like_a_formula_stays_text_in_every_workbook(answers):
+    """Issue 9: unit names, titles, anything typed never become formulas."""
+    result, totals, *_ = answers
+    target = result.targets[0]
+    renamed = [u.model_copy(update={"name": FORMULAS[i % 5]}) for i, u in enumerate(target.units)]
+    hostile = result.model_copy(
+        update={
+            "plan_title": FORMULAS[0],
+            "unit": result.unit.model_copy(update={"name": FORMULAS[1]}),
+            "targets": [
+                target.model_copy(
+                    update={
+                        "title": FORMULAS[2],
+                        "units": renamed,
+                        "children": [
+                            c.model_copy(update={"name": FORMULAS[3]}) for c in target.children
+                        ],
+                    }
+                ),
+                *result.targets[1:],
+            ],
+        }
+    )
+    odd_rows = [r.model_copy(update={"code": FORMULAS[4]}) for r in totals.rows]
+    for write, answer in (
+        (compliance_workbook, hostile),
+        (indicators_workbook, totals.model_copy(update={"rows": odd_rows})),
+    ):
+        out = BytesIO()
+        write(answer, out)
+        raw = out.getvalue()
+        with zipfile.ZipFile(BytesIO(raw)) as archive:
+            sheets = [n for n in archive.namelist() if n.startswith("xl/worksheets/")]
+            assert sheets and not any(b"<f>" in archive.read(n) for n in sheets)
+        book = openpyxl.load_workbook(BytesIO(raw))
+        seen = set()
+        for sheet in book.worksheets:
+            for row in sheet.iter_rows():
+                for cell in row:
+                    assert cell.data_type != "f", (sheet.title, cell.coordinate, cell.value)
+                    if cell.value in FORMULAS:
+                        seen.add(cell.value)
+                        assert cell.quotePrefix, (sheet.title, cell.coordinate)
+        assert seen, "the hostile text must reach the workbook"

@@ -12,15 +12,14 @@ import pytest
 from aggregation.domain.facts import (
     ActivityDelta,
     CaseState,
-    DayWindow,
-    UnitActivityCounters,
-    UnitCaseCounters,
+    due_millis,
     latest,
     on_activity_recorded,
     on_activity_voided,
     on_case_event,
     on_report_submitted,
 )
+from aggregation.domain.rollup import add_into, add_leaves, difference
 from lhpn_shared.contracts.activities import Activity, ActivityKind
 from lhpn_shared.contracts.cases import CaseFacts, CaseKind, CaseStatus, CaseStatusChange, CaseTopic
 from lhpn_shared.contracts.events import ActivityVoided
@@ -201,7 +200,7 @@ def test_the_same_activity_events_in_any_order_end_in_the_same_state_and_counter
     )
 
 
-def test_a_delta_is_one_inc_on_the_unit_year_document():
+def test_a_delta_adds_one_activity_and_its_metrics_to_the_month_of_its_kind():
     delta = ActivityDelta(
         unit_id="22015",
         kind=ActivityKind.supervision,
@@ -209,61 +208,32 @@ def test_a_delta_is_one_inc_on_the_unit_year_document():
         sign=-1,
         metrics={"recommendations": 4, "recommendations_accepted": 0},
     )
-    assert delta.increments() == {
-        "kinds.supervision.activities": -1,
-        "kinds.supervision.months.03.activities": -1,
-        "kinds.supervision.months.03.days.04": -1,
-        "kinds.supervision.metrics.recommendations": -4,
-        "kinds.supervision.months.03.metrics.recommendations": -4,
+    assert delta.totals() == {"supervision": {"03": {"n": -1, "m": {"recommendations": -4}}}}
+
+
+def test_adding_and_removing_the_same_counts_leaves_nothing_behind():
+    rollup: dict = {}
+    one = {"supervision": {"03": {"n": 1, "m": {"recommendations": 4}}}}
+    other = {"supervision": {"03": {"n": 1}}, "training": {"07": {"n": 2}}}
+    add_into(rollup, one)
+    add_into(rollup, other)
+    assert rollup == {
+        "supervision": {"03": {"n": 2, "m": {"recommendations": 4}}},
+        "training": {"07": {"n": 2}},
     }
+    add_into(rollup, one, -1)
+    add_into(rollup, other, -1)
+    assert rollup == {}
 
 
-def test_counters_answer_counts_over_any_days_of_the_year():
-    counters = UnitActivityCounters(unit_id="22015", year=2021)
-    for day in [
-        date(2021, 1, 1),
-        date(2021, 3, 14),
-        date(2021, 3, 15),
-        date(2021, 6, 30),
-        date(2021, 7, 1),
-    ]:
-        counters.apply(
-            ActivityDelta(unit_id="22015", kind=ActivityKind.supervision, occurred_on=day, sign=1)
-        )
-    counters.apply(
-        ActivityDelta(
-            unit_id="22015", kind=ActivityKind.training, occurred_on=date(2021, 3, 1), sign=1
-        )
-    )
-    supervision = ["supervision"]
-    assert (
-        counters.count(supervision, DayWindow.of(2021, date(2021, 1, 1), date(2021, 12, 31))) == 5
-    )
-    assert counters.count(supervision, DayWindow.of(2021, date(2021, 1, 1), date(2021, 3, 14))) == 2
-    assert (
-        counters.count(supervision, DayWindow.of(2021, date(2021, 3, 15), date(2021, 6, 30))) == 2
-    )
-    assert counters.count(supervision, DayWindow.of(2021, date(2021, 7, 1), date(2022, 5, 1))) == 1
-    assert (
-        counters.count(supervision, DayWindow.of(2021, date(2020, 1, 1), date(2020, 12, 31))) == 0
-    )
-    assert (
-        counters.count(
-            ["supervision", "training"], DayWindow.of(2021, date(2021, 3, 1), date(2021, 3, 31))
-        )
-        == 3
-    )
-
-
-def test_a_day_window_needs_one_lookup_per_month_and_days_only_at_its_ends():
-    window = DayWindow.of(2021, date(2021, 2, 10), date(2021, 5, 31))
-    assert window.months == (
-        ("02", "10", "28"),
-        ("03", None, None),
-        ("04", None, None),
-        ("05", None, None),
-    )
-    assert DayWindow.of(2021, date(2020, 6, 1), date(2022, 6, 1)).whole_year
+def test_a_flat_difference_changes_only_the_leaves_that_differ():
+    before = {("t", "0", "0:364", "n"): 1, ("r", "2", "e"): 1}
+    after = {("t", "0", "0:364", "n"): 1, ("t", "0", "0:364", "m", "40"): 1}
+    change = difference(after, before)
+    assert change == {("t", "0", "0:364", "m", "40"): 1, ("r", "2", "e"): -1}
+    summary = {"t": {"0": {"0:364": {"n": 5}}}, "r": {"2": {"e": 1}}}
+    add_leaves(summary, change)
+    assert summary == {"t": {"0": {"0:364": {"n": 5, "m": {"40": 1}}}}}
 
 
 def test_a_resubmitted_report_replaces_the_figures_and_keeps_the_first_receipt():
@@ -324,19 +294,25 @@ def test_a_closed_case_keeps_how_it_ended():
     assert not on_case_event(state, opened).changed
 
 
-def test_case_counters_count_by_month_of_receipt():
-    counters = UnitCaseCounters(unit_id="22015", year=2021)
-    for delta in on_case_event(None, make_case(unit_id="22015", overdue=True)).deltas:
-        counters.apply(delta)
-    month = counters.months["03"]
-    assert month == {
-        "received": 1,
-        "overdue": 1,
-        "by_kind": {"complaint": 1},
-        "by_topic": {"land": 1},
-        "by_status": {"received": 1},
-        "by_flag": {"poor_household": 1},
+def test_a_case_counts_in_the_month_of_its_receipt():
+    (delta,) = on_case_event(None, make_case(unit_id="22015", overdue=True)).deltas
+    assert delta.counts() == {
+        "03": {
+            "received": 1,
+            "overdue": 1,
+            "by_kind": {"complaint": 1},
+            "by_topic": {"land": 1},
+            "by_status": {"received": 1},
+            "by_flag": {"poor_household": 1},
+        }
     }
+
+
+def test_an_open_case_not_flagged_counts_under_its_next_due_instant():
+    due = datetime(2021, 3, 13, 17, 0, tzinfo=UTC)  # 00:00 on 14 March, Vietnam time
+    (delta,) = on_case_event(None, make_case(next_due_at=due)).deltas
+    assert delta.counts()["03"]["due"] == {str(due_millis(due)): 1}
+    assert "overdue" not in delta.counts()["03"]
 
 
 def test_the_latest_revision_of_a_unit_is_kept():

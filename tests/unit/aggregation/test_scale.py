@@ -1,75 +1,75 @@
-"""At the size of the country (63 provinces, 700 districts, 10,600 communes) the answers are
-computed from the per-unit counters alone, in well under a request's time."""
+"""Whatever the size of the subtree below a unit, its answers read the same few documents: the
+country's cost what a commune's do (issue 13: rollups per ancestor, no request walks a
+subtree)."""
 
 from __future__ import annotations
 
 import random
-import time
-from datetime import UTC, datetime
+import uuid
+from datetime import date, datetime
+from typing import Any
 
-from aggregation.domain.compliance import compliance
-from aggregation.domain.facts import UnitActivityCounters
-from aggregation.domain.indicators import indicators
-from lhpn_shared.contracts.units import Unit, UnitLevel, UnitTree
+from aggregation.service import Aggregation
+from lhpn_shared.clock import LOCAL_TZ
+from lhpn_shared.contracts.activities import Activity, ActivityKind
+from lhpn_shared.contracts.events import make_event
+from lhpn_shared.contracts.units import UnitLevel
 from tests.unit.aggregation.generated import country, load_plan
+from tests.unit.aggregation.memory import consume, store_of
 
-BUDGET_SECONDS = 10  # measured ≈ 0.3 s; the budget only catches a change of complexity
+AT = datetime(2021, 1, 1, tzinfo=LOCAL_TZ)
+AS_OF = datetime(2021, 7, 1, tzinfo=LOCAL_TZ)
 
 
-def counters_for(
-    units: list[Unit], rng: random.Random
-) -> tuple[dict[str, UnitActivityCounters], int]:
-    """Per unit, supervision on a few random days (none for about one unit in ten); returns
-    the counters and how many district and commune units have a supervision by 1 July (local)."""
-    out: dict[str, UnitActivityCounters] = {}
-    by_july = 0
-    for unit in units:
-        days = [
-            (rng.randint(1, 12), rng.randint(1, 28))
-            for _ in range(rng.choice([0, 1, 2, 3, 5, 8, 13, 20, 40, 60]))
-        ]
-        months: dict[str, dict] = {}
-        for month, day in days:
-            m = months.setdefault(f"{month:02d}", {"activities": 0, "metrics": {}, "days": {}})
-            m["activities"] += 1
-            m["days"][f"{day:02d}"] = m["days"].get(f"{day:02d}", 0) + 1
-        kinds = (
-            {"supervision": {"activities": len(days), "metrics": {}, "months": months}}
-            if days
-            else {}
+def counting(svc: Aggregation) -> list[tuple[str, Any]]:
+    """Record every read the queries make of the store."""
+    store = store_of(svc)
+    reads: list[tuple[str, Any]] = []
+    for name in ("get", "load", "all_docs", "unit_years_of", "read_list"):
+        real = getattr(store, name)
+
+        async def spy(*args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+            reads.append((_name, args[0] if args else None))
+            return await _real(*args, **kw)
+
+        setattr(store, name, spy)
+    return reads
+
+
+async def answers(svc: Aggregation, unit_id: str) -> None:
+    await svc.compliance("PY-2021-460", unit_id, AS_OF)
+    await svc.reporting_rates("monthly", "2021-03", unit_id)
+    await svc.indicators(unit_id, "2021")
+    await svc.case_stats(unit_id, "2021-H1")
+
+
+async def test_the_country_s_answers_read_as_many_documents_as_a_commune_s():
+    units = country(provinces=8, districts=40, communes=600)
+    rng = random.Random(8)
+    events = [make_event("unit.upserted", u, source="t", occurred_at=AT) for u in units]
+    events.append(make_event("plan.published", load_plan(), source="t", occurred_at=AT))
+    communes = [u for u in units if u.level is UnitLevel.commune]
+    supervised = rng.sample(communes, 150)
+    for unit in supervised:
+        activity = Activity(
+            activity_id=uuid.uuid4(),
+            unit_id=unit.unit_id,
+            kind=ActivityKind.supervision,
+            occurred_on=date(2021, 3, rng.randint(1, 28)),
+            title="Giám sát",
         )
-        out[unit.unit_id] = UnitActivityCounters.from_document(
-            {"unit_id": unit.unit_id, "year": 2021, "kinds": kinds}
-        )
-        if unit.level is not UnitLevel.province and any(
-            (month, day) <= (7, 1) for month, day in days
-        ):
-            by_july += 1
-    return out, by_july
+        events.append(make_event("activity.recorded", activity, source="t", occurred_at=AT))
+    svc = await consume(events, batch=1000)
 
+    reads = counting(svc)
+    await answers(svc, "VN")
+    country_reads = list(reads)
+    reads.clear()
+    await answers(svc, communes[0].unit_id)
+    assert len(country_reads) == len(reads) <= 12
+    assert not {name for name, _ in country_reads} & {"load", "unit_years_of"}
 
-def test_country_wide_compliance_and_indicators_come_from_the_counters_in_time():
-    units = country()
-    tree = UnitTree(units)
-    counters, by_july = counters_for(units, random.Random(10_600))
-    plan = load_plan()
-
-    started = time.perf_counter()
-    as_of = datetime(2021, 6, 30, 17, tzinfo=UTC)  # 1 July 00:00 local
-    result = compliance(plan, tree, "VN", as_of, counters)
-    took = time.perf_counter() - started
-    print(f"country-wide compliance: {took:.3f} s")
-    assert took < BUDGET_SECONDS
+    result = await svc.compliance("PY-2021-460", "VN", AS_OF)
     t2 = next(t for t in result.targets if t.code == "T2")
-    assert (t2.in_scope, t2.met) == (11_300, by_july)
-    assert sum(c.in_scope for c in t2.children) == 11_300 and len(t2.children) == 63
-
-    started = time.perf_counter()
-    totals = indicators(tree, "VN", "2021", counters, [])
-    took = time.perf_counter() - started
-    print(f"country-wide indicators: {took:.3f} s")
-    assert took < BUDGET_SECONDS
-    recorded = {r.code: r.recorded for r in totals.rows}
-    assert recorded["supervision.count"] == sum(
-        c.kinds["supervision"]["activities"] for c in counters.values() if c.kinds
-    )
+    assert (t2.in_scope, t2.met) == (640, 150)
+    assert sum(c.in_scope for c in t2.children) == 640 and len(t2.children) == 8

@@ -1,30 +1,42 @@
 """Compliance with a plan's targets (SPEC §3, §8), for a unit's subtree, as of an instant.
 
-Reads only the per-unit activity counters of the plan year: O(units × targets), each unit and
-target costing at most one lookup per activity kind and month.
+Read from the unit's own plan part (`rollup.PlanPart`): the counts of its subtree and of each
+child, kept by the consumer; the lists of units not meeting a target come from the entries kept
+beside them. Nothing here walks the tree.
+
+Across a reorganisation (issue 10; docs/aggregation.md says why):
+- the units in scope of a target are those of its levels valid on the *scope day*: the as-of
+  day, clamped to the plan year (once the year is over, its last day: "100% of units" means the
+  units that exist at the end of the year; during the year, the units that exist that day);
+- a unit has done what its predecessors did before the change (`standing`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field
 
 from lhpn_shared.clock import LOCAL_TZ
 from lhpn_shared.contracts.activities import ActivityKind
-from lhpn_shared.contracts.plans import Plan, Target, TargetRule
-from lhpn_shared.contracts.units import UnitLevel, UnitTree
-from lhpn_shared.periods import ended_by, half_years
+from lhpn_shared.contracts.plans import Plan, TargetRule
+from lhpn_shared.contracts.units import Unit, UnitLevel
 
-from .facts import DayWindow, UnitActivityCounters
-from .scope import Subtree, UnitRef, percent, ref_fields, subtree_of
+from .rollup import Entry, PlanPart, PlanShape
+from .scope import ChildRef, UnitRef, percent, ref_fields
+from .tree import day_index, last_index
+
+DEFAULT_LIST_LIMIT = 1000
 
 
 class UnitCompliance(UnitRef):
     parent_id: str | None
-    activities: int = Field(description="matching activities from 1 January to the as-of date")
+    met_on: date | None = Field(
+        description="the day the unit met the target (targets met within the year)"
+    )
     met: bool
 
 
@@ -34,7 +46,7 @@ class ChildCompliance(UnitRef):
     in_scope: int
     met: int
     percent: float | None
-    not_met: list[UnitRef]
+    not_met: list[UnitRef] = Field(description="at most `list_limit` units")
 
 
 class TargetCompliance(BaseModel):
@@ -45,11 +57,14 @@ class TargetCompliance(BaseModel):
     activity_kinds: list[ActivityKind]
     min_count: int
     goal_percent: float
-    in_scope: int = Field(description="units of the target's levels valid during the plan year")
+    in_scope: int = Field(description="units of the target's levels valid on the scope day")
     met: int
     percent: float | None = Field(description="met / in_scope × 100; None when none in scope")
     goal_reached: bool | None
-    not_met: list[UnitRef]
+    not_met: list[UnitRef] = Field(
+        description="units not meeting it, in tree order; at most `list_limit` (the count is "
+        "in_scope − met)"
+    )
     children: list[ChildCompliance] = Field(description="children with units in scope")
     units: list[UnitCompliance] = Field(
         default_factory=list, description="every unit in scope; filled only when asked for"
@@ -64,132 +79,198 @@ class ComplianceResult(BaseModel):
     unit: UnitRef
     as_of: AwareDatetime
     as_of_on: date = Field(description="the as-of date in Asia/Ho_Chi_Minh")
+    scope_on: date = Field(
+        description="the day whose units are in scope: the as-of date within the plan year, "
+        "its last day once the year is over (its first before it begins)"
+    )
     ended_half_years: list[str]
+    list_limit: int = Field(description="the most units any list of this answer holds")
     targets: list[TargetCompliance]
 
 
 @dataclass(frozen=True)
-class _AsOf:
-    year_start: date
-    year_end: date
-    to_date: DayWindow
-    """1 January to the as-of date"""
-    ended: list[tuple[str, DayWindow]]
-    """half-years over by the as-of instant"""
+class AsOf:
+    """The as-of day as the counts read it: day indexes in the plan year."""
+
+    day: int
+    """the as-of day (may fall outside the year)"""
+    scope: int
+    """the scope day: `day` clamped to the year"""
+    first_half_over: bool
+    year_over: bool
+
+    @classmethod
+    def of(cls, year: int, as_of_on: date) -> AsOf:
+        day, last = day_index(year, as_of_on), last_index(year)
+        return cls(
+            day=day,
+            scope=min(max(day, 0), last),
+            first_half_over=as_of_on >= date(year, 7, 1),
+            year_over=day > last,
+        )
+
+    def in_scope(self, valid: tuple[int, int] | None) -> bool:
+        return valid is not None and valid[0] <= self.scope <= valid[1]
+
+    def met(self, rule: TargetRule, value: int | tuple[int, int] | None) -> bool:
+        if value is None:
+            return False
+        if rule is TargetRule.any_in_year:
+            assert isinstance(value, int)
+            return 0 <= value <= self.day
+        assert isinstance(value, tuple)
+        if self.year_over:
+            return bool(value[0] and value[1])
+        return self.first_half_over and bool(value[0])
+
+
+def target_figures(summary: Mapping[str, Any], rule: TargetRule, when: AsOf) -> tuple[int, int]:
+    """(in scope, met) from one target's counts: validity interval → counts."""
+    in_scope = met = 0
+    for interval, counts in summary.items():
+        first, _, last = interval.partition(":")
+        if not int(first) <= when.scope <= int(last):
+            continue
+        in_scope += counts.get("n", 0)
+        if rule is TargetRule.any_in_year:
+            met += sum(n for day, n in counts.get("m", {}).items() if int(day) <= when.day)
+        elif when.year_over:
+            met += counts.get("hb", 0)
+        elif when.first_half_over:
+            met += counts.get("h1", 0)
+    return in_scope, met
 
 
 def compliance(
     plan: Plan,
-    tree: UnitTree,
-    unit_id: str,
+    unit: Unit,
+    children: list[ChildRef],
+    part: PlanPart,
     as_of: datetime,
-    counters: Mapping[str, UnitActivityCounters],
     *,
+    list_limit: int = DEFAULT_LIST_LIMIT,
     with_units: bool = False,
 ) -> ComplianceResult:
-    """Every target of `plan` over the subtree of `unit_id`, as of the instant `as_of`.
-
-    `counters` maps unit_id → that unit's counters for the plan year (missing: no activity).
-    `with_units` adds every unit in scope with its count and status (for exports).
-    """
+    """Every target of `plan` over the subtree of `unit`, as of the instant `as_of`, from the
+    unit's plan part. `with_units` adds every unit in scope (for exports)."""
     if as_of.tzinfo is None:
         raise ValueError(
             "as_of must be an instant with a time zone, e.g. 2021-07-01T00:00:00+07:00"
         )
-    scope = subtree_of(tree, unit_id)
-    year_start, year_end = plan.year_bounds()
+    shape = PlanShape.of(plan)
     as_of_on = as_of.astimezone(LOCAL_TZ).date()
-    when = _AsOf(
-        year_start=year_start,
-        year_end=year_end,
-        to_date=DayWindow.of(plan.year, year_start, min(year_end, as_of_on)),
-        ended=[
-            (key, DayWindow.of(plan.year, first, last))
-            for key, first, last in half_years(plan.year)
-            if ended_by(last, as_of)
-        ],
-    )
+    when = AsOf.of(plan.year, as_of_on)
+    start = date(plan.year, 1, 1)
+    names = {c.unit_id: c for c in children}
+    targets_summary = part.summary.get("t", {})
+    results: list[TargetCompliance] = []
+    for index, target in enumerate(plan.targets):
+        in_scope, met = target_figures(targets_summary.get(str(index), {}), target.rule, when)
+        per_child: list[ChildCompliance] = []
+        for child_id in sorted(part.children):
+            figures = part.children[child_id].get("t", {}).get(str(index), {})
+            child_in, child_met = target_figures(figures, target.rule, when)
+            if child_in:
+                per_child.append(
+                    ChildCompliance(
+                        **_child_ref(child_id, names, part),
+                        in_scope=child_in,
+                        met=child_met,
+                        percent=percent(child_met, child_in),
+                        not_met=[],
+                    )
+                )
+        results.append(
+            TargetCompliance(
+                code=target.code,
+                title=target.title,
+                rule=target.rule,
+                levels=target.levels,
+                activity_kinds=target.activity_kinds,
+                min_count=target.min_count,
+                goal_percent=target.goal_percent,
+                in_scope=in_scope,
+                met=met,
+                percent=percent(met, in_scope),
+                goal_reached=met * 100 >= target.goal_percent * in_scope if in_scope else None,
+                not_met=[],
+                children=per_child,
+            )
+        )
+    _list_units(part, shape, when, results, list_limit, with_units, start)
     return ComplianceResult(
         plan_id=plan.plan_id,
         plan_number=plan.number,
         plan_title=plan.title,
         year=plan.year,
-        unit=UnitRef.of(scope.root),
+        unit=UnitRef.of(unit),
         as_of=as_of,
         as_of_on=as_of_on,
-        ended_half_years=[key for key, _ in when.ended],
-        targets=[_target(t, scope, counters, when, with_units) for t in plan.targets],
+        scope_on=start + timedelta(days=when.scope),
+        ended_half_years=[f"{plan.year}-H1"] * when.first_half_over
+        + [f"{plan.year}-H2"] * when.year_over,
+        list_limit=list_limit,
+        targets=results,
     )
 
 
-def _target(
-    target: Target,
-    scope: Subtree,
-    counters: Mapping[str, UnitActivityCounters],
-    when: _AsOf,
+def _child_ref(child_id: str, names: Mapping[str, ChildRef], part: PlanPart) -> dict[str, Any]:
+    ref = names.get(child_id)
+    if ref is not None:
+        return ref_fields(ref)
+    entry = part.entry(child_id, child_id)  # a child the tree no longer lists: its own entry
+    if entry is not None:
+        return {"unit_id": child_id, "name": entry.name, "level": entry.level}
+    return {"unit_id": child_id, "name": child_id, "level": UnitLevel.commune}
+
+
+def _list_units(
+    part: PlanPart,
+    shape: PlanShape,
+    when: AsOf,
+    results: list[TargetCompliance],
+    limit: int,
     with_units: bool,
-) -> TargetCompliance:
-    kinds = [k.value for k in target.activity_kinds]
-    needed = target.min_count
-    levels = set(target.levels)
-    empty = UnitActivityCounters(unit_id="", year=when.year_start.year)
-    units: list[UnitCompliance] = []
-    met_by_branch: dict[str, list[int]] = {c.unit_id: [0, 0] for c in scope.children}
-    not_met_by_branch: dict[str, list[UnitRef]] = {c.unit_id: [] for c in scope.children}
-    in_scope = met = 0
-    not_met: list[UnitRef] = []
-    for unit in scope.units:
-        if unit.level not in levels or not unit.valid_during(when.year_start, when.year_end):
+    start: date,
+) -> None:
+    """Fill the lists: the units not meeting each target (and per child), every unit in scope
+    when asked; one pass over the entries, stopping once every list is full."""
+    rules = [t.rule for t in shape.plan.targets]
+    child_of = [{c.unit_id: c for c in r.children} for r in results]
+    wanted = sum(r.in_scope - r.met for r in results) if not with_units else None
+    listed = 0
+    for branch, unit_id, entry in part.ordered_members():
+        if wanted is not None and listed >= wanted:
+            break
+        if not when.in_scope(entry.valid):
             continue
-        unit_counters = counters.get(unit.unit_id, empty)
-        count = unit_counters.count(kinds, when.to_date, enough=None if with_units else needed)
-        if target.rule is TargetRule.any_in_year:
-            ok = count >= needed
-        else:  # each_ended_half_year
-            ok = bool(when.ended) and all(
-                unit_counters.count(kinds, half, enough=needed) >= needed for _, half in when.ended
-            )
-        branch = scope.branch.get(unit.unit_id)
-        in_scope += 1
-        met += ok
-        if branch is not None:
-            met_by_branch[branch][0] += 1
-            met_by_branch[branch][1] += ok
-        if not ok:
-            ref = UnitRef.of(unit)
-            not_met.append(ref)
-            if branch is not None:
-                not_met_by_branch[branch].append(ref)
-        if with_units:
-            units.append(
-                UnitCompliance(
-                    **ref_fields(unit), parent_id=unit.parent_id, activities=count, met=ok
-                )
-            )
-    children = [
-        ChildCompliance(
-            **ref_fields(child),
-            in_scope=met_by_branch[child.unit_id][0],
-            met=met_by_branch[child.unit_id][1],
-            percent=percent(met_by_branch[child.unit_id][1], met_by_branch[child.unit_id][0]),
-            not_met=not_met_by_branch[child.unit_id],
-        )
-        for child in scope.children
-        if met_by_branch[child.unit_id][0]
-    ]
-    return TargetCompliance(
-        code=target.code,
-        title=target.title,
-        rule=target.rule,
-        levels=target.levels,
-        activity_kinds=target.activity_kinds,
-        min_count=target.min_count,
-        goal_percent=target.goal_percent,
-        in_scope=in_scope,
-        met=met,
-        percent=percent(met, in_scope),
-        goal_reached=met * 100 >= target.goal_percent * in_scope if in_scope else None,
-        not_met=not_met,
-        children=children,
-        units=units,
+        for index, value in enumerate(entry.targets):
+            if value is None:
+                continue
+            ok = when.met(rules[index], value)
+            result = results[index]
+            if with_units:
+                result.units.append(_unit_row(unit_id, entry, value, ok, start))
+            if ok:
+                continue
+            listed += 1
+            ref = UnitRef(unit_id=unit_id, name=entry.name, level=UnitLevel(entry.level))
+            if len(result.not_met) < limit:
+                result.not_met.append(ref)
+            child = child_of[index].get(branch)
+            if child is not None and len(child.not_met) < limit:
+                child.not_met.append(ref)
+
+
+def _unit_row(
+    unit_id: str, entry: Entry, value: int | tuple[int, int], ok: bool, start: date
+) -> UnitCompliance:
+    met_on = start + timedelta(days=value) if isinstance(value, int) and value >= 0 else None
+    return UnitCompliance(
+        unit_id=unit_id,
+        name=entry.name,
+        level=UnitLevel(entry.level),
+        parent_id=entry.parent_id,
+        met_on=met_on if ok else None,
+        met=ok,
     )

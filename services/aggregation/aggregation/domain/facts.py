@@ -1,20 +1,12 @@
-"""What the read model keeps, and the pure logic that keeps it up to date.
+"""What the read model keeps per entity, and the pure logic that keeps it up to date.
 
 Per entity, only its latest state: `ActivityState` per activity, `ReportState` per
-(unit_id, report_type, period), `CaseState` per case.
-
-Per unit and calendar year, small counters that the queries read instead of scanning events:
-- `UnitActivityCounters`: per activity kind, for the year and for each month, the number of
-  activities and the sums of their metrics, and per day the number of activities (day
-  resolution answers "as of").
-- `UnitCaseCounters`: per month of receipt, cases by kind, topic, status, outcome and flag, and
-  how many are overdue.
+(unit_id, report_type, period), `CaseState` per case (no personal data).
 
 An event goes through `on_activity_recorded`, `on_activity_voided`, `on_case_event` or
 `on_report_submitted` together with the stored state (or None); the answer is the new state and,
-for activities and cases, the deltas: the old contribution removed, the new one added. One delta
-is one `$inc` on one counters document (`delta.increments()`), or `counters.apply(delta)` in
-memory.
+for activities and cases, the deltas: the old contribution removed, the new one added. A delta's
+`totals()` is what it adds to the rollups of its unit and every ancestor (`domain.rollup`).
 
 Revisions make every update idempotent and order-tolerant: an event whose revision is lower than
 the stored one, or equal to it, changes nothing, except that at equal revisions a void beats a
@@ -23,11 +15,9 @@ record, so the outcome never depends on the order of arrival.
 
 from __future__ import annotations
 
-from calendar import monthrange
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Generic, Literal, Protocol, TypedDict, TypeVar, cast
+from typing import Any, Generic, Literal, Protocol, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -44,18 +34,13 @@ D = TypeVar("D")
 
 
 def month_key(day: date) -> str:
-    """Key of the month of `day` inside its year's counters document: `03`."""
+    """Key of the month of `day` in a year's rollups: `03`."""
     return f"{day.month:02d}"
-
-
-def _field_key(name: str) -> str:
-    """A free-text name made safe as one segment of a Mongo field path."""
-    return name.replace(".", "_").replace("$", "_")
 
 
 @dataclass(frozen=True)
 class Change(Generic[S, D]):
-    """The result of one event: the state to store and the deltas to apply to counters."""
+    """The result of one event: the state to store and the deltas to apply to the rollups."""
 
     state: S
     deltas: list[D] = field(default_factory=list)
@@ -67,7 +52,7 @@ class Change(Generic[S, D]):
 
 
 class ActivityDelta(BaseModel):
-    """One activity's contribution to the counters of its unit, added (+1) or removed (-1)."""
+    """One activity's contribution to its unit's rollups, added (+1) or removed (-1)."""
 
     unit_id: str
     kind: ActivityKind
@@ -79,20 +64,13 @@ class ActivityDelta(BaseModel):
     def year(self) -> int:
         return self.occurred_on.year
 
-    def increments(self) -> dict[str, int]:
-        """The `$inc` on the counters document `{unit_id, year}` (an upsert)."""
-        kind = f"kinds.{self.kind.value}"
-        month = f"{kind}.months.{self.occurred_on.month:02d}"
-        inc: dict[str, int] = {
-            f"{kind}.activities": self.sign,
-            f"{month}.activities": self.sign,
-            f"{month}.days.{self.occurred_on.day:02d}": self.sign,
-        }
-        for name, value in self.metrics.items():
-            if value:
-                inc[f"{kind}.metrics.{_field_key(name)}"] = self.sign * value
-                inc[f"{month}.metrics.{_field_key(name)}"] = self.sign * value
-        return inc
+    def totals(self) -> dict[str, Any]:
+        """What the activity adds to (or, sign −1, removes from) the `activities` rollup."""
+        metrics = {name: self.sign * value for name, value in self.metrics.items() if value}
+        month: dict[str, Any] = {"n": self.sign}
+        if metrics:
+            month["m"] = metrics
+        return {self.kind.value: {month_key(self.occurred_on): month}}
 
 
 class ActivityState(BaseModel):
@@ -172,145 +150,6 @@ def _voided(activity_id: UUID, revision: int, unit_id: str) -> ActivityState:
     return ActivityState(activity_id=activity_id, revision=revision, unit_id=unit_id, voided=True)
 
 
-class MonthCounters(TypedDict, total=False):
-    activities: int
-    metrics: dict[str, int]
-    """metric → sum over the month's activities"""
-    days: dict[str, int]
-    """`DD` → activities of that day"""
-
-
-class KindCounters(TypedDict, total=False):
-    activities: int
-    """activities of the year"""
-    metrics: dict[str, int]
-    """metric → sum over the year's activities"""
-    months: dict[str, MonthCounters]
-    """`MM` → the month's counters"""
-
-
-@dataclass(frozen=True)
-class DayWindow:
-    """Days [start, end] of one year, cut into what the counters answer with one lookup each:
-    the whole year, whole months, or the days of a partial month."""
-
-    year: int
-    start: date
-    end: date
-    whole_year: bool
-    months: tuple[tuple[str, str | None, str | None], ...]
-    """(`MM`, first `DD`, last `DD`); None, None for a whole month"""
-
-    @classmethod
-    def of(cls, year: int, start: date, end: date) -> DayWindow:
-        first, last = max(start, date(year, 1, 1)), min(end, date(year, 12, 31))
-        months = []
-        for month in range(first.month, last.month + 1) if first <= last else ():
-            low = first.day if month == first.month else 1
-            high = last.day if month == last.month else monthrange(year, month)[1]
-            whole = low == 1 and high == monthrange(year, month)[1]
-            months.append(
-                (f"{month:02d}", None, None)
-                if whole
-                else (f"{month:02d}", f"{low:02d}", f"{high:02d}")
-            )
-        whole_year = first == date(year, 1, 1) and last == date(year, 12, 31)
-        return cls(year, first, last, whole_year, tuple(months))
-
-
-@dataclass
-class UnitActivityCounters:
-    """The activity counters of one unit for one calendar year: one document per unit-year,
-    `{"unit_id", "year", "kinds": {kind: KindCounters}}`, changed only by `$inc` of deltas.
-
-    Used as the database returns it (no validation pass). Any count over days of the year takes
-    at most one lookup per month (plus the days of a partial month at either end).
-    """
-
-    unit_id: str
-    year: int
-    kinds: dict[str, KindCounters] = field(default_factory=dict)
-
-    @classmethod
-    def from_document(cls, doc: Mapping[str, Any]) -> UnitActivityCounters:
-        return cls(unit_id=str(doc["unit_id"]), year=int(doc["year"]), kinds=doc.get("kinds") or {})
-
-    def to_document(self) -> dict[str, Any]:
-        return {"unit_id": self.unit_id, "year": self.year, "kinds": self.kinds}
-
-    def apply(self, delta: ActivityDelta) -> None:
-        """Apply a delta in memory, exactly as `$inc: delta.increments()` does in the database."""
-        if (delta.unit_id, delta.year) != (self.unit_id, self.year):
-            raise ValueError(
-                f"delta for {delta.unit_id}/{delta.year} given to {self.unit_id}/{self.year}"
-            )
-        increment(cast(dict[str, Any], self.kinds), delta.increments(), prefix="kinds.")
-
-    def count(self, kinds: Iterable[str], window: DayWindow, *, enough: int | None = None) -> int:
-        """Activities of any of `kinds` that occurred on a day of the window.
-
-        With `enough`, counting may stop as soon as that many are found.
-        """
-        total = 0
-        for kind in kinds:
-            counters = self.kinds.get(kind)
-            if not counters:
-                continue
-            if window.whole_year:
-                total += counters.get("activities", 0)
-                continue
-            months = counters.get("months", {})
-            for key, low, high in window.months:
-                if enough is not None and total >= enough:
-                    return total
-                month = months.get(key)
-                if not month:
-                    continue
-                if low is None or high is None:
-                    total += month.get("activities", 0)
-                else:
-                    days = month.get("days", {})
-                    total += sum(n for day, n in days.items() if low <= day <= high)
-        return total
-
-    def add_months(self, into: Tally, kind: str, first_month: int, last_month: int) -> None:
-        """Add the activities of `kind` in months [first_month, last_month] to a tally."""
-        counters = self.kinds.get(kind)
-        if not counters:
-            return
-        if first_month == 1 and last_month == 12:
-            spans: Iterable[Mapping[str, Any]] = (counters,)
-        else:
-            months = counters.get("months", {})
-            found = (months.get(f"{m:02d}") for m in range(first_month, last_month + 1))
-            spans = [m for m in found if m]
-        for span in spans:
-            into.activities += span.get("activities", 0)
-            for name, value in span.get("metrics", {}).items():
-                into.metrics[name] = into.metrics.get(name, 0) + value
-
-
-@dataclass
-class Tally:
-    """Activities and the sums of their metrics, added up over units and months."""
-
-    activities: int = 0
-    metrics: dict[str, int] = field(default_factory=dict)
-
-
-def increment(doc: dict[str, Any], increments: Mapping[str, int], *, prefix: str = "") -> None:
-    """Mongo's `$inc` in memory: add each value at its dotted path, creating what is missing.
-
-    `prefix` is stripped from the paths when `doc` is a sub-document (e.g. `kinds.`).
-    """
-    for path, value in increments.items():
-        *parents, leaf = path.removeprefix(prefix).split(".")
-        node = doc
-        for name in parents:
-            node = node.setdefault(name, {})
-        node[leaf] = node.get(leaf, 0) + value
-
-
 # --- reports ----------------------------------------------------------------------------------
 
 
@@ -376,10 +215,12 @@ OUTCOMES: frozenset[CaseStatus] = frozenset(
         CaseStatus.withdrawn,
     }
 )
+FINISHED: frozenset[CaseStatus] = OUTCOMES | {CaseStatus.closed}
+"""Statuses in which no deadline is pending."""
 
 
 class CaseDelta(BaseModel):
-    """One case's contribution to the case counters of its unit, added (+1) or removed (-1)."""
+    """One case's contribution to its unit's rollups, added (+1) or removed (-1)."""
 
     unit_id: str
     received_on: date
@@ -390,27 +231,39 @@ class CaseDelta(BaseModel):
     outcome: CaseStatus | None
     overdue: bool
     flags: list[str] = Field(default_factory=list)
+    next_due_at: datetime | None = None
 
     @property
     def year(self) -> int:
         return self.received_on.year
 
-    def increments(self) -> dict[str, int]:
-        """The `$inc` on the case counters document `{unit_id, year}` (an upsert)."""
-        at = f"months.{month_key(self.received_on)}"
-        inc: dict[str, int] = {
-            f"{at}.received": self.sign,
-            f"{at}.by_kind.{self.kind.value}": self.sign,
-            f"{at}.by_topic.{self.topic.value}": self.sign,
-            f"{at}.by_status.{self.status.value}": self.sign,
+    def counts(self) -> dict[str, Any]:
+        """What the case adds to (or, sign −1, removes from) one month of the `cases` rollup.
+
+        A case flagged overdue by its last event counts as overdue; an open case not flagged
+        counts under `due` at its next due instant, so that it becomes overdue at query time
+        once that instant has passed (SPEC §6: a case shows whether it is overdue)."""
+        s = self.sign
+        month: dict[str, Any] = {
+            "received": s,
+            "by_kind": {self.kind.value: s},
+            "by_topic": {self.topic.value: s},
+            "by_status": {self.status.value: s},
         }
         if self.outcome is not None:
-            inc[f"{at}.by_outcome.{self.outcome.value}"] = self.sign
+            month["by_outcome"] = {self.outcome.value: s}
+        if self.flags:
+            month["by_flag"] = {flag: s for flag in self.flags}
         if self.overdue:
-            inc[f"{at}.overdue"] = self.sign
-        for flag in self.flags:
-            inc[f"{at}.by_flag.{_field_key(flag)}"] = self.sign
-        return inc
+            month["overdue"] = s
+        elif self.next_due_at is not None and self.status not in FINISHED:
+            month["due"] = {str(due_millis(self.next_due_at)): s}
+        return {month_key(self.received_on): month}
+
+
+def due_millis(at: datetime) -> int:
+    """An instant as milliseconds since the epoch (the key of `due` counts)."""
+    return int(ensure_aware(at).timestamp() * 1000)
 
 
 class CaseState(BaseModel):
@@ -426,6 +279,9 @@ class CaseState(BaseModel):
     received_on: date
     overdue: bool
     flags: list[str] = Field(default_factory=list)
+    next_due_at: datetime | None = Field(
+        default=None, description="the earliest pending deadline, as the last event said"
+    )
 
     def contribution(self, sign: Sign) -> CaseDelta:
         return CaseDelta(sign=sign, **self.model_dump(exclude={"case_id", "revision"}))
@@ -457,6 +313,7 @@ def on_case_event(state: CaseState | None, facts: CaseFacts) -> Change[CaseState
         received_on=facts.received_on,
         overdue=facts.overdue,
         flags=sorted(set(facts.flags)),
+        next_due_at=ensure_aware(facts.next_due_at) if facts.next_due_at else None,
     )
     old = state.contribution(-1) if state is not None else None
     if old is not None and old.model_dump(exclude={"sign"}) == new.contribution(1).model_dump(
@@ -464,61 +321,6 @@ def on_case_event(state: CaseState | None, facts: CaseFacts) -> Change[CaseState
     ):
         return Change(new)
     return Change(new, [d for d in (old, new.contribution(1)) if d is not None])
-
-
-@dataclass
-class CaseTally:
-    """Case counts added up over units and months (the shape of one month's counters)."""
-
-    received: int = 0
-    overdue: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
-    by_topic: dict[str, int] = field(default_factory=dict)
-    by_status: dict[str, int] = field(default_factory=dict)
-    by_outcome: dict[str, int] = field(default_factory=dict)
-    by_flag: dict[str, int] = field(default_factory=dict)
-
-    def add(self, month: Mapping[str, Any]) -> None:
-        """Add one month of counters, `{"received": n, "overdue": n, "by_kind": {…}, …}`."""
-        self.received += month.get("received", 0)
-        self.overdue += month.get("overdue", 0)
-        for name in ("by_kind", "by_topic", "by_status", "by_outcome", "by_flag"):
-            mine: dict[str, int] = getattr(self, name)
-            for key, n in month.get(name, {}).items():
-                mine[key] = mine.get(key, 0) + n
-
-
-@dataclass
-class UnitCaseCounters:
-    """The case counters of one unit for one year of receipt: one document per unit-year,
-    `{"unit_id", "year", "months": {"MM": {"received", "overdue", "by_kind": {…}, "by_topic",
-    "by_status", "by_outcome", "by_flag"}}}`, changed only by `$inc` of deltas."""
-
-    unit_id: str
-    year: int
-    months: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @classmethod
-    def from_document(cls, doc: Mapping[str, Any]) -> UnitCaseCounters:
-        return cls(
-            unit_id=str(doc["unit_id"]), year=int(doc["year"]), months=doc.get("months") or {}
-        )
-
-    def to_document(self) -> dict[str, Any]:
-        return {"unit_id": self.unit_id, "year": self.year, "months": self.months}
-
-    def apply(self, delta: CaseDelta) -> None:
-        """Apply a delta in memory, exactly as `$inc: delta.increments()` does in the database."""
-        if (delta.unit_id, delta.year) != (self.unit_id, self.year):
-            raise ValueError(
-                f"delta for {delta.unit_id}/{delta.year} given to {self.unit_id}/{self.year}"
-            )
-        increment(self.months, delta.increments(), prefix="months.")
-
-    def add_months(self, into: CaseTally, first_month: int, last_month: int) -> None:
-        for key, month in self.months.items():
-            if first_month <= int(key) <= last_month:
-                into.add(month)
 
 
 # --- units and plans --------------------------------------------------------------------------

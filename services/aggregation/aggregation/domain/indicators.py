@@ -4,26 +4,36 @@ period, next to what the reports declared for the same period, with the differen
 Indicator codes are `<kind>.count` (number of activities) and `<kind>.<metric>`. One kind,
 `exemplar`, has a metric named `count`: there `exemplar.count` is that metric (the number of
 exemplars, as report templates mean it); its number of activities is still in `kinds`.
-Reads the per-unit monthly counters of the period's year: O(units × kinds × months).
+
+Declared totals add up over the period (issue 10): a quarter, half-year or year is the sum of
+the reports of the periods within it. Without `report_type`, the reports summed are those of the
+monthly schedules (their period keys are months: `2021-03`), so a year is its twelve monthly
+reports; with `report_type`, that type's reports of every period within the requested one (the
+annual thematic report for `2021`, the six-monthly one for `2021-H1`…).
+
+Read from the unit's own rollups of the period's year: a few dozen numbers per kind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from lhpn_shared.contracts.activities import METRICS, ActivityKind
-from lhpn_shared.contracts.units import UnitTree
-from lhpn_shared.periods import period_bounds
+from lhpn_shared.contracts.units import Unit
+from lhpn_shared.periods import BadPeriod, period_bounds
 
-from .facts import ReportState, Tally, UnitActivityCounters
-from .scope import UnitRef, subtree_of
+from .scope import UnitRef
 
 ACTIVITIES = "count"
 """The measure of `<kind>.count`: the number of activities (unless the kind has that metric)."""
 _KINDS = {kind.value: kind for kind in ActivityKind}
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 def indicator_codes() -> list[str]:
@@ -56,7 +66,8 @@ class IndicatorsResult(BaseModel):
     period: str
     start_on: date
     end_on: date
-    report_type: str | None = Field(description="None: reports of every type were summed")
+    report_type: str | None = Field(description="None: the monthly reports were summed")
+    report_types: list[str] = Field(description="the report types whose reports were summed")
     reports: int = Field(description="reports whose declared totals were summed")
     kinds: list[KindTotals]
     rows: list[IndicatorRow]
@@ -72,53 +83,85 @@ def _recorded(totals: Mapping[str, Tally], kind: ActivityKind, measure: str) -> 
     return None
 
 
+@dataclass
+class Tally:
+    """Activities and the sums of their metrics, added up over months."""
+
+    activities: int = 0
+    metrics: dict[str, int] = field(default_factory=dict)
+
+
+def is_month_key(period: str) -> bool:
+    return bool(_MONTH.match(period))
+
+
+def _within(period: str, start: date, end: date) -> bool:
+    try:
+        first, last = period_bounds(period)
+    except BadPeriod:
+        return False
+    return start <= first and last <= end
+
+
+def declared_totals(
+    declared: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    start: date,
+    end: date,
+    report_type: str | None,
+) -> tuple[list[str], int, dict[str, int]]:
+    """(report types summed, reports summed, code → sum) over the periods within [start, end]."""
+    if report_type is not None:
+        types = [report_type]
+    else:
+        types = sorted(t for t, periods in declared.items() if any(map(is_month_key, periods)))
+    summed = 0
+    totals: dict[str, int] = {}
+    for name in types:
+        for period, figures in declared.get(name, {}).items():
+            if report_type is None and not is_month_key(period):
+                continue
+            if not _within(period, start, end):
+                continue
+            summed += figures.get("n", 0)
+            for code, value in figures.get("c", {}).items():
+                totals[code] = totals.get(code, 0) + value
+    return types, summed, totals
+
+
 def indicators(
-    tree: UnitTree,
-    unit_id: str,
+    unit: Unit,
     period: str,
-    counters: Mapping[str, UnitActivityCounters],
-    reports: Iterable[ReportState],
+    activities: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    declared: Mapping[str, Mapping[str, Mapping[str, Any]]],
     *,
     report_type: str | None = None,
 ) -> IndicatorsResult:
-    """Totals over the subtree of `unit_id` for a period key (2021, 2021-H1, 2021-Q3, 2021-03).
-
-    `counters` maps unit_id → that unit's counters for the period's year. Of `reports`, those
-    of units in the subtree whose period key equals `period` (and of `report_type`, if given)
-    are summed.
-    """
+    """Totals over the subtree of `unit` for a period key (2021, 2021-H1, 2021-Q3, 2021-03),
+    from its rollups of the period's year: `activities` (kind → month → counts) and `declared`
+    (report type → period → counts)."""
     start, end = period_bounds(period)
-    scope = subtree_of(tree, unit_id)
     totals = {kind.value: Tally() for kind in ActivityKind}
-    for unit in scope.units:
-        unit_counters = counters.get(unit.unit_id)
-        if unit_counters is None:
+    for kind, months in activities.items():
+        tally = totals.get(kind)
+        if tally is None:
             continue
-        for kind in unit_counters.kinds:
-            if kind in totals:
-                unit_counters.add_months(totals[kind], kind, start.month, end.month)
+        for month, counts in months.items():
+            if start.month <= int(month) <= end.month:
+                tally.activities += counts.get("n", 0)
+                for name, value in counts.get("m", {}).items():
+                    tally.metrics[name] = tally.metrics.get(name, 0) + value
 
-    in_scope = {unit.unit_id for unit in scope.units}
-    declared: dict[str, int] = {}
-    summed = 0
-    for report in reports:
-        if report.period != period or report.unit_id not in in_scope:
-            continue
-        if report_type is not None and report.report_type != report_type:
-            continue
-        summed += 1
-        for code, value in report.indicators.items():
-            declared[code] = declared.get(code, 0) + value
-
+    types, summed, declared_sums = declared_totals(declared, start, end, report_type)
     codes = indicator_codes()
-    codes += sorted(set(declared) - set(codes))
-    rows = [_row(code, totals, declared.get(code)) for code in codes]
+    codes += sorted(set(declared_sums) - set(codes))
+    rows = [_row(code, totals, declared_sums.get(code)) for code in codes]
     return IndicatorsResult(
-        unit=UnitRef.of(scope.root),
+        unit=UnitRef.of(unit),
         period=period,
         start_on=start,
         end_on=end,
         report_type=report_type,
+        report_types=types,
         reports=summed,
         kinds=[
             KindTotals(

@@ -1,23 +1,29 @@
 """Reporting rates (DHIS2 definitions, SPEC §3, §8) per report type and period, for a subtree.
 
-expected: units of the schedule's levels in the subtree, valid during the period's data window;
+expected: the units the schedule expects (`standing.report_status`: of its levels, valid during
+the data window and still valid on the last day to report on time — or that sent the report);
 received: expected units with a report; on time: received before the due instant (first
 submission); reporting rate = received / expected × 100; on-time rate = on time / expected × 100.
-Reads one `ReportState` per submitted report of the period: O(units + reports).
+
+Read from the unit's own plan part: the counts of its subtree and of each child, and the
+entries for the lists of missing and late units.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from lhpn_shared.contracts.plans import Plan, ReportSchedule, SchedulePeriod
-from lhpn_shared.contracts.units import UnitLevel, UnitTree
+from lhpn_shared.contracts.plans import Plan, SchedulePeriod
+from lhpn_shared.contracts.units import Unit, UnitLevel
 
-from .facts import ReportState
-from .scope import UnitRef, percent, ref_fields, subtree_of
+from .rollup import LATE, MISSING, PlanPart, PlanShape
+from .scope import ChildRef, UnitRef, percent, ref_fields
+
+DEFAULT_LIST_LIMIT = 1000
 
 
 class UnknownSchedule(LookupError):
@@ -30,8 +36,13 @@ class RateFigures(BaseModel):
     on_time: int
     reporting_rate: float | None = Field(description="received / expected × 100")
     on_time_rate: float | None = Field(description="on time / expected × 100")
-    missing: list[UnitRef] = Field(default_factory=list)
-    late: list[UnitRef] = Field(default_factory=list, description="received, but not on time")
+    missing: list[UnitRef] = Field(
+        default_factory=list, description="at most `list_limit` (the count is expected − received)"
+    )
+    late: list[UnitRef] = Field(
+        default_factory=list,
+        description="received, but not on time; at most `list_limit` (received − on_time)",
+    )
 
 
 class ChildRates(RateFigures, UnitRef):
@@ -46,111 +57,118 @@ class ReportingRates(RateFigures):
     window_start_on: date
     window_end_on: date
     unit: UnitRef
+    list_limit: int = Field(description="the most units any list of this answer holds")
     children: list[ChildRates] = Field(description="children with units expected to report")
 
 
-def _window(schedule_period: SchedulePeriod) -> tuple[date, date]:
-    return schedule_period.data_window()  # the one definition, in lhpn_shared
+def data_window(
+    schedule_period: SchedulePeriod, level: UnitLevel | None = None
+) -> tuple[date, date]:
+    return schedule_period.data_window(level)  # the one definition, in lhpn_shared
+
+
+def _figures(counts: Mapping[str, int]) -> dict[str, Any]:
+    expected, received, on_time = counts.get("e", 0), counts.get("r", 0), counts.get("o", 0)
+    return {
+        "expected": expected,
+        "received": received,
+        "on_time": on_time,
+        "reporting_rate": percent(received, expected),
+        "on_time_rate": percent(on_time, expected),
+    }
 
 
 def reporting_rates(
     plan: Plan,
-    tree: UnitTree,
-    unit_id: str,
+    unit: Unit,
+    children: list[ChildRef],
+    part: PlanPart,
     report_type: str,
     period: str,
-    reports: Iterable[ReportState],
+    *,
+    list_limit: int = DEFAULT_LIST_LIMIT,
 ) -> ReportingRates:
-    """Rates of one schedule period over the subtree of `unit_id`.
-
-    `reports` are the stored report states; those of other types or periods are ignored.
-    """
-    schedule = plan.schedule(report_type)
-    if schedule is None:
-        raise UnknownSchedule(
-            f"report_type '{report_type}' is not scheduled by plan {plan.plan_id}"
-        )
-    schedule_period = schedule.period(period)
-    if schedule_period is None:
+    """Rates of one schedule period of `plan` over the subtree of `unit`."""
+    shape = PlanShape.of(plan)
+    index = shape.period_index(report_type, period)
+    if index is None:
+        if plan.schedule(report_type) is None:
+            raise UnknownSchedule(
+                f"report_type '{report_type}' is not scheduled by plan {plan.plan_id}"
+            )
         raise UnknownSchedule(f"period '{period}' is not scheduled for report_type '{report_type}'")
-    return _rates(schedule, schedule_period, tree, unit_id, reports)
+    return _rates(shape, index, unit, children, part, list_limit)
 
 
 def _rates(
-    schedule: ReportSchedule,
-    schedule_period: SchedulePeriod,
-    tree: UnitTree,
-    unit_id: str,
-    reports: Iterable[ReportState],
+    shape: PlanShape,
+    index: int,
+    unit: Unit,
+    children: list[ChildRef],
+    part: PlanPart,
+    list_limit: int,
 ) -> ReportingRates:
-    scope = subtree_of(tree, unit_id)
-    start, end = _window(schedule_period)
-    on_time = {
-        r.unit_id: r.on_time
-        for r in reports
-        if r.report_type == schedule.report_type and r.period == schedule_period.period
-    }
-    levels = set(schedule.levels)
-    empty: dict[str, int] = {"expected": 0, "received": 0, "on_time": 0}
-    total = ReportingRates(
-        **empty,
-        reporting_rate=None,
-        on_time_rate=None,
+    schedule, schedule_period = shape.periods[index]
+    start, end = data_window(schedule_period)
+    key = str(index)
+    names = {c.unit_id: c for c in children}
+    per_child = []
+    for child_id in sorted(part.children):
+        counts = part.children[child_id].get("r", {}).get(key, {})
+        if counts.get("e"):
+            named = names.get(child_id)
+            fields = (
+                ref_fields(named)
+                if named is not None
+                else {"unit_id": child_id, "name": child_id, "level": UnitLevel.commune}
+            )
+            per_child.append(ChildRates(**fields, **_figures(counts)))
+    result = ReportingRates(
+        **_figures(part.summary.get("r", {}).get(key, {})),
         report_type=schedule.report_type,
         title=schedule.title,
         period=schedule_period.period,
         levels=schedule.levels,
         window_start_on=start,
         window_end_on=end,
-        unit=UnitRef.of(scope.root),
-        children=[],
+        unit=UnitRef.of(unit),
+        list_limit=list_limit,
+        children=per_child,
     )
-    per_child = {
-        c.unit_id: ChildRates(**ref_fields(c), **empty, reporting_rate=None, on_time_rate=None)
-        for c in scope.children
-    }
-    for unit in scope.units:
-        if unit.level not in levels or not unit.valid_during(start, end):
-            continue
-        child = per_child.get(scope.branch.get(unit.unit_id, ""))
-        scopes: tuple[RateFigures, ...] = (total, child) if child is not None else (total,)
-        for figures in scopes:
-            figures.expected += 1
-            if unit.unit_id not in on_time:
-                figures.missing.append(UnitRef.of(unit))
+    if list_limit and (result.expected > result.on_time):
+        child_of = {c.unit_id: c for c in per_child}
+        for branch, unit_id, entry in part.ordered_members():
+            status = entry.reports[index] if index < len(entry.reports) else "-"
+            if status not in (MISSING, LATE):
                 continue
-            figures.received += 1
-            if on_time[unit.unit_id]:
-                figures.on_time += 1
-            else:
-                figures.late.append(UnitRef.of(unit))
-    for done in (total, *per_child.values()):
-        done.reporting_rate = percent(done.received, done.expected)
-        done.on_time_rate = percent(done.on_time, done.expected)
-    total.children = [child for child in per_child.values() if child.expected]
-    return total
+            ref = UnitRef(unit_id=unit_id, name=entry.name, level=UnitLevel(entry.level))
+            scopes: list[RateFigures] = [result]
+            child = child_of.get(branch)
+            if child is not None:
+                scopes.append(child)
+            for figures in scopes:
+                found = figures.missing if status == MISSING else figures.late
+                if len(found) < list_limit:
+                    found.append(ref)
+    return result
 
 
 def all_reporting_rates(
     plan: Plan,
-    tree: UnitTree,
-    unit_id: str,
-    reports: Iterable[ReportState],
+    unit: Unit,
+    children: list[ChildRef],
+    part: PlanPart,
     *,
     due_by: datetime | None = None,
+    list_limit: int = 0,
 ) -> list[ReportingRates]:
     """Rates of every schedule period of the plan, in the plan's order.
 
-    With `due_by`, only the periods whose every due instant is at or before it.
-    """
-    by_key: dict[tuple[str, str], list[ReportState]] = {}
-    for r in reports:
-        by_key.setdefault((r.report_type, r.period), []).append(r)
+    With `due_by`, only the periods whose every due instant is at or before it."""
+    shape = PlanShape.of(plan)
     out = []
-    for schedule in plan.report_schedules:
-        for p in schedule.periods:
-            if due_by is not None and any(due > due_by for due in p.due_at.values()):
-                continue
-            found = by_key.get((schedule.report_type, p.period), [])
-            out.append(_rates(schedule, p, tree, unit_id, found))
+    for index, (_, p) in enumerate(shape.periods):
+        if due_by is not None and any(due > due_by for due in p.due_at.values()):
+            continue
+        out.append(_rates(shape, index, unit, children, part, list_limit))
     return out

@@ -1,13 +1,13 @@
-"""A unit's subtree as every query walks it: its units, and which child branch each falls in."""
+"""How the answers name units: references, the children of the requested unit, percentages."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel
 
-from lhpn_shared.contracts.units import Unit, UnitLevel, UnitTree
+from lhpn_shared.contracts.units import Unit, UnitLevel
 
 
 class UnknownUnit(LookupError):
@@ -26,33 +26,25 @@ class UnitRef(BaseModel):
         return cls(**ref_fields(unit))
 
 
-def ref_fields(unit: Unit) -> dict[str, Any]:
+class ChildRef(UnitRef):
+    """A child of the requested unit, as the read model's tree lists it."""
+
+    valid_from: date | None = None
+    valid_to: date | None = None
+
+    @classmethod
+    def of_unit(cls, unit: Unit) -> ChildRef:
+        return cls(**ref_fields(unit), valid_from=unit.valid_from, valid_to=unit.valid_to)
+
+    def valid_during(self, start: date, end: date) -> bool:
+        return (self.valid_from is None or self.valid_from <= end) and (
+            self.valid_to is None or start <= self.valid_to
+        )
+
+
+def ref_fields(unit: Unit | UnitRef) -> dict[str, Any]:
     """The UnitRef fields of a unit, for models that extend UnitRef."""
     return {"unit_id": unit.unit_id, "name": unit.name, "level": unit.level}
-
-
-@dataclass(frozen=True)
-class Subtree:
-    root: Unit
-    units: list[Unit]
-    """The root first, then its descendants depth first."""
-    children: list[Unit]
-    branch: dict[str, str]
-    """unit_id → the child of the root whose subtree holds it (the root itself is absent)."""
-
-
-def subtree_of(tree: UnitTree, root_id: str) -> Subtree:
-    root = tree.get(root_id)
-    if root is None:
-        raise UnknownUnit(root_id)
-    children = [tree.units[c] for c in tree.children(root_id)]
-    branch: dict[str, str] = {}
-    units = [root]
-    for child in children:
-        for unit_id in tree.subtree(child.unit_id):
-            branch[unit_id] = child.unit_id
-            units.append(tree.units[unit_id])
-    return Subtree(root=root, units=units, children=children, branch=branch)
 
 
 def percent(part: int, whole: int) -> float | None:

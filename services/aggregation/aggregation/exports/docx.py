@@ -28,8 +28,6 @@ from ..domain.rates import ReportingRates
 from .labels import LEVELS_VI, kind_label, measure_label, vi_day, vi_number, vi_percent
 
 FONT = "Times New Roman"
-MAX_NAMES = 200
-"""Units named per target in the table; more are counted (the workbook lists them all)."""
 
 
 class ReportHeading(BaseModel):
@@ -68,7 +66,8 @@ def thematic_report_docx(
     rates: Sequence[ReportingRates],
     indicators: IndicatorsResult,
 ) -> bytes:
-    """The report: I. targets (figures and a table of the units behind on each), II. reporting
+    """The report: I. targets (figures, and the units behind on each counted per child unit;
+    compute `compliance` with `list_limit=1` so the unit's own status is known), II. reporting
     rates, III. indicator totals recorded and declared."""
     document = Document()
     _page_and_font(document)
@@ -121,7 +120,7 @@ def _targets_section(document: DocumentObject, result: ComplianceResult) -> None
             "Số đơn vị thuộc phạm vi",
             "Số đơn vị đạt",
             "Tỷ lệ đạt",
-            "Đơn vị chưa đạt",
+            "Số đơn vị chưa đạt, theo đơn vị trực thuộc",
         ],
         [
             [
@@ -130,7 +129,7 @@ def _targets_section(document: DocumentObject, result: ComplianceResult) -> None
                 vi_number(t.in_scope),
                 vi_number(t.met),
                 vi_percent(t.percent),
-                _units_behind(t),
+                _units_behind(t, result.unit.unit_id),
             ]
             for number, t in enumerate(result.targets, start=1)
         ],
@@ -149,25 +148,24 @@ def _target_sentence(target: TargetCompliance) -> str:
     )
 
 
-def _units_behind(target: TargetCompliance) -> str:
-    """Names of the units behind, grouped by child unit: `Huyện A: cấp huyện, Xã 1; Huyện B: …`."""
-    if not target.not_met:
+def _units_behind(target: TargetCompliance, unit_id: str) -> str:
+    """The units behind, counted per child unit (`Huyện A: 3; Huyện B: 1`), the unit itself
+    first; a child that is a single unit (a commune) is named. A line per child, not a page of
+    names per target: the workbook lists them all."""
+    if target.met >= target.in_scope:
         return "Không"
-    in_children = {u.unit_id for c in target.children for u in c.not_met}
-    groups = [u.name for u in target.not_met if u.unit_id not in in_children]
-    named = len(groups)
+    parts = []
+    if target.not_met and target.not_met[0].unit_id == unit_id:
+        parts.append(LEVELS_VI[target.not_met[0].level].lower())  # the unit's own union
     for child in target.children:
-        if not child.not_met or named >= MAX_NAMES:
+        behind = child.in_scope - child.met
+        if not behind:
             continue
-        own = LEVELS_VI[child.level].lower()  # the child's own union: "cấp huyện"
-        names = [
-            own if u.unit_id == child.unit_id else u.name
-            for u in child.not_met[: MAX_NAMES - named]
-        ]
-        named += len(names)
-        groups.append(f"{child.name}: {', '.join(names)}")
-    rest = len(target.not_met) - named
-    return "; ".join(groups) + (f"; và {vi_number(rest)} đơn vị khác" if rest > 0 else "")
+        if child.in_scope == 1 and behind == 1:
+            parts.append(child.name)
+        else:
+            parts.append(f"{child.name}: {vi_number(behind)}")
+    return "; ".join(parts)
 
 
 def _rates_section(document: DocumentObject, rates: Sequence[ReportingRates]) -> None:

@@ -1,17 +1,26 @@
 """Excel exports of the compliance and indicator tables (SPEC §8): Vietnamese headers, numbers
-stored as numbers (percentages as 0–1 with a percent format), header row frozen."""
+stored as numbers (percentages as 0–1 with a percent format), header row frozen.
+
+Workbooks are written in openpyxl's write-only mode, row by row, to a file the answer streams
+(a country's compliance workbook holds a row per unit and target).
+
+Text is never a formula (issue 9): every cell that holds text — unit names, titles, anything a
+person typed — is written as a string, and one that begins like a formula (`=`, `+`, `-`, `@`,
+a tab or a carriage return) is also marked to be shown as typed (Excel's quote prefix), so
+neither this library nor a spreadsheet opening the file evaluates it.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from io import BytesIO
-from typing import Any
+from typing import IO, Any
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from lhpn_shared.clock import LOCAL_TZ
 
@@ -28,10 +37,12 @@ from .labels import (
 
 PERCENT = "0.00%"
 GOAL = "0%"
+DATE = "DD/MM/YYYY"
 _HEADER_FONT = Font(bold=True)
 _HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 _FLAG_FILL = PatternFill("solid", fgColor="FCE4D6")
 _BAD_TITLE = re.compile(r"[\[\]:*?/\\]")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 Column = tuple[str, int, str | None]
 """(header, width, number format)"""
@@ -41,37 +52,62 @@ def _fraction(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+def cell(sheet: WriteOnlyWorksheet, value: Any, number_format: str | None = None) -> WriteOnlyCell:
+    """A cell for `value`: text always as a string, never a formula (see the module docstring)."""
+    out = WriteOnlyCell(sheet, value=value)
+    if isinstance(value, str):
+        out.data_type = "s"
+        if value.startswith(FORMULA_STARTS):
+            out.quotePrefix = True
+    elif number_format and value is not None:
+        out.number_format = number_format
+    return out
+
+
+class SheetWriter:
+    """One sheet written row by row: a bold, frozen, filterable header row, then the rows."""
+
+    def __init__(self, book: Workbook, title: str, columns: Sequence[Column]) -> None:
+        self.sheet: WriteOnlyWorksheet = book.create_sheet(title)
+        self.columns = columns
+        self.rows = 0
+        for index, (_, width, _) in enumerate(columns, start=1):
+            self.sheet.column_dimensions[get_column_letter(index)].width = width
+        self.sheet.freeze_panes = "A2"
+        header = []
+        for name, _, _ in columns:
+            c = cell(self.sheet, name)
+            c.font, c.fill = _HEADER_FONT, _HEADER_FILL
+            c.alignment = Alignment(wrap_text=True, vertical="center")
+            header.append(c)
+        self.sheet.append(header)
+
+    def row(self, values: Sequence[Any], *, fill: PatternFill | None = None) -> None:
+        cells = []
+        for value, (_, _, number_format) in zip(values, self.columns, strict=True):
+            c = cell(self.sheet, value, number_format)
+            if fill is not None:
+                c.fill = fill
+            cells.append(c)
+        self.sheet.append(cells)
+        self.rows += 1
+
+    def close(self) -> None:
+        last = get_column_letter(len(self.columns))
+        self.sheet.auto_filter.ref = f"A1:{last}{self.rows + 1}"
+
+
 def _sheet(
     book: Workbook, title: str, columns: Sequence[Column], rows: Iterable[Sequence[Any]]
-) -> Worksheet:
-    """A sheet with a bold, frozen, filterable header row and one row per item."""
-    sheet = book.create_sheet(title)
-    sheet.append([header for header, _, _ in columns])
-    for cell in sheet[1]:
-        cell.font = _HEADER_FONT
-        cell.fill = _HEADER_FILL
-        cell.alignment = Alignment(wrap_text=True, vertical="center")
+) -> None:
+    writer = SheetWriter(book, title, columns)
     for row in rows:
-        sheet.append(list(row))
-    for index, (_, width, number_format) in enumerate(columns, start=1):
-        letter = get_column_letter(index)
-        sheet.column_dimensions[letter].width = width
-        if number_format:
-            for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
-                cell.number_format = number_format
-    sheet.freeze_panes = "A2"
-    sheet.auto_filter.ref = sheet.dimensions
-    return sheet
+        writer.row(row)
+    writer.close()
 
 
 def _info(book: Workbook, pairs: Sequence[tuple[str, Any]]) -> None:
     _sheet(book, "Thông tin", [("Mục", 28, None), ("Nội dung", 80, None)], pairs)
-
-
-def _to_bytes(book: Workbook) -> bytes:
-    out = BytesIO()
-    book.save(out)
-    return out.getvalue()
 
 
 def _sheet_title(code: str, taken: set[str]) -> str:
@@ -90,7 +126,7 @@ def _goal_text(target: TargetCompliance) -> str:
     return "Đạt mục tiêu" if target.goal_reached else "Chưa đạt mục tiêu"
 
 
-def compliance_workbook(result: ComplianceResult) -> bytes:
+def compliance_workbook(result: ComplianceResult, out: IO[bytes]) -> None:
     """The compliance of a subtree as a workbook: a summary, one row per child unit and target,
     and one sheet per target with every unit in scope (compute with `with_units=True`)."""
     missing_units = [t.code for t in result.targets if t.in_scope and not t.units]
@@ -98,9 +134,8 @@ def compliance_workbook(result: ComplianceResult) -> bytes:
         raise ValueError(
             f"targets {missing_units} have no unit rows: compute compliance with with_units=True"
         )
-    book = Workbook()
-    book.remove(book.active)
-    summary = _sheet(
+    book = Workbook(write_only=True)
+    _sheet(
         book,
         "Tổng hợp",
         [
@@ -127,8 +162,6 @@ def compliance_workbook(result: ComplianceResult) -> bytes:
             for t in result.targets
         ),
     )
-    for (cell,) in summary.iter_rows(min_row=2, min_col=2, max_col=2):
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
     _sheet(
         book,
         "Theo đơn vị trực thuộc",
@@ -139,8 +172,8 @@ def compliance_workbook(result: ComplianceResult) -> bytes:
             ("Cấp", 12, None),
             ("Số đơn vị thuộc phạm vi", 14, None),
             ("Số đơn vị đạt", 12, None),
+            ("Số đơn vị chưa đạt", 12, None),
             ("Tỷ lệ đạt", 12, PERCENT),
-            ("Đơn vị chưa đạt", 80, None),
         ],
         (
             (
@@ -150,8 +183,8 @@ def compliance_workbook(result: ComplianceResult) -> bytes:
                 LEVELS_VI[c.level],
                 c.in_scope,
                 c.met,
+                c.in_scope - c.met,
                 _fraction(c.met, c.in_scope),
-                "; ".join(u.name for u in c.not_met),
             )
             for t in result.targets
             for c in t.children
@@ -167,7 +200,7 @@ def compliance_workbook(result: ComplianceResult) -> bytes:
                 ("Tên đơn vị", 32, None),
                 ("Cấp", 12, None),
                 ("Mã đơn vị cấp trên", 14, None),
-                ("Số hoạt động", 12, None),
+                ("Ngày đạt", 12, DATE),
                 ("Kết quả", 12, None),
             ],
             (
@@ -176,7 +209,7 @@ def compliance_workbook(result: ComplianceResult) -> bytes:
                     u.name,
                     LEVELS_VI[u.level],
                     u.parent_id,
-                    u.activities,
+                    u.met_on,
                     MET_VI if u.met else NOT_MET_VI,
                 )
                 for u in t.units
@@ -191,19 +224,19 @@ def compliance_workbook(result: ComplianceResult) -> bytes:
             ("Năm", result.year),
             ("Tính đến", f"{as_of:%H:%M} {vi_short_date(as_of.date())}"),
             (
-                "Nửa năm đã kết thúc",
-                ", ".join(result.ended_half_years) or "Chưa có",
+                "Đơn vị thuộc phạm vi",
+                f"các đơn vị có hiệu lực ngày {vi_short_date(result.scope_on)}",
             ),
+            ("Nửa năm đã kết thúc", ", ".join(result.ended_half_years) or "Chưa có"),
         ],
     )
-    return _to_bytes(book)
+    book.save(out)
 
 
-def indicators_workbook(result: IndicatorsResult) -> bytes:
+def indicators_workbook(result: IndicatorsResult, out: IO[bytes]) -> None:
     """Recorded and declared indicator totals side by side, differences highlighted."""
-    book = Workbook()
-    book.remove(book.active)
-    sheet = _sheet(
+    book = Workbook(write_only=True)
+    sheet = SheetWriter(
         book,
         "Chỉ số",
         [
@@ -215,7 +248,9 @@ def indicators_workbook(result: IndicatorsResult) -> bytes:
             ("Chênh lệch (báo cáo − ghi nhận)", 16, None),
             ("Ghi chú", 16, None),
         ],
-        (
+    )
+    for r in result.rows:
+        sheet.row(
             (
                 r.code,
                 kind_label(r.kind),
@@ -224,14 +259,10 @@ def indicators_workbook(result: IndicatorsResult) -> bytes:
                 r.declared,
                 r.difference,
                 "Có chênh lệch" if r.differs else None,
-            )
-            for r in result.rows
-        ),
-    )
-    for row_index, row in enumerate(result.rows, start=2):
-        if row.differs:
-            for cell in sheet[row_index]:
-                cell.fill = _FLAG_FILL
+            ),
+            fill=_FLAG_FILL if r.differs else None,
+        )
+    sheet.close()
     _info(
         book,
         [
@@ -239,9 +270,13 @@ def indicators_workbook(result: IndicatorsResult) -> bytes:
             ("Kỳ", result.period),
             ("Từ ngày", vi_short_date(result.start_on)),
             ("Đến ngày", vi_short_date(result.end_on)),
-            ("Loại báo cáo", result.report_type or "Tất cả"),
+            (
+                "Loại báo cáo",
+                result.report_type
+                or f"Báo cáo tháng ({', '.join(result.report_types) or 'không có'})",
+            ),
             ("Số báo cáo đã tổng hợp", result.reports),
             ("Số chỉ số có chênh lệch", result.differing),
         ],
     )
-    return _to_bytes(book)
+    book.save(out)
