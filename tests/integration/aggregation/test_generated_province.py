@@ -314,6 +314,37 @@ async def test_the_thematic_report_opens_with_its_diacritics_and_the_numbers_of_
     assert "TM. BAN THƯỜNG VỤ" in signature.rows[0].cells[1].text
 
 
+async def test_the_thematic_report_s_number_date_and_signer_are_set_by_the_request(
+    province: Province,
+) -> None:
+    params = {
+        "plan_id": PLAN_ID,
+        "unit_id": "54",
+        "as_of": AS_OF[2].isoformat(),
+        "number": "118/BC-BTV",
+        "dated_on": "2021-10-27",
+        "signer_name": "Trần Thị Thu",
+        "signer_title": "Phó Chủ tịch Thường trực",
+    }
+    async with started(province.settings) as client:
+        response = await client.get(
+            "/api/v1/exports/thematic-report.docx", params=params, headers=province.admin
+        )
+        refused = await client.get(
+            "/api/v1/exports/thematic-report.docx",
+            params={**params, "dated_on": "27/10/2021"},
+            headers=province.admin,
+        )
+    assert response.status_code == 200, response.text
+    document = docx.Document(BytesIO(response.content))
+    left, right = (cell.text for cell in document.tables[0].rows[0].cells)
+    assert "Số: 118/BC-BTV" in left
+    assert "Phú Yên, ngày 27 tháng 10 năm 2021" in right
+    signed = document.tables[-1].rows[0].cells[1].text
+    assert "PHÓ CHỦ TỊCH THƯỜNG TRỰC" in signed and "Trần Thị Thu" in signed
+    assert refused.status_code == 422 and "dated_on" in refused.text
+
+
 async def test_rebuild_from_the_archive_gives_identical_answers(province: Province) -> None:
     settings = province.settings
     env = {
