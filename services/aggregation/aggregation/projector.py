@@ -34,7 +34,7 @@ from .domain.rollup import (
     UnitYear,
     add_into,
     difference,
-    is_plan_part,
+    is_roster,
     plan_part_name,
 )
 from .domain.scope import ChildRef
@@ -302,8 +302,8 @@ class Projection:
                 self._rebuild(docs, plan if plan.year == year else None, plan_id, year, all_reports)
         for doc in docs.changed():
             for name in doc.dirty:
-                if is_plan_part(name):
-                    doc.parts[name].sort(self.after.order)
+                if is_roster(name):
+                    doc.parts[name].finish(self.after.order)
 
     def _move_all(self, docs: Docs) -> None:
         parent = {i: u.parent_id for i, u in self.before.tree.units.items()}
@@ -388,7 +388,6 @@ class Projection:
     ) -> None:
         """The plan's part of every unit-year document of `year`, from scratch (`plan` None:
         the plan moved to another year, its parts here are removed)."""
-        name = plan_part_name(plan_id)
         fresh: dict[str, PlanPart] = {}
         if plan is not None:
             shape = PlanShape.of(plan)
@@ -406,13 +405,10 @@ class Projection:
                     branch = SELF if index == 0 else path[index - 1]
                     part.add_member(branch, unit_id, entry, contribution)
         for doc in docs.of_year(year):
-            if doc.unit_id not in fresh and (name in doc.parts or doc.has_part(name)):
-                doc.parts[name] = PlanPart()
-                doc.dirty.add(name)
+            if doc.unit_id not in fresh and doc.has_part(plan_part_name(plan_id)):
+                doc.set_plan(plan_id, PlanPart())
         for unit_id, part in fresh.items():
-            doc = docs.get(unit_id, year)
-            doc.parts[name] = part
-            doc.dirty.add(name)
+            docs.get(unit_id, year).set_plan(plan_id, part)
 
     # ---- the query side of the tree --------------------------------------------------------
 
@@ -479,7 +475,7 @@ def _carry(docs: Docs, moving: UnitYear, path: list[str], year: int, sign: int) 
     activities = moving.part("activities")
     declared = moving.part("declared")
     cases = moving.part("cases")["s"]
-    plans = [n for n in moving.part_names() if is_plan_part(n)]
+    plans = moving.plan_ids()
     for index in range(1, len(path)):
         target = docs.get(path[index], year)
         branch = path[index - 1]
@@ -491,10 +487,10 @@ def _carry(docs: Docs, moving: UnitYear, path: list[str], year: int, sign: int) 
             mine = target.change("cases")
             add_into(mine["s"], cases, sign)
             _add_child(mine["c"], branch, cases, sign)
-        for name in plans:
-            part = moving.part(name)
+        for plan_id in plans:
+            part = moving.plan(plan_id)
             if not part.is_empty():
-                target.change(name).add_subtree(branch, part, sign)
+                target.change_plan(plan_id).add_subtree(branch, part, sign)
 
 
 def _reports_of(

@@ -28,7 +28,7 @@ from .domain.case_stats import CaseStats, case_stats
 from .domain.compliance import DEFAULT_LIST_LIMIT, ComplianceResult, compliance
 from .domain.indicators import IndicatorsResult, indicators
 from .domain.rates import ReportingRates, all_reporting_rates, reporting_rates
-from .domain.rollup import PlanPart, UnitYear, plan_part_name
+from .domain.rollup import PlanPart, UnitYear, plan_part_name, roster_name
 from .domain.scope import ChildRef
 from .errors import BadInput, NotFound
 from .exports.docx import ReportHeading, heading_for, thematic_report_docx
@@ -110,9 +110,14 @@ class Queries:
         found = UnitYear(unit_id, year, {}, set(), unit_year_parts(doc) if doc else {})
         return found.part(name)
 
-    async def plan_part(self, plan: Plan, unit_id: str) -> PlanPart:
-        part: PlanPart = await self.part(unit_id, plan.year, plan_part_name(plan.plan_id))
-        return part
+    async def plan_part(self, plan: Plan, unit_id: str, *, roster: bool = True) -> PlanPart:
+        """The plan's counts in the unit's document, and its roster when lists are wanted."""
+        names = [plan_part_name(plan.plan_id)] + ([roster_name(plan.plan_id)] if roster else [])
+        doc = await self.store.get(
+            "unit_years", unit_year_id(unit_id, plan.year), [part_field(n) for n in names]
+        )
+        found = UnitYear(unit_id, plan.year, {}, set(), unit_year_parts(doc) if doc else {})
+        return found.plan(plan.plan_id)
 
     # ---- answers --------------------------------------------------------------------------------
 
@@ -127,7 +132,7 @@ class Queries:
     ) -> ComplianceResult:
         _aware(as_of)
         plan, node = await asyncio.gather(self.plan(plan_id), self.node(unit_id))
-        part = await self.plan_part(plan, unit_id)
+        part = await self.plan_part(plan, unit_id, roster=bool(list_limit) or with_units)
         return compliance(
             plan,
             node.unit,
@@ -150,7 +155,7 @@ class Queries:
         plans = [await self.plan(plan_id)] if plan_id else await self.plans()
         node = await self.node(unit_id)
         plan = _schedule_plan(plans, report_type, period, plan_id)
-        part = await self.plan_part(plan, unit_id)
+        part = await self.plan_part(plan, unit_id, roster=bool(list_limit))
         return reporting_rates(
             plan, node.unit, node.children, part, report_type, period, list_limit=list_limit
         )

@@ -51,8 +51,13 @@ def plan_2025() -> Plan:
     """T1–T6 as in the SPEC's table, over 2025, with the monthly reports of 2025."""
 
     def target(code: str, levels: list[str], kinds: list[str], **kw: Any) -> dict[str, Any]:
-        return {"code": code, "title": f"Chỉ tiêu {code}", "levels": levels,
-                "activity_kinds": kinds, **kw}  # fmt: skip
+        return {
+            "code": code,
+            "title": f"Chỉ tiêu {code}",
+            "levels": levels,
+            "activity_kinds": kinds,
+            **kw,
+        }
 
     every = ["province", "district", "commune"]
     periods = []
@@ -271,8 +276,13 @@ def _reports(rng: random.Random, out: Scenario, before: list[Unit], new: list[Un
     early = next(u for u in reporters_before if u.level is UnitLevel.commune)
     july = schedule.period(f"{YEAR}-07")
     assert july is not None
-    _report(out, early.unit_id, july.period, datetime(YEAR, 6, 28, 10, tzinfo=VN),
-            july.due_at[UnitLevel.commune])  # fmt: skip
+    _report(
+        out,
+        early.unit_id,
+        july.period,
+        datetime(YEAR, 6, 28, 10, tzinfo=VN),
+        july.due_at[UnitLevel.commune],
+    )
 
 
 def _report(out: Scenario, unit_id: str, period: str, received: datetime, due: datetime) -> None:

@@ -218,7 +218,7 @@ def _child_ref(child_id: str, names: Mapping[str, ChildRef], part: PlanPart) -> 
     ref = names.get(child_id)
     if ref is not None:
         return ref_fields(ref)
-    entry = part.entry(child_id, child_id)  # a child the tree no longer lists: its own entry
+    entry = part.entry(child_id)  # a child the tree no longer lists: its own entry
     if entry is not None:
         return {"unit_id": child_id, "name": entry.name, "level": entry.level}
     return {"unit_id": child_id, "name": child_id, "level": UnitLevel.commune}
@@ -239,7 +239,7 @@ def _list_units(
     child_of = [{c.unit_id: c for c in r.children} for r in results]
     wanted = sum(r.in_scope - r.met for r in results) if not with_units else None
     listed = 0
-    for branch, unit_id, entry in part.ordered_members():
+    for unit_id, branch, entry in part.roster:
         if wanted is not None and listed >= wanted:
             break
         if not when.in_scope(entry.valid):

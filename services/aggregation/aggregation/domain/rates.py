@@ -137,7 +137,7 @@ def _rates(
     )
     if list_limit and (result.expected > result.on_time):
         child_of = {c.unit_id: c for c in per_child}
-        for branch, unit_id, entry in part.ordered_members():
+        for unit_id, branch, entry in part.roster:
             status = entry.reports[index] if index < len(entry.reports) else "-"
             if status not in (MISSING, LATE):
                 continue

@@ -10,9 +10,9 @@ One `UnitYear` per (unit, year), in parts:
   `{"received", "overdue", "by_kind": {…}, "by_topic", "by_status", "by_outcome", "by_flag",
   "due": {epoch ms: cases}}` (`due`: open cases not flagged overdue, by next due instant);
 - `declared`: over the subtree, report type → period → `{"n": reports, "c": {code: sum}}`;
-- one `PlanPart` per plan of the year: every unit of the subtree with its standing (`Entry`),
-  grouped by the child it is under, and the counts the answers need, for the subtree and per
-  child.
+- two parts per plan of the year (`PlanPart`): the counts the answers need, for the subtree
+  and per child (`plan:<plan_id>`, JSON), and the roster of every unit of the subtree with its
+  standing (`roster:<plan_id>`, one text line per unit, see `Roster`).
 
 Every count is a nested map of integers added with `add_into`, zeros pruned, so a rollup is the
 sum of its contributions whatever order they were added and removed in.
@@ -21,10 +21,13 @@ sum of its contributions whatever order they were added and removed in.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+
+from pydantic_core import to_json
 
 from lhpn_shared.clock import LOCAL_TZ
 from lhpn_shared.contracts.plans import Plan, ReportSchedule, SchedulePeriod, TargetRule
@@ -166,21 +169,34 @@ class Entry:
     targets: tuple[int | tuple[int, int] | None, ...]
     reports: str
 
-    def to_json(self) -> list[Any]:
-        first, last = self.valid if self.valid is not None else (None, None)
-        targets = [list(t) if isinstance(t, tuple) else t for t in self.targets]
-        return [self.name, self.level, self.parent_id, first, last, targets, self.reports]
+    def to_line(self, unit_id: str, branch: str) -> str:
+        """The entry as one line of a roster (tab-separated, see `Roster`)."""
+        first, last = self.valid if self.valid is not None else ("", "")
+        targets = ",".join(
+            "" if t is None else f"{t[0]}:{t[1]}" if isinstance(t, tuple) else str(t)
+            for t in self.targets
+        )
+        name = _PLAIN.sub(" ", self.name)
+        return (
+            f"{unit_id}\t{branch}\t{name}\t{self.level}\t{self.parent_id or ''}\t{first}\t{last}"
+            f"\t{targets}\t{self.reports}"
+        )
 
     @classmethod
-    def from_json(cls, raw: list[Any]) -> Entry:
-        name, level, parent_id, first, last, targets, reports = raw
-        return cls(
-            name=name,
-            level=level,
-            parent_id=parent_id,
-            valid=None if first is None else (first, last),
-            targets=tuple(tuple(t) if isinstance(t, list) else t for t in targets),
-            reports=reports,
+    def from_line(cls, line: str) -> tuple[str, str, Entry]:
+        """(unit_id, branch, entry) of a roster line."""
+        unit_id, branch, name, level, parent, first, last, targets, reports = line.split("\t")
+        return (
+            unit_id,
+            branch,
+            cls(
+                name=name,
+                level=level,
+                parent_id=parent or None,
+                valid=(int(first), int(last)) if first else None,
+                targets=tuple(_target(t) for t in targets.split(",")) if targets else (),
+                reports=reports,
+            ),
         )
 
     def contribution(self, shape: PlanShape) -> Leaves:
@@ -216,6 +232,17 @@ class Entry:
         return out
 
 
+_PLAIN = re.compile(r"[\t\r\n]")
+"""What a name may not hold in a roster line."""
+
+
+def _target(token: str) -> int | tuple[int, int] | None:
+    if not token:
+        return None
+    first, sep, second = token.partition(":")
+    return (int(first), int(second)) if sep else int(first)
+
+
 def unit_interval(unit: Unit, year: int) -> tuple[int, int] | None:
     """The days of `year` the unit is valid on, as day indexes, or None."""
     start, end = date(year, 1, 1), date(year, 12, 31)
@@ -226,36 +253,103 @@ def unit_interval(unit: Unit, year: int) -> tuple[int, int] | None:
     return day_index(year, first), day_index(year, last)
 
 
+class Roster:
+    """The members of a plan part: one line per unit of the subtree, in tree order (the unit
+    itself first, then each child's subtree by the child's id), each line
+    `unit_id, branch, name, level, parent_id, first day, last day, targets, reports`
+    separated by tabs (`Entry.to_line`).
+
+    Kept as text, not JSON: the country's roster holds every unit of it, and a batch changes a
+    few hundred lines of it; splitting it into lines, replacing those and joining them again
+    costs a few milliseconds, where parsing and writing it as JSON cost a hundred. The lines
+    are indexed on first use; the changes are applied by `finish`."""
+
+    def __init__(self, text: str = "") -> None:
+        self.text = text
+        self._lines: list[str] | None = None
+        self._index: dict[str, int] | None = None
+        self.changes: dict[str, str | None] = {}
+
+    def _indexed(self) -> tuple[list[str], dict[str, int]]:
+        if self._lines is None or self._index is None:
+            self._lines = self.text.split("\n") if self.text else []
+            self._index = {line[: line.index("\t")]: n for n, line in enumerate(self._lines)}
+        return self._lines, self._index
+
+    def line(self, unit_id: str) -> str | None:
+        if unit_id in self.changes:
+            return self.changes[unit_id]
+        lines, index = self._indexed()
+        at = index.get(unit_id)
+        return None if at is None else lines[at]
+
+    def set(self, unit_id: str, line: str | None) -> None:
+        self.changes[unit_id] = line
+
+    def lines(self) -> list[str]:
+        """Every line as it is now (changes not yet in order: call `finish` first)."""
+        if not self.changes:
+            return self.text.split("\n") if self.text else []
+        lines, _ = self._indexed()
+        out = [line for line in lines if line[: line.index("\t")] not in self.changes]
+        out += [line for line in self.changes.values() if line is not None]
+        return out
+
+    def finish(self, order: Mapping[str, int]) -> None:
+        """Apply the changes: lines replaced in place, removed, or added in tree order."""
+        if not self.changes:
+            return
+        lines, index = self._indexed()
+        kept: list[str | None] = list(lines)
+        added = False
+        for unit_id, line in self.changes.items():
+            at = index.get(unit_id)
+            if at is not None:
+                kept[at] = line
+            elif line is not None:
+                kept.append(line)
+                added = True
+        result = [line for line in kept if line is not None]
+        if added:
+            end = len(order)
+
+            def position(line: str) -> tuple[int, str]:
+                unit_id = line[: line.index("\t")]
+                return order.get(unit_id, end), unit_id
+
+            result.sort(key=position)
+        self.text = "\n".join(result)
+        self._lines = self._index = None
+        self.changes = {}
+
+    def __iter__(self) -> Iterator[tuple[str, str, Entry]]:
+        for line in self.lines():
+            yield Entry.from_line(line)
+
+
 class PlanPart:
-    """A plan's rollup in one unit's document (see the module docstring).
+    """A plan's rollup in one unit's document (see the module docstring): `summary` (the sum
+    of its members' `Entry.contribution`), `children` (the same per child, by the child's id),
+    and the `roster` of its members. The branch of a member is the child of this unit it is
+    under (`SELF` for the unit itself)."""
 
-    `data` = `{"m": {branch: {unit_id: entry}}, "s": summary, "c": {child: summary}}`; the
-    branch of a unit is the child of this unit it is under (`SELF` for the unit itself); a
-    summary is the sum of its entries' `Entry.contribution`."""
-
-    def __init__(self, data: Counts | None = None) -> None:
-        self.data: Counts = data if data is not None else {"m": {}, "s": {}, "c": {}}
-        self.unsorted: set[str] = set()
-        """branches given a member they did not have (their order is restored before writing)"""
-
-    @property
-    def members(self) -> dict[str, dict[str, list[Any]]]:
-        members: dict[str, dict[str, list[Any]]] = self.data["m"]
-        return members
+    def __init__(self, counts: Counts | None = None, roster: Roster | None = None) -> None:
+        self.counts: Counts = counts if counts is not None else {"s": {}, "c": {}}
+        self.roster = roster if roster is not None else Roster()
 
     @property
     def summary(self) -> Counts:
-        summary: Counts = self.data["s"]
+        summary: Counts = self.counts["s"]
         return summary
 
     @property
     def children(self) -> dict[str, Counts]:
-        children: dict[str, Counts] = self.data["c"]
+        children: dict[str, Counts] = self.counts["c"]
         return children
 
-    def entry(self, unit_id: str, branch: str = SELF) -> Entry | None:
-        raw = self.members.get(branch, {}).get(unit_id)
-        return None if raw is None else Entry.from_json(raw)
+    def entry(self, unit_id: str) -> Entry | None:
+        line = self.roster.line(unit_id)
+        return None if line is None else Entry.from_line(line)[2]
 
     def set_member(
         self,
@@ -267,48 +361,31 @@ class PlanPart:
     ) -> None:
         """Put `new` in place of the unit's entry (None removes it), counts included;
         `change` is the difference of the contributions, when the caller has it."""
-        group = self.members.get(branch)
-        old = group.get(unit_id) if group is not None else None
         if change is None:
-            before = Entry.from_json(old).contribution(shape) if old is not None else {}
+            line = self.roster.line(unit_id)
+            before = Entry.from_line(line)[2].contribution(shape) if line is not None else {}
             after = new.contribution(shape) if new is not None else {}
             change = difference(after, before)
         self._add(branch, change)
-        if new is None:
-            if group is not None and old is not None:
-                del group[unit_id]
-                if not group:
-                    del self.members[branch]
-            return
-        if group is None:
-            group = self.members[branch] = {}
-        if unit_id not in group:
-            self.unsorted.add(branch)
-        group[unit_id] = new.to_json()
+        self.roster.set(unit_id, None if new is None else new.to_line(unit_id, branch))
 
     def add_member(self, branch: str, unit_id: str, entry: Entry, contribution: Leaves) -> None:
         """Add a member known to be absent, its contribution computed once by the caller."""
-        group = self.members.get(branch)
-        if group is None:
-            group = self.members[branch] = {}
-        self.unsorted.add(branch)
-        group[unit_id] = entry.to_json()
+        self.roster.set(unit_id, entry.to_line(unit_id, branch))
         self._add(branch, contribution)
 
     def add_subtree(self, branch: str, other: PlanPart, sign: int) -> None:
         """Add (sign 1) or remove (−1) every member of a child's part, under `branch`."""
-        group = self.members.setdefault(branch, {})
-        for members in other.members.values():
-            for unit_id, raw in members.items():
-                if sign > 0:
-                    if unit_id not in group:
-                        self.unsorted.add(branch)
-                    group[unit_id] = raw
-                else:
-                    group.pop(unit_id, None)
-        if not group:
-            del self.members[branch]
-        self._count(branch, other.summary, sign)
+        for line in other.roster.lines():
+            unit_id, _, rest = line.partition("\t")
+            _, _, rest = rest.partition("\t")
+            self.roster.set(unit_id, f"{unit_id}\t{branch}\t{rest}" if sign > 0 else None)
+        add_into(self.summary, other.summary, sign)
+        if branch != SELF:
+            child = self.children.setdefault(branch, {})
+            add_into(child, other.summary, sign)
+            if not child:
+                del self.children[branch]
 
     def _add(self, branch: str, change: Leaves) -> None:
         if not change:
@@ -320,57 +397,38 @@ class PlanPart:
             if not child:
                 del self.children[branch]
 
-    def _count(self, branch: str, counts: Mapping[str, Any], sign: int) -> None:
-        add_into(self.summary, counts, sign)
-        if branch != SELF:
-            child = self.children.setdefault(branch, {})
-            add_into(child, counts, sign)
-            if not child:
-                del self.children[branch]
-
-    def sort(self, order: Mapping[str, int]) -> None:
-        """Restore the listing order (tree order) of the branches that gained members."""
-        end = len(order)
-        for branch in self.unsorted:
-            group = self.members.get(branch)
-            if group:
-                self.members[branch] = dict(
-                    sorted(group.items(), key=lambda item: (order.get(item[0], end), item[0]))
-                )
-        self.unsorted.clear()
-
-    def ordered_members(self) -> list[tuple[str, str, Entry]]:
-        """(branch, unit_id, entry) of every member: the unit itself, then each child's
-        subtree in the order of the children's ids."""
-        out: list[tuple[str, str, Entry]] = []
-        for branch in sorted(self.members):
-            for unit_id, raw in self.members[branch].items():
-                out.append((branch, unit_id, Entry.from_json(raw)))
-        return out
+    def finish(self, order: Mapping[str, int]) -> None:
+        self.roster.finish(order)
 
     def is_empty(self) -> bool:
-        return not self.members and not self.summary
+        return not self.summary and not self.children and not self.roster.text
 
 
 # --- the unit-year document ---------------------------------------------------------------
 
 PARTS = ("days", "activities", "cases", "declared")
-"""The parts of every unit-year document; plan parts are named `plan_part_name(plan_id)`."""
+"""The parts of every unit-year document; a plan has two: `plan:<plan_id>` (its counts, JSON)
+and `roster:<plan_id>` (its members, text)."""
 
 
-def empty_part(name: str) -> Counts:
+def empty_part(name: str) -> Any:
+    if is_roster(name):
+        return Roster()
+    if is_plan_part(name):
+        return {"s": {}, "c": {}}
     return {"s": {}, "c": {}} if name == "cases" else {}
 
 
 @dataclass
 class UnitYear:
     """One unit's document for one year (see the module docstring). Parts are kept as stored
-    (`raw`, JSON) until used, and only the parts marked changed are written again."""
+    (`raw`: JSON, or text for rosters) until used, and only the parts marked changed are
+    written again."""
 
     unit_id: str
     year: int
     parts: dict[str, Any]
-    """part name → parsed part (`PlanPart` for plan parts)"""
+    """part name → parsed part (a dict, or a `Roster`)"""
     dirty: set[str]
     raw: dict[str, str] = field(default_factory=dict)
     """part name → the part as stored, not parsed yet"""
@@ -389,11 +447,12 @@ class UnitYear:
         """A part to read (not marked changed); an empty one if the document has none."""
         if name not in self.parts:
             stored = self.raw.pop(name, None)
-            data = json.loads(stored) if stored is not None else None
-            if is_plan_part(name):
-                self.parts[name] = PlanPart(data)
+            if stored is None:
+                self.parts[name] = empty_part(name)
+            elif is_roster(name):
+                self.parts[name] = Roster(stored)
             else:
-                self.parts[name] = data if data is not None else empty_part(name)
+                self.parts[name] = json.loads(stored)
         return self.parts[name]
 
     def change(self, name: str) -> Any:
@@ -402,37 +461,53 @@ class UnitYear:
         return self.part(name)
 
     def plan(self, plan_id: str) -> PlanPart:
-        part: PlanPart = self.part(plan_part_name(plan_id))
-        return part
+        return PlanPart(self.part(plan_part_name(plan_id)), self.part(roster_name(plan_id)))
 
     def change_plan(self, plan_id: str) -> PlanPart:
-        part: PlanPart = self.change(plan_part_name(plan_id))
-        return part
+        return PlanPart(self.change(plan_part_name(plan_id)), self.change(roster_name(plan_id)))
+
+    def set_plan(self, plan_id: str, part: PlanPart) -> None:
+        for name, value in (
+            (plan_part_name(plan_id), part.counts),
+            (roster_name(plan_id), part.roster),
+        ):
+            self.raw.pop(name, None)
+            self.parts[name] = value
+            self.dirty.add(name)
+
+    def plan_ids(self) -> list[str]:
+        return [n.removeprefix("plan:") for n in self.part_names() if is_plan_part(n)]
 
     def own_days(self) -> dict[str, list[int]]:
         days: dict[str, list[int]] = self.part("days")
         return days
 
     def dumped(self, name: str) -> str | None:
-        """A part as stored: JSON, or None when it is empty (not stored)."""
+        """A part as stored: JSON (text for a roster), or None when it is empty."""
         if name in self.raw:
             return self.raw[name]
         value = self.parts.get(name)
-        if isinstance(value, PlanPart):
-            value = None if value.is_empty() else value.data
-        elif value in ({}, {"s": {}, "c": {}}):
-            value = None
-        return (
-            None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        )
+        if isinstance(value, Roster):
+            return value.text or None
+        if value in (None, {}, {"s": {}, "c": {}}):
+            return None
+        return to_json(value).decode()
 
 
 def plan_part_name(plan_id: str) -> str:
     return f"plan:{plan_id}"
 
 
+def roster_name(plan_id: str) -> str:
+    return f"roster:{plan_id}"
+
+
 def is_plan_part(name: str) -> bool:
     return name.startswith("plan:")
+
+
+def is_roster(name: str) -> bool:
+    return name.startswith("roster:")
 
 
 def levels_of(values: list[UnitLevel]) -> set[str]:
