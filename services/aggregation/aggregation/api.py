@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from lhpn_shared.auth import Authenticator, Principal, require_aggregate_read
 
@@ -39,6 +40,12 @@ ListLimitParam = Annotated[
         "whole; the export lists every unit)",
     ),
 ]
+
+
+def _answer(result: BaseModel) -> Response:
+    """The answer serialised once (FastAPI would validate a returned model again first: a
+    country's answer holds thousands of units)."""
+    return Response(result.model_dump_json(), media_type="application/json")
 
 
 def _disposition(name: str) -> dict[str, str]:
@@ -104,9 +111,11 @@ def build_router(auth: Authenticator) -> APIRouter:
             str | None, Query(description="default: the latest plan scheduling it")
         ] = None,
         list_limit: ListLimitParam = DEFAULT_LIST_LIMIT,
-    ) -> ReportingRates:
+    ) -> Response:
         unit = await readable_unit(svc, caller, unit_id)
-        return await svc.reporting_rates(report_type, period, unit, plan_id, list_limit=list_limit)
+        return _answer(
+            await svc.reporting_rates(report_type, period, unit, plan_id, list_limit=list_limit)
+        )
 
     @router.get("/indicators", response_model=IndicatorsResult)
     async def get_indicators(
@@ -121,16 +130,16 @@ def build_router(auth: Authenticator) -> APIRouter:
                 "the monthly reports of the months within it"
             ),
         ] = None,
-    ) -> IndicatorsResult:
+    ) -> Response:
         unit = await readable_unit(svc, caller, unit_id)
-        return await svc.indicators(unit, period, report_type)
+        return _answer(await svc.indicators(unit, period, report_type))
 
     @router.get("/case-stats", response_model=CaseStats)
     async def get_case_stats(
         caller: Caller, svc: Svc, period: PeriodParam, unit_id: UnitParam = None
-    ) -> CaseStats:
+    ) -> Response:
         unit = await readable_unit(svc, caller, unit_id)
-        return await svc.case_stats(unit, period)
+        return _answer(await svc.case_stats(unit, period))
 
     @router.get("/exports/compliance.xlsx", response_class=Response, tags=["exports"])
     async def export_compliance(

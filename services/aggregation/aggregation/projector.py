@@ -147,7 +147,15 @@ class Projection:
         self.years |= {p.year for p in plans.values()}
         self.moved = self._moved()
         self.rebuilt = self._rebuilt()
+        self._chains: dict[str, list[str]] = {}
         self._standings: dict[str, tuple[set[str], set[str], dict[str, list[str]]]] = {}
+
+    def chain(self, unit_id: str) -> list[str]:
+        """The unit's chain in the tree after the batch (`tree.chain`), computed once."""
+        found = self._chains.get(unit_id)
+        if found is None:
+            found = self._chains[unit_id] = chain(self.after.tree, unit_id)
+        return found
 
     # ---- what changes ----------------------------------------------------------------------
 
@@ -216,15 +224,14 @@ class Projection:
 
     def needs(self) -> Needs:
         needs = Needs()
-        after = self.after.tree
         for d in self.activity_deltas:
-            needs.docs.update(unit_year_id(u, d.year) for u in chain(after, d.unit_id))
+            needs.docs.update(unit_year_id(u, d.year) for u in self.chain(d.unit_id))
         for c in self.case_deltas:
-            needs.docs.update(unit_year_id(u, c.year) for u in chain(after, c.unit_id))
+            needs.docs.update(unit_year_id(u, c.year) for u in self.chain(c.unit_id))
         for old, new in self.report_changes.values():
             for report in (old, new):
                 if report is not None and (year := period_year(report.period)) is not None:
-                    needs.docs.update(unit_year_id(u, year) for u in chain(after, report.unit_id))
+                    needs.docs.update(unit_year_id(u, year) for u in self.chain(report.unit_id))
         reach = self._move_reach()
         needs.docs.update(unit_year_id(u, y) for u in reach for y in self.years)
         for years in self.rebuilt.values():
@@ -237,7 +244,7 @@ class Projection:
             year = plan.year
             shape = PlanShape.of(plan)
             for unit_id in targets | full | set(resubmitted):
-                needs.docs.update(unit_year_id(u, year) for u in chain(after, unit_id))
+                needs.docs.update(unit_year_id(u, year) for u in self.chain(unit_id))
             for unit_id in targets:
                 sources = self.after.lineage.credit_sources(unit_id, year)
                 needs.docs.update(unit_year_id(u, year) for u in sources)
@@ -271,15 +278,14 @@ class Projection:
         states `needs` asked for (the batch's own changes are taken from the batch)."""
         all_reports = {**reports, **self.final_reports}
         self._move_all(docs)
-        after = self.after.tree
         for d in self.activity_deltas:
             _own_days(docs.get(d.unit_id, d.year), d)
             totals = d.totals()
-            for unit_id in chain(after, d.unit_id):
+            for unit_id in self.chain(d.unit_id):
                 add_into(docs.get(unit_id, d.year).change("activities"), totals)
         for c in self.case_deltas:
             counts = c.counts()
-            path = chain(after, c.unit_id)
+            path = self.chain(c.unit_id)
             for index, unit_id in enumerate(path):
                 cases = docs.get(unit_id, c.year).change("cases")
                 add_into(cases["s"], counts)
@@ -291,7 +297,7 @@ class Projection:
                 if report is None or year is None:
                     continue
                 declared = {report.report_type: {report.period: {"n": 1, "c": report.indicators}}}
-                for unit_id in chain(after, report.unit_id):
+                for unit_id in self.chain(report.unit_id):
                     add_into(docs.get(unit_id, year).change("declared"), declared, sign)
         for plan in self.plans.values():
             if plan.plan_id not in self.rebuilt:
@@ -306,6 +312,8 @@ class Projection:
                     doc.parts[name].finish(self.after.order)
 
     def _move_all(self, docs: Docs) -> None:
+        if not self.moved:
+            return
         parent = {i: u.parent_id for i, u in self.before.tree.units.items()}
         known = set(parent)
 
@@ -361,7 +369,7 @@ class Projection:
             change = difference(
                 new.contribution(shape), old.contribution(shape) if old is not None else {}
             )
-            path = chain(after, unit_id)
+            path = self.chain(unit_id)
             for index, ancestor in enumerate(path):
                 branch = SELF if index == 0 else path[index - 1]
                 docs.get(ancestor, year).change_plan(plan.plan_id).set_member(
@@ -397,7 +405,7 @@ class Projection:
                 statuses = report_statuses(unit, shape, _reports_of(unit_id, shape, reports))
                 entry = self._entry(docs, unit, shape, statuses)
                 contribution = entry.contribution(shape)
-                path = chain(after, unit_id)
+                path = self.chain(unit_id)
                 for index, ancestor in enumerate(path):
                     part = fresh.get(ancestor)
                     if part is None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bson import Binary
+from pydantic_core import to_json
 from pymongo import InsertOne, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -103,7 +104,7 @@ class Writes:
 
         def flush() -> None:
             nonlocal size
-            packed = zlib.compress(json.dumps(pending, ensure_ascii=False).encode(), 1)
+            packed = zlib.compress(to_json(pending), 1)
             chunks.append(
                 {
                     "_id": f"{self.token}.{len(chunks)}",

@@ -19,8 +19,11 @@ ever applied twice. One batch is written at a time: one flusher per process, and
 active consumer on the queue.
 
 The writer keeps the unit tree and the plans in memory (`TreeState`), loaded when it starts and
-whenever another process wrote (the stamp in `meta` is not the one it wrote last). The queries
-never use it: they read the documents.
+whenever another process wrote (the stamp in `meta` is not the one it wrote last), and the
+unit-year documents it read or wrote last (`DocCache`): a batch needs the documents of the same
+ancestors again and again, and reading a document costs the development server as much as
+writing it. The cache is dropped whenever another process wrote, a batch failed, or a journal
+was written again. The queries never use any of it: they read the documents.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -55,10 +59,47 @@ from .repository import (
 log = logging.getLogger("aggregation")
 
 
+CACHED_DOCUMENTS = 100_000
+"""Unit-year documents the writer keeps (a national year is about 11,400 of them)."""
+
+
+class DocCache:
+    """The unit-year documents as stored (parsed as far as they were used), or known absent
+    (None); least recently used first. Only documents exactly as written go in: those of a
+    batch whose writes all succeeded."""
+
+    def __init__(self, size: int = CACHED_DOCUMENTS) -> None:
+        self.size = size
+        self.docs: OrderedDict[str, UnitYear | None] = OrderedDict()
+
+    def take(self, ids: Iterable[str]) -> tuple[dict[str, UnitYear | None], list[str]]:
+        """(the cached ones, the ids to read)."""
+        found: dict[str, UnitYear | None] = {}
+        missing: list[str] = []
+        for doc_id in ids:
+            if doc_id in self.docs:
+                self.docs.move_to_end(doc_id)
+                found[doc_id] = self.docs[doc_id]
+            else:
+                missing.append(doc_id)
+        return found, missing
+
+    def put(self, docs: Mapping[str, UnitYear | None]) -> None:
+        for doc_id, doc in docs.items():
+            self.docs[doc_id] = doc
+            self.docs.move_to_end(doc_id)
+        while len(self.docs) > self.size:
+            self.docs.popitem(last=False)
+
+    def clear(self) -> None:
+        self.docs.clear()
+
+
 class Writer:
     def __init__(self, store: AggregationStore, clock: Clock) -> None:
         self.store = store
         self.clock = clock
+        self.cache = DocCache()
         self.tree: TreeState | None = None
         self.plans: dict[str, Plan] = {}
         self.years: set[int] = set()
@@ -77,6 +118,7 @@ class Writer:
         self.plans = {p.plan_id: p for p in plans}
         self.years = {int(str(y)) for y in years}
         self.stamp = await self.store.read_stamp()
+        self.cache.clear()
 
     async def apply(self, events: Sequence[Event]) -> list[bool]:
         """Apply a batch of events (see the module docstring); returns, per event, whether it
@@ -89,7 +131,11 @@ class Writer:
         stamp = meta.get("stamp", {}).get("value")
         if self.tree is None or stamp != self.stamp:
             await self.load()
-        return await self._apply(events, archive=True)
+        try:
+            return await self._apply(events, archive=True)
+        except BaseException:
+            self.cache.clear()  # what reached the database is unknown: read it again
+            raise
 
     async def recover(self) -> int:
         """Finish the batches a crash interrupted; returns how many there were."""
@@ -99,6 +145,7 @@ class Writer:
             await self.store.journal_done(writes.token)
             await self.store.write_stamp(writes.token, self.now())
             self.tree = None  # the tree may have changed: read it again
+            self.cache.clear()
             log.warning("unfinished batch written again", extra={"token": writes.token})
         return len(pending)
 
@@ -145,6 +192,12 @@ class Writer:
         if not writes.empty:
             await self.store.write_stamp(token, now)
             self.stamp = token
+        written = writes.docs["unit_years"]
+        kept: dict[str, UnitYear | None] = {}
+        for doc_id, doc in docs.docs.items():
+            doc.dirty.clear()  # as written: the next batch starts from them
+            kept[doc_id] = doc if doc_id in written or doc_id not in docs.absent else None
+        self.cache.put(kept)
         self.tree, self.plans, self.years = projection.after, plans, years
         return changed
 
@@ -154,20 +207,23 @@ class Writer:
 
     async def _load_needs(self, needs: Needs) -> tuple[Docs, dict[str, ReportState], set[str]]:
         by_id = {i for i in needs.docs if _year_of(i) not in needs.whole_years}
-        found = await self.store.load("unit_years", by_id)
+        loaded, missing = self.cache.take(sorted(by_id))
+        read = await self.store.load("unit_years", missing)
         for year in sorted(needs.whole_years):
-            found.update({d["_id"]: d for d in await self.store.unit_years_of(year)})
+            read.update({d["_id"]: d for d in await self.store.unit_years_of(year)})
+        for doc_id in missing:
+            loaded[doc_id] = None
+        for doc_id, doc in read.items():
+            loaded[doc_id] = UnitYear(
+                str(doc["unit_id"]), int(doc["year"]), {}, set(), unit_year_parts(doc)
+            )
         if needs.all_reports:
             report_docs = {d["_id"]: d for d in await self.store.all_docs("reports")}
         else:
             report_docs = await self.store.load("reports", needs.reports)
-        loaded: dict[str, UnitYear | None] = {i: None for i in by_id}
-        for doc_id, doc in found.items():
-            loaded[doc_id] = UnitYear(
-                str(doc["unit_id"]), int(doc["year"]), {}, set(), unit_year_parts(doc)
-            )
         reports = {i: state_of(ReportState, d) for i, d in report_docs.items()}
-        return Docs(loaded, needs.whole_years), reports, set(found)
+        stored = {i for i, d in loaded.items() if d is not None}
+        return Docs(loaded, needs.whole_years), reports, stored
 
     def _writes(
         self,
@@ -212,6 +268,7 @@ class Writer:
         await self.store.write_list("years", [])
         await self.store.write_list("roots", [])
         self.tree = None
+        self.cache.clear()
         replayed = 0
         pending: list[Event] = []
         async for bodies in self.store.archived():

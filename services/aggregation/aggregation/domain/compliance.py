@@ -25,11 +25,11 @@ from lhpn_shared.contracts.activities import ActivityKind
 from lhpn_shared.contracts.plans import Plan, TargetRule
 from lhpn_shared.contracts.units import Unit, UnitLevel
 
-from .rollup import Entry, PlanPart, PlanShape
+from .rollup import PlanPart, PlanShape
 from .scope import ChildRef, UnitRef, percent, ref_fields
 from .tree import day_index, last_index
 
-DEFAULT_LIST_LIMIT = 1000
+DEFAULT_LIST_LIMIT = 200
 
 
 class UnitCompliance(UnitRef):
@@ -46,7 +46,9 @@ class ChildCompliance(UnitRef):
     in_scope: int
     met: int
     percent: float | None
-    not_met: list[UnitRef] = Field(description="at most `list_limit` units")
+    not_met: list[UnitRef] = Field(
+        description="this child's units among the target's `not_met` (whole when that is)"
+    )
 
 
 class TargetCompliance(BaseModel):
@@ -62,8 +64,8 @@ class TargetCompliance(BaseModel):
     percent: float | None = Field(description="met / in_scope × 100; None when none in scope")
     goal_reached: bool | None
     not_met: list[UnitRef] = Field(
-        description="units not meeting it, in tree order; at most `list_limit` (the count is "
-        "in_scope − met)"
+        description="units not meeting it, in tree order: the first `list_limit` (the count "
+        "is in_scope − met)"
     )
     children: list[ChildCompliance] = Field(description="children with units in scope")
     units: list[UnitCompliance] = Field(
@@ -233,44 +235,57 @@ def _list_units(
     with_units: bool,
     start: date,
 ) -> None:
-    """Fill the lists: the units not meeting each target (and per child), every unit in scope
-    when asked; one pass over the entries, stopping once every list is full."""
-    rules = [t.rule for t in shape.plan.targets]
-    child_of = [{c.unit_id: c for c in r.children} for r in results]
-    wanted = sum(r.in_scope - r.met for r in results) if not with_units else None
-    listed = 0
-    for unit_id, branch, entry in part.roster:
-        if wanted is not None and listed >= wanted:
-            break
-        if not when.in_scope(entry.valid):
+    """Fill the lists from the roster, in tree order: the first `limit` units not meeting each
+    target (each also listed under its child: the children's lists are views of the target's),
+    and every unit in scope when asked. Lines are read only as far as needed: the country's
+    roster holds every unit of the country."""
+    any_rule = shape.any_in_year
+    children = [{c.unit_id: c for c in r.children} for r in results]
+    if not with_units:
+        open_lists = sum(1 for r in results if r.in_scope > r.met) if limit else 0
+        if not open_lists:
+            return
+    for line in part.roster.lines():
+        unit_id, branch, name, level, parent, first, last, targets, _ = line.split("\t")
+        if not first or not int(first) <= when.scope <= int(last):
             continue
-        for index, value in enumerate(entry.targets):
-            if value is None:
+        for index, token in enumerate(targets.split(",")):
+            if not token:
                 continue
-            ok = when.met(rules[index], value)
+            value = _value(token)
+            ok = when.met(TargetRule.any_in_year if any_rule[index] else _HALF, value)
             result = results[index]
             if with_units:
-                result.units.append(_unit_row(unit_id, entry, value, ok, start))
-            if ok:
+                result.units.append(
+                    UnitCompliance.model_construct(
+                        unit_id=unit_id,
+                        name=name,
+                        level=UnitLevel(level),
+                        parent_id=parent or None,
+                        met_on=_met_on(value, start) if ok else None,
+                        met=ok,
+                    )
+                )
+            if ok or len(result.not_met) >= limit:
                 continue
-            listed += 1
-            ref = UnitRef(unit_id=unit_id, name=entry.name, level=UnitLevel(entry.level))
-            if len(result.not_met) < limit:
-                result.not_met.append(ref)
-            child = child_of[index].get(branch)
-            if child is not None and len(child.not_met) < limit:
+            ref = UnitRef.model_construct(unit_id=unit_id, name=name, level=UnitLevel(level))
+            result.not_met.append(ref)
+            child = children[index].get(branch)
+            if child is not None:
                 child.not_met.append(ref)
+            if not with_units and len(result.not_met) == min(limit, result.in_scope - result.met):
+                open_lists -= 1
+                if not open_lists:
+                    return
 
 
-def _unit_row(
-    unit_id: str, entry: Entry, value: int | tuple[int, int], ok: bool, start: date
-) -> UnitCompliance:
-    met_on = start + timedelta(days=value) if isinstance(value, int) and value >= 0 else None
-    return UnitCompliance(
-        unit_id=unit_id,
-        name=entry.name,
-        level=UnitLevel(entry.level),
-        parent_id=entry.parent_id,
-        met_on=met_on if ok else None,
-        met=ok,
-    )
+_HALF = TargetRule.each_ended_half_year
+
+
+def _value(token: str) -> int | tuple[int, int]:
+    first, sep, second = token.partition(":")
+    return (int(first), int(second)) if sep else int(first)
+
+
+def _met_on(value: int | tuple[int, int], start: date) -> date | None:
+    return start + timedelta(days=value) if isinstance(value, int) and value >= 0 else None

@@ -23,7 +23,7 @@ from lhpn_shared.contracts.units import Unit, UnitLevel
 from .rollup import LATE, MISSING, PlanPart, PlanShape
 from .scope import ChildRef, UnitRef, percent, ref_fields
 
-DEFAULT_LIST_LIMIT = 1000
+DEFAULT_LIST_LIMIT = 200
 
 
 class UnknownSchedule(LookupError):
@@ -37,11 +37,14 @@ class RateFigures(BaseModel):
     reporting_rate: float | None = Field(description="received / expected × 100")
     on_time_rate: float | None = Field(description="on time / expected × 100")
     missing: list[UnitRef] = Field(
-        default_factory=list, description="at most `list_limit` (the count is expected − received)"
+        default_factory=list,
+        description="in tree order, the first `list_limit` (the count is expected − received); "
+        "a child's: its units among the answer's",
     )
     late: list[UnitRef] = Field(
         default_factory=list,
-        description="received, but not on time; at most `list_limit` (received − on_time)",
+        description="received, but not on time; the first `list_limit` (received − on_time); "
+        "a child's: its units among the answer's",
     )
 
 
@@ -135,22 +138,43 @@ def _rates(
         list_limit=list_limit,
         children=per_child,
     )
-    if list_limit and (result.expected > result.on_time):
-        child_of = {c.unit_id: c for c in per_child}
-        for unit_id, branch, entry in part.roster:
-            status = entry.reports[index] if index < len(entry.reports) else "-"
-            if status not in (MISSING, LATE):
-                continue
-            ref = UnitRef(unit_id=unit_id, name=entry.name, level=UnitLevel(entry.level))
-            scopes: list[RateFigures] = [result]
-            child = child_of.get(branch)
-            if child is not None:
-                scopes.append(child)
-            for figures in scopes:
-                found = figures.missing if status == MISSING else figures.late
-                if len(found) < list_limit:
-                    found.append(ref)
+    _list_units(part, index, result, per_child, list_limit)
     return result
+
+
+def _list_units(
+    part: PlanPart,
+    index: int,
+    result: ReportingRates,
+    per_child: list[ChildRates],
+    limit: int,
+) -> None:
+    """The first `limit` missing and late units in tree order, each also listed under its child
+    (the children's lists are views of the answer's); the roster is read only as far as
+    needed."""
+    wanted = {
+        MISSING: min(limit, result.expected - result.received),
+        LATE: min(limit, result.received - result.on_time),
+    }
+    if not any(wanted.values()):
+        return
+    children = {c.unit_id: c for c in per_child}
+    for line in part.roster.lines():
+        at = line.rindex("\t") + 1 + index  # the period's character in the last field
+        status = line[at : at + 1]
+        if status not in (MISSING, LATE):
+            continue
+        found = result.missing if status == MISSING else result.late
+        if len(found) >= wanted[status]:
+            continue
+        unit_id, branch, name, level, *_ = line.split("\t")
+        ref = UnitRef.model_construct(unit_id=unit_id, name=name, level=UnitLevel(level))
+        found.append(ref)
+        child = children.get(branch)
+        if child is not None:
+            (child.missing if status == MISSING else child.late).append(ref)
+        if len(result.missing) >= wanted[MISSING] and len(result.late) >= wanted[LATE]:
+            return
 
 
 def all_reporting_rates(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -271,8 +271,9 @@ class Roster:
         self.changes: dict[str, str | None] = {}
 
     def _indexed(self) -> tuple[list[str], dict[str, int]]:
-        if self._lines is None or self._index is None:
+        if self._lines is None:
             self._lines = self.text.split("\n") if self.text else []
+        if self._index is None:
             self._index = {line[: line.index("\t")]: n for n, line in enumerate(self._lines)}
         return self._lines, self._index
 
@@ -289,7 +290,9 @@ class Roster:
     def lines(self) -> list[str]:
         """Every line as it is now (changes not yet in order: call `finish` first)."""
         if not self.changes:
-            return self.text.split("\n") if self.text else []
+            if self._lines is None:
+                self._lines = self.text.split("\n") if self.text else []
+            return self._lines
         lines, _ = self._indexed()
         out = [line for line in lines if line[: line.index("\t")] not in self.changes]
         out += [line for line in self.changes.values() if line is not None]
@@ -319,7 +322,9 @@ class Roster:
 
             result.sort(key=position)
         self.text = "\n".join(result)
-        self._lines = self._index = None
+        self._lines = result
+        if added or len(result) != len(lines):
+            self._index = None  # lines moved: index them again when next used
         self.changes = {}
 
     def __iter__(self) -> Iterator[tuple[str, str, Entry]]:
@@ -331,11 +336,24 @@ class PlanPart:
     """A plan's rollup in one unit's document (see the module docstring): `summary` (the sum
     of its members' `Entry.contribution`), `children` (the same per child, by the child's id),
     and the `roster` of its members. The branch of a member is the child of this unit it is
-    under (`SELF` for the unit itself)."""
+    under (`SELF` for the unit itself).
 
-    def __init__(self, counts: Counts | None = None, roster: Roster | None = None) -> None:
-        self.counts: Counts = counts if counts is not None else {"s": {}, "c": {}}
+    The counts are read (parsed) only when first used: a batch reads many units' own entries
+    and changes few of them."""
+
+    def __init__(
+        self,
+        counts: Counts | Callable[[], Counts] | None = None,
+        roster: Roster | None = None,
+    ) -> None:
+        self._counts = counts if counts is not None else {"s": {}, "c": {}}
         self.roster = roster if roster is not None else Roster()
+
+    @property
+    def counts(self) -> Counts:
+        if callable(self._counts):
+            self._counts = self._counts()
+        return self._counts
 
     @property
     def summary(self) -> Counts:
@@ -461,10 +479,13 @@ class UnitYear:
         return self.part(name)
 
     def plan(self, plan_id: str) -> PlanPart:
-        return PlanPart(self.part(plan_part_name(plan_id)), self.part(roster_name(plan_id)))
+        """A plan's part to read; its counts are parsed when first used."""
+        name = plan_part_name(plan_id)
+        return PlanPart(lambda: self.part(name), self.part(roster_name(plan_id)))
 
     def change_plan(self, plan_id: str) -> PlanPart:
-        return PlanPart(self.change(plan_part_name(plan_id)), self.change(roster_name(plan_id)))
+        name = plan_part_name(plan_id)
+        return PlanPart(lambda: self.change(name), self.change(roster_name(plan_id)))
 
     def set_plan(self, plan_id: str, part: PlanPart) -> None:
         for name, value in (

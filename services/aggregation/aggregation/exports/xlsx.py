@@ -83,8 +83,18 @@ class SheetWriter:
         self.sheet.append(header)
 
     def row(self, values: Sequence[Any], *, fill: PatternFill | None = None) -> None:
-        cells = []
+        """One row; a value becomes a cell object only when it needs one (a number format, a
+        fill, text that begins like a formula): a country's workbook has 70,000 rows."""
+        cells: list[Any] = []
         for value, (_, _, number_format) in zip(values, self.columns, strict=True):
+            plain = fill is None and (
+                value is None
+                or (isinstance(value, str) and not value.startswith(FORMULA_STARTS))
+                or (not number_format and isinstance(value, int | float))
+            )
+            if plain:
+                cells.append(value)
+                continue
             c = cell(self.sheet, value, number_format)
             if fill is not None:
                 c.fill = fill
