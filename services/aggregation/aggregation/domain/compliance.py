@@ -25,7 +25,7 @@ from lhpn_shared.contracts.activities import ActivityKind
 from lhpn_shared.contracts.plans import Plan, TargetRule
 from lhpn_shared.contracts.units import Unit, UnitLevel
 
-from .rollup import PlanPart, PlanShape
+from .rollup import SELF, PlanPart, PlanShape
 from .scope import ChildRef, UnitRef, percent, ref_fields
 from .tree import day_index, last_index
 
@@ -98,6 +98,8 @@ class AsOf:
     """the as-of day (may fall outside the year)"""
     scope: int
     """the scope day: `day` clamped to the year"""
+    month: int
+    """the as-of day's month in the plan year: 0 before it, 13 after it"""
     first_half_over: bool
     year_over: bool
 
@@ -107,6 +109,7 @@ class AsOf:
         return cls(
             day=day,
             scope=min(max(day, 0), last),
+            month=as_of_on.month if as_of_on.year == year else 0 if day < 0 else 13,
             first_half_over=as_of_on >= date(year, 7, 1),
             year_over=day > last,
         )
@@ -135,7 +138,11 @@ def target_figures(summary: Mapping[str, Any], rule: TargetRule, when: AsOf) -> 
             continue
         in_scope += counts.get("n", 0)
         if rule is TargetRule.any_in_year:
-            met += sum(n for day, n in counts.get("m", {}).items() if int(day) <= when.day)
+            for month, days in counts.get("m", {}).items():
+                if int(month) < when.month:
+                    met += sum(days.values())
+                elif int(month) == when.month:
+                    met += sum(n for day, n in days.items() if int(day) <= when.day)
         elif when.year_over:
             met += counts.get("hb", 0)
         elif when.first_half_over:
@@ -237,46 +244,78 @@ def _list_units(
 ) -> None:
     """Fill the lists from the roster, in tree order: the first `limit` units not meeting each
     target (each also listed under its child: the children's lists are views of the target's),
-    and every unit in scope when asked. Lines are read only as far as needed: the country's
-    roster holds every unit of the country."""
+    and every unit in scope when asked.
+
+    The roster holds every unit of the subtree (the whole country for the country), so only
+    what the lists need is read: a line only for the targets still listing, a child's lines
+    only while the child's counts say a unit of it is still to be listed."""
     any_rule = shape.any_in_year
     children = [{c.unit_id: c for c in r.children} for r in results]
-    if not with_units:
-        open_lists = sum(1 for r in results if r.in_scope > r.met) if limit else 0
-        if not open_lists:
+    wanted = [min(limit, r.in_scope - r.met) for r in results]
+    listing = list(range(len(results))) if with_units else [i for i, n in enumerate(wanted) if n]
+    day, scope = when.day, when.scope
+    for branch, lines in part.branches():
+        if not listing:
             return
-    for line in part.roster.lines():
-        unit_id, branch, name, level, parent, first, last, targets, _ = line.split("\t")
-        if not first or not int(first) <= when.scope <= int(last):
-            continue
-        for index, token in enumerate(targets.split(",")):
-            if not token:
+        counted = not with_units and branch not in (None, SELF)
+        behind: dict[int, int] = {}  # target → units of this child not meeting it, unseen
+        if counted:
+            for i in listing:
+                child = children[i].get(str(branch))
+                if child is not None and child.in_scope > child.met:
+                    behind[i] = child.in_scope - child.met
+            if not behind:
                 continue
-            value = _value(token)
-            ok = when.met(TargetRule.any_in_year if any_rule[index] else _HALF, value)
-            result = results[index]
-            if with_units:
-                result.units.append(
-                    UnitCompliance.model_construct(
-                        unit_id=unit_id,
-                        name=name,
-                        level=UnitLevel(level),
-                        parent_id=parent or None,
-                        met_on=_met_on(value, start) if ok else None,
-                        met=ok,
+        for line in lines:
+            unit_id, own_branch, name, level, parent, first, last, targets, _ = line.split("\t")
+            if not first or not int(first) <= scope <= int(last):
+                continue
+            tokens = targets.split(",")
+            filled = False
+            for index in listing:
+                token = tokens[index]
+                if not token:
+                    continue
+                if any_rule[index]:
+                    met_day = int(token)
+                    ok = 0 <= met_day <= day
+                    value: int | tuple[int, int] = met_day
+                else:
+                    value = _value(token)
+                    ok = when.met(_HALF, value)
+                result = results[index]
+                if with_units:
+                    result.units.append(
+                        UnitCompliance.model_construct(
+                            unit_id=unit_id,
+                            name=name,
+                            level=UnitLevel(level),
+                            parent_id=parent or None,
+                            met_on=_met_on(value, start) if ok else None,
+                            met=ok,
+                        )
                     )
-                )
-            if ok or len(result.not_met) >= limit:
-                continue
-            ref = UnitRef.model_construct(unit_id=unit_id, name=name, level=UnitLevel(level))
-            result.not_met.append(ref)
-            child = children[index].get(branch)
-            if child is not None:
-                child.not_met.append(ref)
-            if not with_units and len(result.not_met) == min(limit, result.in_scope - result.met):
-                open_lists -= 1
-                if not open_lists:
+                if ok:
+                    continue
+                if index in behind:
+                    behind[index] -= 1
+                    if not behind[index]:
+                        del behind[index]
+                if len(result.not_met) >= wanted[index]:
+                    continue
+                ref = UnitRef.model_construct(unit_id=unit_id, name=name, level=UnitLevel(level))
+                result.not_met.append(ref)
+                child = children[index].get(own_branch)
+                if child is not None:
+                    child.not_met.append(ref)
+                filled = filled or len(result.not_met) >= wanted[index]
+            if filled and not with_units:
+                listing = [i for i in listing if len(results[i].not_met) < wanted[i]]
+                if not listing:
                     return
+                behind = {i: n for i, n in behind.items() if i in listing}
+            if counted and not behind:
+                break  # nothing more of this child to list
 
 
 _HALF = TargetRule.each_ended_half_year

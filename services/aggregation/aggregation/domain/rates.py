@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from lhpn_shared.contracts.plans import Plan, SchedulePeriod
 from lhpn_shared.contracts.units import Unit, UnitLevel
 
-from .rollup import LATE, MISSING, PlanPart, PlanShape
+from .rollup import LATE, MISSING, SELF, PlanPart, PlanShape
 from .scope import ChildRef, UnitRef, percent, ref_fields
 
 DEFAULT_LIST_LIMIT = 200
@@ -159,22 +159,26 @@ def _list_units(
     if not any(wanted.values()):
         return
     children = {c.unit_id: c for c in per_child}
-    for line in part.roster.lines():
-        at = line.rindex("\t") + 1 + index  # the period's character in the last field
-        status = line[at : at + 1]
-        if status not in (MISSING, LATE):
-            continue
-        found = result.missing if status == MISSING else result.late
-        if len(found) >= wanted[status]:
-            continue
-        unit_id, branch, name, level, *_ = line.split("\t")
-        ref = UnitRef.model_construct(unit_id=unit_id, name=name, level=UnitLevel(level))
-        found.append(ref)
-        child = children.get(branch)
-        if child is not None:
-            (child.missing if status == MISSING else child.late).append(ref)
-        if len(result.missing) >= wanted[MISSING] and len(result.late) >= wanted[LATE]:
-            return
+    for branch, lines in part.branches():
+        child = children.get(str(branch))
+        if branch not in (None, SELF) and (child is None or child.expected == child.on_time):
+            continue  # nothing of this child to list
+        for line in lines:
+            at = line.rindex("\t") + 1 + index  # the period's character in the last field
+            status = line[at : at + 1]
+            if status not in (MISSING, LATE):
+                continue
+            found = result.missing if status == MISSING else result.late
+            if len(found) >= wanted[status]:
+                continue
+            unit_id, own_branch, name, level, *_ = line.split("\t")
+            ref = UnitRef.model_construct(unit_id=unit_id, name=name, level=UnitLevel(level))
+            found.append(ref)
+            own = children.get(own_branch)
+            if own is not None:
+                (own.missing if status == MISSING else own.late).append(ref)
+            if len(result.missing) >= wanted[MISSING] and len(result.late) >= wanted[LATE]:
+                return
 
 
 def all_reporting_rates(

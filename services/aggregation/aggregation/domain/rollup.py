@@ -140,6 +140,10 @@ class PlanShape:
         """Index of 30 June: the last day of the first half-year."""
         return day_index(self.year, date(self.year, 6, 30))
 
+    def month_of(self, day: int) -> int:
+        """The month of a day index of the plan year."""
+        return (date(self.year, 1, 1) + timedelta(days=day)).month
+
 
 def last_day_on_time(due_at: datetime) -> date:
     """The last local day a report that is due before `due_at` can still be sent on time."""
@@ -201,9 +205,10 @@ class Entry:
 
     def contribution(self, shape: PlanShape) -> Leaves:
         """What this entry adds to a summary, flattened: per target, per validity interval,
-        the units in scope (`n`) and when they met it (`m`: day → units; for half-years `h1`
-        and `hb`, both halves); per schedule period, expected, received and on time."""
-        out: Leaves = {}
+        the units in scope (`n`) and when they met it (`m`: month → day → units; for
+        half-years `h1` and `hb`, both halves); per schedule period, expected, received and
+        on time; and one member (`u`: a child's count is its number of roster lines)."""
+        out: Leaves = {("u",): 1}
         if self.valid is not None:
             interval = f"{self.valid[0]}:{self.valid[1]}"
             for index, value in enumerate(self.targets):
@@ -213,7 +218,8 @@ class Entry:
                 out[("t", key, interval, "n")] = 1
                 if isinstance(value, int):
                     if value >= 0:
-                        out[("t", key, interval, "m", str(value))] = 1
+                        month = f"{shape.month_of(value):02d}"
+                        out[("t", key, interval, "m", month, str(value))] = 1
                 else:
                     first, second = value
                     if first:
@@ -417,6 +423,37 @@ class PlanPart:
 
     def finish(self, order: Mapping[str, int]) -> None:
         self.roster.finish(order)
+
+    def segments(self) -> list[tuple[str, int, int]] | None:
+        """(branch, first line, lines) of the roster, in its order: the unit itself, then each
+        child's subtree by the child's id — or None when the counts cannot tell."""
+        total = self.summary.get("u")
+        if total is None:
+            return None
+        out: list[tuple[str, int, int]] = []
+        at = total - sum(c.get("u", 0) for c in self.children.values())
+        if at:
+            out.append((SELF, 0, at))
+        for child in sorted(self.children):
+            lines = self.children[child].get("u", 0)
+            if lines:
+                out.append((child, at, lines))
+                at += lines
+        return out
+
+    def branches(self) -> list[tuple[str | None, list[str]]]:
+        """The roster's lines by branch, in order; one group of unknown branch (None) when the
+        roster's layout does not match its counts (the caller then reads every line)."""
+        lines = self.roster.lines()
+        segments = self.segments()
+        if segments is None or sum(n for _, _, n in segments) != len(lines):
+            return [(None, lines)]
+        out: list[tuple[str | None, list[str]]] = []
+        for branch, first, count in segments:
+            if lines[first].split("\t", 2)[1] != branch:
+                return [(None, lines)]
+            out.append((branch, lines[first : first + count]))
+        return out
 
     def is_empty(self) -> bool:
         return not self.summary and not self.children and not self.roster.text
