@@ -316,6 +316,14 @@ async def consumed(client: httpx.AsyncClient) -> int:
     return int(sum(float(v) for v in _CONSUMED.findall(text)))
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) a process has used: this one when `pid` is None."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def time_consumption(service: Service, count: int, first: int) -> tuple[float, float]:
     """Events/s from the first consumed event to the last, and over the first `first` events
     (polled on /metrics; the service counts a batch once it is stored)."""
@@ -487,6 +495,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return f"{value:,.1f} ms"
     if unit == "s":
         return f"{value:,.2f} s"
+    if unit == "µs":
+        return f"{value:,.0f} µs"
     return f"{value:,.0f} {unit}"
 
 
@@ -543,11 +553,24 @@ async def run(args: argparse.Namespace) -> list[Row]:
         await declare_baseline(vhost.url)
         rate = await publish(vhost, events)
         print(f"published {len(events):,} events twice (two queues), {rate:.0f}/s", flush=True)
+        started = time.perf_counter()
         await service.start()
+        startup = time.perf_counter() - started
+        assert service.process is not None
+        cpu = (cpu_seconds(service.process.pid), cpu_seconds(mongo.pid()))
         ours, ours_first = await time_consumption(service, args.events, args.baseline_events)
+        ours_cpu = [
+            (cpu_seconds(service.process.pid) - cpu[0]) / args.events,
+            (cpu_seconds(mongo.pid()) - cpu[1]) / args.events,
+        ]
         service.stop()
         print(f"service: {ours:.0f} events/s ({ours_first:.0f} on the first part)", flush=True)
+        cpu = (cpu_seconds(), cpu_seconds(mongo.pid()))
         base = await baseline(vhost.url, mongo.url, args.baseline_events)
+        base_cpu = [
+            (cpu_seconds() - cpu[0]) / args.baseline_events,
+            (cpu_seconds(mongo.pid()) - cpu[1]) / args.baseline_events,
+        ]
         print(f"baseline: {base:.0f} events/s", flush=True)
         rows += [
             Row(
@@ -566,6 +589,14 @@ async def run(args: argparse.Namespace) -> list[Row]:
                 "≥ 2× baseline",
                 ours_first >= 2 * base,
             ),
+            Row(
+                "ingestion: consumer process CPU per event",
+                1e6 * ours_cpu[0],
+                "µs",
+                1e6 * base_cpu[0],
+            ),
+            Row("ingestion: database CPU per event", 1e6 * ours_cpu[1], "µs", 1e6 * base_cpu[1]),
+            Row("ingestion: service start to ready (tree, writer's documents)", startup, "s"),
         ]
 
         # 2. answers of a national read model, from a fresh start

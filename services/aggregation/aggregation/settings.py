@@ -11,10 +11,11 @@ class AggregationSettings(ServiceSettings):
     service_name: str = "aggregation"
     aggregation_port: int = 8004
     batch_size: int = Field(
-        default=1000,
+        default=2000,
         ge=1,
         le=5000,
-        description="events applied to the read models in one batch of bulk writes",
+        description="events applied to the read models in one batch of bulk writes (under a "
+        "backlog; a batch waits at most flush_interval_seconds for more)",
     )
     flush_interval_seconds: float = Field(
         default=0.2,

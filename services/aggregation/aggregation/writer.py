@@ -110,7 +110,8 @@ class Writer:
         return to_millis(self.clock.now())
 
     async def load(self) -> None:
-        """The unit tree, the plans and the years, as stored."""
+        """The unit tree, the plans and the years, as stored; and the documents of the latest
+        year, which the next batches will need (one scan instead of many reads)."""
         units = [state_of(Unit, d) for d in await self.store.all_docs("units")]
         plans = [state_of(Plan, d) for d in await self.store.all_docs("plans")]
         years = await self.store.read_list("years")
@@ -119,6 +120,16 @@ class Writer:
         self.years = {int(str(y)) for y in years}
         self.stamp = await self.store.read_stamp()
         self.cache.clear()
+        if self.years:
+            docs = await self.store.unit_years_of(max(self.years))
+            self.cache.put(
+                {
+                    d["_id"]: UnitYear(
+                        str(d["unit_id"]), int(d["year"]), {}, set(), unit_year_parts(d)
+                    )
+                    for d in docs[: self.cache.size]
+                }
+            )
 
     async def apply(self, events: Sequence[Event]) -> list[bool]:
         """Apply a batch of events (see the module docstring); returns, per event, whether it

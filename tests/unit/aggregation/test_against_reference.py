@@ -24,7 +24,7 @@ from tests.unit.aggregation.generated import (
     reference_rates,
     stream,
 )
-from tests.unit.aggregation.memory import consume, store_of
+from tests.unit.aggregation.memory import consume, events_of, service, store_of
 
 SEEDS = [20210, 460]
 AS_OF = [
@@ -212,3 +212,17 @@ async def test_one_event_per_batch_gives_the_same_read_models():
     one = await consume(stream(small), batch=1, clock=FixedClock(NOW))
     many = await consume(stream(small), batch=1000, clock=FixedClock(NOW))
     assert store_of(one).read_models() == store_of(many).read_models()
+
+
+async def test_writers_taking_turns_on_one_store_leave_the_documents_one_writer_leaves():
+    """The writer keeps the documents it wrote; another writer's batches (a standby consumer
+    taking over, a rebuild) must make it read them again."""
+    small = generate(SEEDS[1], activities=400, cases=60)
+    events = events_of(stream(small))
+    one = await consume(stream(small), batch=100, clock=FixedClock(NOW))
+    first, store = service(clock=FixedClock(NOW))
+    second, _ = service(store, clock=FixedClock(NOW))
+    for turn, start in enumerate(range(0, len(events), 100)):
+        writer = (first, second)[turn % 3 == 2]  # two batches by one, then one by the other
+        await writer.apply(events[start : start + 100])
+    assert store.read_models() == store_of(one).read_models()
