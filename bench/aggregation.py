@@ -74,7 +74,11 @@ from lhpn_shared.contracts.owners import owner_of  # noqa: E402
 from lhpn_shared.contracts.reports import Report  # noqa: E402
 from lhpn_shared.contracts.units import Unit, UnitTree  # noqa: E402
 from tests.support.infra import DevMongo, RabbitVhost, free_port  # noqa: E402
-from tests.unit.aggregation.generated import country, load_plan  # noqa: E402
+from tests.unit.aggregation.generated import (  # noqa: E402
+    NATIONAL_PLAN_ID,
+    country,
+    national_plan,
+)
 
 BASELINE_QUEUE = "bench.baseline"
 PROVINCE = "P07"
@@ -88,7 +92,7 @@ _CONSUMED = re.compile(
 
 def reference_events(units: list[Unit]) -> list[Envelope]:
     at = datetime(2021, 1, 1, tzinfo=LOCAL_TZ)
-    plan = load_plan()
+    plan = national_plan()
     out = [make_event("unit.upserted", u, source="bench", occurred_at=at) for u in units]
     out.append(make_event("plan.published", plan, source="bench", occurred_at=at))
     return out
@@ -111,7 +115,7 @@ def sample(units: list[Unit], n: int, seed: int = 2021) -> list[Envelope]:
     """About 80% activity events (a fifth of them corrections or voids), 12% reports, 8% cases,
     over random units of the country; each entity's events in revision order."""
     rng = random.Random(seed)
-    plan = load_plan()
+    plan = national_plan()
     kinds = list(ActivityKind)
     monthly = next(s for s in plan.report_schedules if s.report_type == "monthly")
     reporters = [u for u in units if u.level in monthly.levels]
@@ -352,17 +356,17 @@ async def wait_consumed(service: Service, count: int) -> None:
 
 COUNTRY, AS_OF = "VN", datetime(2021, 10, 1, tzinfo=LOCAL_TZ).isoformat()
 QUERIES: dict[str, tuple[str, dict[str, str]]] = {
-    "compliance": ("compliance", {"plan_id": "PY-2021-460", "as_of": AS_OF}),
+    "compliance": ("compliance", {"plan_id": NATIONAL_PLAN_ID, "as_of": AS_OF}),
     "reporting rates": ("reporting-rates", {"report_type": "monthly", "period": "2021-03"}),
     "indicators": ("indicators", {"period": "2021-Q3"}),
     "case statistics": ("case-stats", {"period": "2021-H1"}),
 }
 EXPORTS: dict[str, tuple[str, dict[str, str]]] = {
-    "compliance.xlsx": ("exports/compliance.xlsx", {"plan_id": "PY-2021-460", "as_of": AS_OF}),
+    "compliance.xlsx": ("exports/compliance.xlsx", {"plan_id": NATIONAL_PLAN_ID, "as_of": AS_OF}),
     "indicators.xlsx": ("exports/indicators.xlsx", {"period": "2021"}),
     "thematic-report.docx": (
         "exports/thematic-report.docx",
-        {"plan_id": "PY-2021-460", "as_of": AS_OF},
+        {"plan_id": NATIONAL_PLAN_ID, "as_of": AS_OF},
     ),
 }
 
@@ -523,7 +527,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
     load = os.getloadavg()[0]
     units = country()
-    plan = load_plan()
+    plan = national_plan()
     data = Path(tempfile.mkdtemp(prefix="lhpn-bench-"))
     os.environ.setdefault("DEVMONGO_JAVA_OPTS", "-Xmx1g")
     # development, asked for; the broker users of this run (global in RabbitMQ) get a prefix

@@ -39,7 +39,7 @@ from .domain.rollup import (
 )
 from .domain.scope import ChildRef
 from .domain.standing import entry_for, report_status, report_statuses
-from .domain.tree import Lineage, chain, day_index, links_of, tree_order
+from .domain.tree import Lineage, chain, covered, day_index, links_of, plan_roots, tree_order
 from .repository import report_doc_id, unit_year_id
 
 
@@ -146,6 +146,7 @@ class Projection:
                 self.years.add(year)
         self.years |= {p.year for p in plans.values()}
         self.moved = self._moved()
+        self._roots: dict[str, frozenset[str]] = {}
         self.rebuilt = self._rebuilt()
         self._chains: dict[str, list[str]] = {}
         self._standings: dict[str, tuple[set[str], set[str], dict[str, list[str]]]] = {}
@@ -169,13 +170,29 @@ class Projection:
         return out
 
     def _rebuilt(self) -> dict[str, set[int]]:
-        """plan_id → the years whose plan part is built from scratch (new plans, new years,
-        new targets or schedules)."""
+        """plan_id → the years whose plan part is built from scratch: new plans, new years,
+        issuers, targets or schedules, and plans whose issuer now continues other units (or no
+        longer does: the units it covers changed)."""
         out: dict[str, set[int]] = {}
         for plan_id, (old, new) in self.plan_changes.items():
             if old is None or _shape_of(old) != _shape_of(new):
                 out[plan_id] = {new.year} | ({old.year} if old is not None else set())
+        if self.unit_changes:
+            for plan in self.plans.values():
+                if plan.plan_id not in out and self.roots(plan, self.before) != self.roots(plan):
+                    out[plan.plan_id] = {plan.year}
         return out
+
+    def roots(self, plan: Plan, state: TreeState | None = None) -> frozenset[str]:
+        """The units whose subtrees the plan covers (`tree.plan_roots`), after the batch."""
+        state = state or self.after
+        return plan_roots(plan.issuing_unit_id, state.lineage)
+
+    def covers(self, plan: Plan, unit_id: str) -> bool:
+        key = plan.plan_id
+        if key not in self._roots:
+            self._roots[key] = self.roots(plan)
+        return covered(self.after.tree, self._roots[key], unit_id)
 
     def _restandings(self, plan: Plan) -> tuple[set[str], set[str], dict[str, list[str]]]:
         """(units whose targets are computed again, units whose reports are read again,
@@ -197,11 +214,13 @@ class Projection:
             | self.after.lineage.neighbours(lineage_changed)
         )
         seeds = days | units | around
+        moved = {u for m in self.moved for u in self.after.tree.subtree(m)}
+        seeds |= moved  # under another unit now: covered by the plan or not any more
         targets = set(seeds)
         for unit_id in seeds:
             targets |= self.after.lineage.credited_to(unit_id, year)
             targets |= self.before.lineage.credited_to(unit_id, year)
-        full_reports = {
+        full_reports = moved | {
             i
             for i, (old, new) in self.unit_changes.items()
             if old is None
@@ -354,6 +373,10 @@ class Projection:
             unit = after.units[unit_id]
             own_doc = docs.get(unit_id, year)
             old = own_doc.plan(plan.plan_id).entry(unit_id)
+            if not self.covers(plan, unit_id):
+                if old is not None:  # no longer under the plan's province
+                    self._replace(docs, plan, shape, unit_id, old, None)
+                continue
             if unit_id in full or old is None:
                 statuses = report_statuses(unit, shape, _reports_of(unit_id, shape, reports))
             else:
@@ -364,17 +387,29 @@ class Projection:
                 new = self._entry(docs, unit, shape, statuses)
             else:
                 new = Entry(old.name, old.level, old.parent_id, old.valid, old.targets, statuses)
-            if new == old:
-                continue
-            change = difference(
-                new.contribution(shape), old.contribution(shape) if old is not None else {}
+            if new != old:
+                self._replace(docs, plan, shape, unit_id, old, new)
+
+    def _replace(
+        self,
+        docs: Docs,
+        plan: Plan,
+        shape: PlanShape,
+        unit_id: str,
+        old: Entry | None,
+        new: Entry | None,
+    ) -> None:
+        """A unit's entry replaced (or removed) in the plan part of every unit of its chain."""
+        change = difference(
+            new.contribution(shape) if new is not None else {},
+            old.contribution(shape) if old is not None else {},
+        )
+        path = self.chain(unit_id)
+        for index, ancestor in enumerate(path):
+            branch = SELF if index == 0 else path[index - 1]
+            docs.get(ancestor, plan.year).change_plan(plan.plan_id).set_member(
+                branch, unit_id, new, shape, change
             )
-            path = self.chain(unit_id)
-            for index, ancestor in enumerate(path):
-                branch = SELF if index == 0 else path[index - 1]
-                docs.get(ancestor, year).change_plan(plan.plan_id).set_member(
-                    branch, unit_id, new, shape, change
-                )
 
     def _entry(self, docs: Docs, unit: Unit, shape: PlanShape, statuses: str) -> Entry:
         year = shape.year
@@ -401,6 +436,8 @@ class Projection:
             shape = PlanShape.of(plan)
             after = self.after.tree
             for unit_id in sorted(after.units):
+                if not self.covers(plan, unit_id):
+                    continue
                 unit = after.units[unit_id]
                 statuses = report_statuses(unit, shape, _reports_of(unit_id, shape, reports))
                 entry = self._entry(docs, unit, shape, statuses)
@@ -449,6 +486,7 @@ def node(tree: UnitTree, unit_id: str) -> dict[str, Any]:
 def _shape_of(plan: Plan) -> tuple[Any, ...]:
     return (
         plan.year,
+        plan.issuing_unit_id,
         [t.model_dump() for t in plan.targets],
         [s.model_dump() for s in plan.report_schedules],
     )

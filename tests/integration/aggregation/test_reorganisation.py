@@ -42,14 +42,14 @@ async def test_a_reorganisation_announced_late_and_delivered_twice_gives_the_rec
     delivered = twice_shuffled_per_entity(events, seed=7)
     settings = AggregationSettings(
         mongo_url=devmongo.url,
-        rabbit_url=rabbit.url,
+        rabbit_url=rabbit.url_for("aggregation"),
         mongo_db=f"t_{uuid.uuid4().hex[:12]}",
         mongo_timeout_ms=1500,
     )
     admin = bearer(settings, Role.admin)
-    await purge_queues(settings.rabbit_url, EVENTS_QUEUE)
+    await purge_queues(rabbit.url, EVENTS_QUEUE)
     async with started(settings) as client:
-        await publish_all(settings.rabbit_url, delivered)
+        await publish_all(rabbit, delivered)
         await wait_consumed(client, len(delivered))
         roots = [
             "A",

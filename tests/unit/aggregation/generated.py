@@ -65,6 +65,15 @@ def load_plan() -> Plan:
     return Plan.model_validate(json.loads((DATA / "plan-PY-2021-460.json").read_text("utf-8")))
 
 
+NATIONAL_PLAN_ID = "VN-2021-460"
+
+
+def national_plan() -> Plan:
+    """The default plan's targets and calendar, issued by the central union (`VN`): a plan
+    that covers the whole synthetic country (`country`)."""
+    return load_plan().model_copy(update={"plan_id": NATIONAL_PLAN_ID, "issuing_unit_id": "VN"})
+
+
 @dataclass
 class Generated:
     units: list[Unit]
@@ -490,6 +499,12 @@ def reference_compliance(
     return out
 
 
+def _valid_on(unit: Unit, day: date) -> bool:
+    return (unit.valid_from is None or unit.valid_from <= day) and (
+        unit.valid_to is None or day <= unit.valid_to
+    )
+
+
 def reference_rates(
     units: list[Unit],
     plan: Plan,
@@ -500,20 +515,22 @@ def reference_rates(
 ) -> Figures:
     schedule = next(s for s in plan.report_schedules if s.report_type == report_type)
     p = next(p for p in schedule.periods if p.period == period)
-    window_end = p.window_end_on or _bounds(period)[1]
     reports = latest_reports(events)
     child_of = _child_of(units, root_id)
     figures = Figures(children={c: Figures() for c in set(child_of.values())})
     for unit in _subtree(units, root_id):
-        valid = (unit.valid_from is None or unit.valid_from <= window_end) and (
+        if unit.level not in schedule.levels:
+            continue
+        # issue 10: owed by the units that exist on the report date (the last day to send it on
+        # time); a report received from a unit valid during the data window stays its own
+        last_day = (p.due_at[unit.level].astimezone(VN) - timedelta(microseconds=1)).date()
+        window_end = p.window_end_on or last_day  # "… – report date"
+        expected = _valid_on(unit, last_day)
+        found = reports.get((unit.unit_id, report_type, period))
+        in_window = (unit.valid_from is None or unit.valid_from <= window_end) and (
             unit.valid_to is None or unit.valid_to >= p.window_start_on
         )
-        if unit.level not in schedule.levels or not valid:
-            continue
-        found = reports.get((unit.unit_id, report_type, period))
-        # a unit gone by the last day to report on time is not expected, unless it reported
-        last_day = (p.due_at[unit.level].astimezone(VN) - timedelta(microseconds=1)).date()
-        if found is None and unit.valid_to is not None and unit.valid_to < last_day:
+        if not expected and (found is None or not in_window):
             continue
         for f in [figures] + (
             [figures.children[child_of[unit.unit_id]]] if unit.unit_id in child_of else []

@@ -12,8 +12,9 @@ from their wording and sharing no code with the service:
 - a target's units in scope are those of its levels valid on the as-of day (clamped to the
   plan year; once the year is over, the units that exist at its end);
 - a unit has done what its predecessors did before the change, in the plan year;
-- a report is expected from a unit of the schedule's levels valid during the data window and
-  still valid on the last day it can be sent on time; a report received stays with its sender.
+- a report is expected from a unit of the schedule's levels that exists on the report date (the
+  last day it can be sent on time); a report received from a unit valid during the data window
+  stays with it.
 """
 
 from __future__ import annotations
@@ -446,7 +447,8 @@ def recount_rates(facts: Facts, root: str, period: str) -> dict[str, Rates]:
         )
         report = facts.reports.get((unit_id, period))
         last_day = (p.due_at[unit.level].astimezone(VN) - timedelta(microseconds=1)).date()
-        if not in_window or (report is None and not _valid(unit, last_day)):
+        expected = _valid(unit, last_day)  # it exists on the report date
+        if not expected and (report is None or not in_window):
             continue
         for key in ("", branch.get(unit_id)):
             if key is None:

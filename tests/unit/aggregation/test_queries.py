@@ -99,9 +99,9 @@ class World:
     """province → district → two communes, and a commune merged away at the end of 2020; the
     events are collected, then consumed by a fresh service."""
 
-    def __init__(self, plan: Plan | None = None) -> None:
-        self.plan = plan or make_plan()
+    def __init__(self) -> None:
         self.province = make_unit(UnitLevel.province)
+        self.plan = make_plan(issuing_unit_id=self.province.unit_id)
         self.district = make_unit(UnitLevel.district, self.province)
         self.busy = make_unit(UnitLevel.commune, self.district, name="Xã Xuân Lãnh")
         self.idle = make_unit(UnitLevel.commune, self.district, name="Xã Đa Lộc")
@@ -377,3 +377,26 @@ async def test_case_statistics_count_cases_received_in_the_period_per_child_vali
     by_child = {c.unit_id: c.received for c in quarter.children}
     # the merged commune ended in 2020: not a child of the district in 2021 (issue 10)
     assert by_child == {world.busy.unit_id: 1, world.idle.unit_id: 0}
+
+
+async def test_a_plan_counts_only_the_units_of_its_issuer_s_province():
+    """`Plan.covers`: a province's plan does not judge another province's unions."""
+    world = World()
+    root = Unit(unit_id=f"R{uuid.uuid4().hex[:5]}", name="Trung ương", kind="tw", level="national")
+    other = make_unit(UnitLevel.province, root, name="Tỉnh Khác")
+    commune = make_unit(UnitLevel.commune, other, name="Xã Khác")
+    world.province = world.province.model_copy(update={"parent_id": root.unit_id, "revision": 2})
+    world.events += [
+        make_event("unit.upserted", u, source="test", occurred_at=AT)
+        for u in (root, other, commune, world.province)
+    ]
+    world.did(commune, ActivityKind.supervision, date(2021, 3, 1))
+    world.reported(commune, True)
+    svc = await world.service()
+    whole = await svc.compliance(world.plan.plan_id, root.unit_id, vn(2021, 12, 1))
+    assert whole.targets[0].in_scope == 3  # the district and the two communes of its province
+    assert {c.unit_id for c in whole.targets[0].children} == {world.province.unit_id}
+    elsewhere = await svc.compliance(world.plan.plan_id, other.unit_id, vn(2021, 12, 1))
+    assert [t.in_scope for t in elsewhere.targets] == [0, 0, 0]
+    rates = await svc.reporting_rates("monthly", "2021-06", root.unit_id)
+    assert (rates.expected, rates.received) == (3, 0)

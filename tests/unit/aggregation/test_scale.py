@@ -14,7 +14,7 @@ from lhpn_shared.clock import LOCAL_TZ
 from lhpn_shared.contracts.activities import Activity, ActivityKind
 from lhpn_shared.contracts.events import make_event
 from lhpn_shared.contracts.units import UnitLevel
-from tests.unit.aggregation.generated import country, load_plan
+from tests.unit.aggregation.generated import NATIONAL_PLAN_ID, country, national_plan
 from tests.unit.aggregation.memory import consume, store_of
 
 AT = datetime(2021, 1, 1, tzinfo=LOCAL_TZ)
@@ -37,7 +37,7 @@ def counting(svc: Aggregation) -> list[tuple[str, Any]]:
 
 
 async def answers(svc: Aggregation, unit_id: str) -> None:
-    await svc.compliance("PY-2021-460", unit_id, AS_OF)
+    await svc.compliance(NATIONAL_PLAN_ID, unit_id, AS_OF)
     await svc.reporting_rates("monthly", "2021-03", unit_id)
     await svc.indicators(unit_id, "2021")
     await svc.case_stats(unit_id, "2021-H1")
@@ -47,7 +47,7 @@ async def test_the_country_s_answers_read_as_many_documents_as_a_commune_s():
     units = country(provinces=8, districts=40, communes=600)
     rng = random.Random(8)
     events = [make_event("unit.upserted", u, source="t", occurred_at=AT) for u in units]
-    events.append(make_event("plan.published", load_plan(), source="t", occurred_at=AT))
+    events.append(make_event("plan.published", national_plan(), source="t", occurred_at=AT))
     communes = [u for u in units if u.level is UnitLevel.commune]
     supervised = rng.sample(communes, 150)
     for unit in supervised:
@@ -69,7 +69,7 @@ async def test_the_country_s_answers_read_as_many_documents_as_a_commune_s():
     assert len(country_reads) == len(reads) <= 12
     assert not {name for name, _ in country_reads} & {"load", "unit_years_of"}
 
-    result = await svc.compliance("PY-2021-460", "VN", AS_OF)
+    result = await svc.compliance(NATIONAL_PLAN_ID, "VN", AS_OF)
     t2 = next(t for t in result.targets if t.code == "T2")
     assert (t2.in_scope, t2.met) == (640, 150)
     assert sum(c.in_scope for c in t2.children) == 640 and len(t2.children) == 8

@@ -24,12 +24,11 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from pydantic_core import to_json
 
-from lhpn_shared.clock import LOCAL_TZ
 from lhpn_shared.contracts.plans import Plan, ReportSchedule, SchedulePeriod, TargetRule
 from lhpn_shared.contracts.units import Unit, UnitLevel
 
@@ -143,11 +142,6 @@ class PlanShape:
     def month_of(self, day: int) -> int:
         """The month of a day index of the plan year."""
         return (date(self.year, 1, 1) + timedelta(days=day)).month
-
-
-def last_day_on_time(due_at: datetime) -> date:
-    """The last local day a report that is due before `due_at` can still be sent on time."""
-    return (due_at.astimezone(LOCAL_TZ) - timedelta(microseconds=1)).date()
 
 
 NOT_EXPECTED, MISSING, ON_TIME, LATE = "-", "m", "o", "l"

@@ -7,10 +7,13 @@ The rules (SPEC §3, issue 10), written down once here and documented in docs/ag
   what theirs recorded before theirs): a successor has done what its predecessors did.
 - Scope is decided by the answer (`compliance`): the units of the target's levels valid on the
   as-of day, clamped to the plan year; so the entry keeps the days the unit is valid on.
-- A report is expected from a unit of the schedule's levels valid during the data window and
-  still valid on the last day it can be sent on time (a unit that no longer exists is not
-  expected to report). A report received stays with the unit that sent it: it counts as
-  expected and received even if the unit has closed since.
+- A report is expected from a unit of the schedule's levels that exists on the report date, the
+  last day a report is on time (`ReportSchedule.expects`, the definition every service uses: a
+  unit that no longer exists is not expected to report). A report received stays with the unit
+  that sent it: from a unit valid during the data window, it counts as expected and received
+  even if the unit has closed since.
+- A plan applies to the units under its issuing unit and under the units its issuer continues
+  (`Plan.covers`); the others have no standing in it.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from lhpn_shared.contracts.units import Unit
 
 from .facts import ReportState
 from .rates import data_window
-from .rollup import LATE, MISSING, NOT_EXPECTED, ON_TIME, Entry, PlanShape, last_day_on_time
+from .rollup import LATE, MISSING, NOT_EXPECTED, ON_TIME, Entry, PlanShape
 from .rollup import unit_interval as interval_of
 
 Days = Mapping[str, Sequence[int]]
@@ -66,18 +69,12 @@ def target_values(
 def report_status(
     unit: Unit, schedule: ReportSchedule, period: SchedulePeriod, report: ReportState | None
 ) -> str:
-    level = unit.level
-    if level not in schedule.levels:
+    if unit.level not in schedule.levels:
         return NOT_EXPECTED
-    start, end = data_window(period)
-    if not unit.valid_during(start, end):
-        return NOT_EXPECTED
-    if report is not None:
+    expected = schedule.expects(unit, period)
+    if report is not None and (expected or unit.valid_during(*data_window(period, unit.level))):
         return ON_TIME if report.on_time else LATE
-    due = period.due_at.get(level)
-    if due is None or not unit.valid_on(last_day_on_time(due)):
-        return NOT_EXPECTED
-    return MISSING
+    return MISSING if expected else NOT_EXPECTED
 
 
 def report_statuses(

@@ -118,6 +118,20 @@ class Lineage:
             frontier = following
         return out
 
+    def continued_by(self, unit_id: str) -> set[str]:
+        """Every unit `unit_id` continues, transitively, whenever the change took effect."""
+        out: set[str] = set()
+        frontier = [unit_id]
+        while frontier:
+            following = []
+            for current in frontier:
+                for before in self.predecessors.get(current, {}):
+                    if before not in out and before != unit_id:
+                        out.add(before)
+                        following.append(before)
+            frontier = following
+        return out
+
     def neighbours(self, unit_ids: Iterable[str]) -> set[str]:
         """The units linked to any of `unit_ids`, on either side."""
         out: set[str] = set()
@@ -125,6 +139,16 @@ class Lineage:
             out.update(self.predecessors.get(unit_id, {}))
             out.update(self.successors.get(unit_id, {}))
         return out
+
+
+def plan_roots(issuer: str, lineage: Lineage) -> frozenset[str]:
+    """The units whose subtrees a plan covers: its issuing unit's, and those of every unit the
+    issuer continues (`Plan.covers`, with the lineage read from both sides)."""
+    return frozenset({issuer} | lineage.continued_by(issuer))
+
+
+def covered(tree: UnitTree, roots: frozenset[str], unit_id: str) -> bool:
+    return any(u in roots for u in chain(tree, unit_id))
 
 
 def links_of(unit: Unit | None) -> Mapping[str, object]:
