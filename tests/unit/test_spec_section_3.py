@@ -4,19 +4,22 @@ uses ("2021-01-01 – report date")."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
-from aggregation.domain.rates import reporting_rates
+from aggregation.domain.rates import ReportingRates
 from intake import domain as intake_domain
 from lhpn_shared.clock import LOCAL_TZ
+from lhpn_shared.contracts.events import make_event
 from lhpn_shared.contracts.plans import Plan, TargetRule
 from lhpn_shared.contracts.units import Unit, UnitLevel, UnitTree
 from lhpn_shared.unit_files import read_units_csv
 from reminders.domain.obligations import derive_obligations
+from tests.unit.aggregation.memory import consume
 
 DATA = Path(__file__).resolve().parents[2] / "services" / "intake" / "intake" / "data"
 P, D, C = UnitLevel.province, UnitLevel.district, UnitLevel.commune
@@ -104,6 +107,15 @@ def test_communes_report_to_their_district_and_districts_to_the_province() -> No
         assert reporter.parent_id == recipient.unit_id
 
 
+async def aggregation_rates(p: Plan, units: list[Unit]) -> ReportingRates:
+    """The thematic report's rates as the aggregation service answers them, from the events."""
+    at = vn(2021, 1, 1)
+    events = [make_event("unit.upserted", u, source="intake", occurred_at=at) for u in units]
+    events.append(make_event("plan.published", p, source="intake", occurred_at=at))
+    svc = await consume(events)
+    return await svc.reporting_rates("thematic_annual", "2021", "54")
+
+
 def test_intake_reminders_and_aggregation_read_the_open_ended_window_the_same_way() -> None:
     """A district union founded on 1 November 2021 did not exist on the thematic report's date
     (29/10): no service expects its thematic report; one founded on 29/10 is expected by all."""
@@ -117,7 +129,7 @@ def test_intake_reminders_and_aggregation_read_the_open_ended_window_the_same_wa
     tree = UnitTree([province, late, just])
 
     owed = {o.unit_id for o in derive_obligations(p, tree) if o.report_type == "thematic_annual"}
-    rates = reporting_rates(p, tree, "54", "thematic_annual", "2021", [])
+    rates = asyncio.run(aggregation_rates(p, [province, late, just]))
     expected_by_intake = {
         u.unit_id
         for u in (late, just)
