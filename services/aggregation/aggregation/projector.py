@@ -315,7 +315,15 @@ class Projection:
                 year = period_year(report.period) if report is not None else None
                 if report is None or year is None:
                     continue
-                declared = {report.report_type: {report.period: {"n": 1, "c": report.indicators}}}
+                declared = {
+                    report.report_type: {
+                        report.period: {
+                            "n": 1,
+                            "c": report.indicators,
+                            "k": dict.fromkeys(report.indicators, 1),  # declared, even as 0
+                        }
+                    }
+                }
                 for unit_id in self.chain(report.unit_id):
                     add_into(docs.get(unit_id, year).change("declared"), declared, sign)
         for plan in self.plans.values():

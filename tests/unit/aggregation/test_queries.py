@@ -400,3 +400,14 @@ async def test_a_plan_counts_only_the_units_of_its_issuer_s_province():
     assert [t.in_scope for t in elsewhere.targets] == [0, 0, 0]
     rates = await svc.reporting_rates("monthly", "2021-06", root.unit_id)
     assert (rates.expected, rates.received) == (3, 0)
+
+
+async def test_a_code_declared_as_zero_is_declared_not_missing():
+    world = World()
+    world.did(world.busy, ActivityKind.training, date(2021, 6, 1), sessions=2)
+    world.reported(world.busy, True, **{"training.sessions": 0, "training.count": 1})
+    svc = await world.service()
+    rows = {r.code: r for r in (await svc.indicators(world.province.unit_id, "2021-06")).rows}
+    assert (rows["training.sessions"].declared, rows["training.sessions"].differs) == (0, True)
+    assert (rows["training.count"].declared, rows["training.count"].differs) == (1, False)
+    assert rows["dialogue.count"].declared is None

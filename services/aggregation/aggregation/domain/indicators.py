@@ -123,8 +123,9 @@ def declared_totals(
             if not _within(period, start, end):
                 continue
             summed += figures.get("n", 0)
-            for code, value in figures.get("c", {}).items():
-                totals[code] = totals.get(code, 0) + value
+            sums = figures.get("c", {})
+            for code in figures.get("k", {}):  # the codes some report declared (0 included)
+                totals[code] = totals.get(code, 0) + sums.get(code, 0)
     return types, summed, totals
 
 

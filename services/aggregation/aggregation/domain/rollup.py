@@ -9,7 +9,8 @@ One `UnitYear` per (unit, year), in parts:
 - `cases`: over the subtree, `{"s": {MM: month}, "c": {child: {MM: month}}}`, a month being
   `{"received", "overdue", "by_kind": {…}, "by_topic", "by_status", "by_outcome", "by_flag",
   "due": {epoch ms: cases}}` (`due`: open cases not flagged overdue, by next due instant);
-- `declared`: over the subtree, report type → period → `{"n": reports, "c": {code: sum}}`;
+- `declared`: over the subtree, report type → period → `{"n": reports, "c": {code: sum},
+  "k": {code: reports declaring it}}` (a declared 0 is a declaration);
 - two parts per plan of the year (`PlanPart`): the counts the answers need, for the subtree
   and per child (`plan:<plan_id>`, JSON), and the roster of every unit of the subtree with its
   standing (`roster:<plan_id>`, one text line per unit, see `Roster`).
