@@ -4,7 +4,7 @@ compliance, reporting rates, indicators, case statistics, exports)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from lhpn_shared.clock import Clock
@@ -34,5 +34,13 @@ class Aggregation(Queries):
     async def recover(self) -> int:
         return await self.writer.recover()
 
-    async def rebuild(self, *, batch_size: int, grace_seconds: float = 3.0) -> int:
-        return await self.writer.rebuild(batch_size=batch_size, grace_seconds=grace_seconds)
+    async def rebuild(
+        self,
+        *,
+        batch_size: int,
+        grace_seconds: float = 3.0,
+        progress: Callable[[int, int, int], None] | None = None,
+    ) -> int:
+        return await self.writer.rebuild(
+            batch_size=batch_size, grace_seconds=grace_seconds, progress=progress
+        )

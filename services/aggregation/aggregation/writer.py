@@ -32,7 +32,7 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
@@ -267,12 +267,20 @@ class Writer:
         )  # never empty: an empty set means "replace everything"
         return writes
 
-    async def rebuild(self, *, batch_size: int, grace_seconds: float = 3.0) -> int:
+    async def rebuild(
+        self,
+        *,
+        batch_size: int,
+        grace_seconds: float = 3.0,
+        progress: Callable[[int, int, int], None] | None = None,
+    ) -> int:
         """Drop the read models and replay the archive; returns the events replayed.
 
         Running consumers see the rebuild flag and requeue their batches until it is done
         (`grace_seconds` lets a batch already being written finish first); queries answer from
-        what is rebuilt so far. A rebuild that dies leaves the flag: run it again."""
+        what is rebuilt so far. A rebuild that dies leaves the flag: run it again.
+        `progress(archive documents read, archive documents in all, events replayed)` is called
+        after each archive document."""
         await self.store.set_rebuilding(self.now())
         await asyncio.sleep(grace_seconds)
         await self.store.drop_read_models()
@@ -282,7 +290,10 @@ class Writer:
         self.cache.clear()
         replayed = 0
         pending: list[Event] = []
+        total = await self.store.archive_size()
+        read = 0
         async for bodies in self.store.archived():
+            read += 1
             for body in bodies:
                 try:
                     # archived once admitted from its owning service
@@ -293,6 +304,8 @@ class Writer:
                 await self._apply(pending[:batch_size], archive=False)
                 replayed += batch_size
                 del pending[:batch_size]
+            if progress is not None:
+                progress(read, max(total, read), replayed)
         if pending:
             await self._apply(pending, archive=False)
             replayed += len(pending)
