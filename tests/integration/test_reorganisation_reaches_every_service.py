@@ -1,6 +1,6 @@
-"""A merge and a split through intake's API reach cases and reminders within 2 seconds, and
-replaying the event stream (shuffled, every event twice) into fresh copies of those services
-gives the same state."""
+"""A merge and a split through intake's API reach cases, reminders and aggregation within 2
+seconds, and replaying the event stream (shuffled, every event twice) into fresh copies of those
+services gives the same state."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from aggregation.app import create_app as aggregation_app
+from aggregation.errors import NotFound
+from aggregation.settings import AggregationSettings
 from cases.app import create_app as cases_app
 from cases.settings import CasesSettings
 from intake.app import create_app as intake_app
@@ -57,6 +60,31 @@ async def serving(app: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+async def rates(app: Any, period: str) -> dict[str, Any] | None:
+    """Aggregation's monthly reporting rates of Tuy Hoà (555) for a period, or None while it does
+    not know the unit yet."""
+    svc = getattr(app.state, "aggregation", None)
+    if svc is None:
+        return None
+    try:
+        answer = await svc.reporting_rates("monthly", period, "555", None, list_limit=1000)
+    except NotFound:  # until the unit tree and the plan have arrived
+        return None
+    found: dict[str, Any] = answer.model_dump(mode="json")
+    return found
+
+
+async def expected_in_july(app: Any) -> set[str] | None:
+    """The communes of Tuy Hoà aggregation expects a July monthly report from (none has sent
+    one, so every expected unit is missing), or None while it cannot answer."""
+    answer = await rates(app, "2021-07")
+    return None if answer is None else {u["unit_id"] for u in answer["missing"]}
+
+
+async def aggregation_state(app: Any) -> Any:
+    return [await rates(app, "2021-06"), await rates(app, "2021-07")]
+
+
 async def cases_state(app: Any) -> dict[str, Any]:
     tree = await app.state.cases.tree()
     return {uid: u.model_dump(mode="json") for uid, u in tree.units.items()}
@@ -72,7 +100,7 @@ async def reminders_state(app: Any) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(300)
-async def test_a_merge_and_a_split_reach_cases_and_reminders_within_2_seconds_and_replay_alike(
+async def test_a_merge_and_a_split_reach_every_service_within_2_seconds_and_replay_alike(
     devmongo: DevMongo, rabbit: RabbitVhost
 ) -> None:
     await purge_queues(rabbit.url, *TOPOLOGY, *(f"{q}.dlq" for q in TOPOLOGY))
@@ -104,11 +132,19 @@ async def test_a_merge_and_a_split_reach_cases_and_reminders_within_2_seconds_an
         )
         return reminders_app(settings, clock)
 
+    def aggregation(db: str) -> Any:
+        settings = AggregationSettings(
+            **common, rabbit_url=rabbit.url_for("aggregation"), mongo_db=db
+        )
+        return aggregation_app(settings, clock)
+
     first_cases, first_reminders = cases(f"cases_{run}"), reminders(f"reminders_{run}")
+    first_aggregation = aggregation(f"aggregation_{run}")
     async with (
         EventListener(rabbit.url, keys=("unit.upserted.v1", "plan.published.v1")) as stream,
         serving(first_cases),
         serving(first_reminders) as rem_client,
+        serving(first_aggregation),
         serving(intake) as client,
     ):
         admin = await login(client, "admin", "admin")
@@ -117,7 +153,13 @@ async def test_a_merge_and_a_split_reach_cases_and_reminders_within_2_seconds_an
         async def default_data_everywhere() -> bool:
             tree = await first_cases.state.cases.tree()
             rem_tree = first_reminders.state.reminders.tree
-            return len(tree.units) == n_default and len(rem_tree.units) == n_default
+            in_aggregation = await expected_in_july(first_aggregation)
+            return (
+                len(tree.units) == n_default
+                and len(rem_tree.units) == n_default
+                and in_aggregation is not None
+                and {"22015", "22018", "22024"} <= in_aggregation
+            )
 
         await eventually(default_data_everywhere, timeout=60)
 
@@ -154,6 +196,7 @@ async def test_a_merge_and_a_split_reach_cases_and_reminders_within_2_seconds_an
                 params={"unit_id": "M1", "report_type": "monthly"},
                 headers={"Authorization": admin["Authorization"]},
             )
+            in_aggregation = await expected_in_july(first_aggregation) or set()
             return (
                 {"M1", "S1", "S2"} <= in_intake
                 and not ({"22015", "22018", "22024"} & in_intake)
@@ -163,11 +206,13 @@ async def test_a_merge_and_a_split_reach_cases_and_reminders_within_2_seconds_an
                 and rem_tree.units["22015"].valid_to is not None
                 and obligations.status_code == 200
                 and len(obligations.json()["items"]) == 6  # July to December
+                and {"M1", "S1", "S2"} <= in_aggregation
+                and not ({"22015", "22018", "22024"} & in_aggregation)
             )
 
         await eventually(seen_everywhere, timeout=2.0)
         elapsed = time.monotonic() - started
-        print(f"merge + split seen by intake, cases and reminders after {elapsed:.2f} s")
+        print(f"merge + split seen by every service after {elapsed:.2f} s")
         # a commune merged away owes no report due after it ended
         gone = await rem_client.get(
             "/api/v1/obligations",
@@ -178,13 +223,19 @@ async def test_a_merge_and_a_split_reach_cases_and_reminders_within_2_seconds_an
 
         expected_cases = await cases_state(first_cases)
         expected_reminders = await reminders_state(first_reminders)
+        expected_aggregation = await aggregation_state(first_aggregation)
         captured = stream.bodies()
 
     # ---- replay: fresh copies, the whole stream shuffled and every event twice ------------
     replay = captured * 2
     random.Random(7).shuffle(replay)
     fresh_cases, fresh_reminders = cases(f"cases_replay_{run}"), reminders(f"rem_replay_{run}")
-    async with serving(fresh_cases), serving(fresh_reminders):
+    fresh_aggregation = aggregation(f"agg_replay_{run}")
+    async with (
+        serving(fresh_cases),
+        serving(fresh_reminders),
+        serving(fresh_aggregation),
+    ):
         for body in replay:
             key = f"{body['type']}.v{body['version']}"
             raw = json.dumps(body).encode()
@@ -196,6 +247,7 @@ async def test_a_merge_and_a_split_reach_cases_and_reminders_within_2_seconds_an
             return (
                 await cases_state(fresh_cases) == expected_cases
                 and await reminders_state(fresh_reminders) == expected_reminders
+                and await aggregation_state(fresh_aggregation) == expected_aggregation
             )
 
         await eventually(caught_up, timeout=60, interval=0.5)
