@@ -1,60 +1,50 @@
 """Bearer-token and API-key verification used by every service (SPEC §9.2–§9.3).
 
-Tokens are HS256 JWTs issued by intake (`POST /api/v1/auth/token`) with the principal's role
-and unit. Systems use `X-API-Key` (keys from settings), scoped to a unit like staff.
+Tokens are HS256 JWTs issued by intake (`POST /api/v1/auth/token`) with the principal's role,
+unit and session version (`sv`). Systems use `X-API-Key`: keys managed through intake's API
+(known here through `lhpn_shared.accounts`), or the `API_KEYS` bootstrap. Who may call which
+route is declared next to each route (`lhpn_shared.access`).
 """
 
 from __future__ import annotations
 
 import hmac
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Annotated
 
 import jwt
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
 
+from .accounts import AccessRegistry, key_principal
 from .clock import Clock
 from .contracts.units import UnitTree
+from .principal import STAFF_ROLES, Principal, Role
 from .settings import ServiceSettings
+
+__all__ = [
+    "STAFF_ROLES",
+    "Authenticator",
+    "Principal",
+    "Role",
+    "can_access_unit",
+    "issue_token",
+    "verify_token",
+]
 
 ISSUER = "lhpn-intake"
 
 
-class Role(StrEnum):
-    admin = "admin"
-    province_staff = "province_staff"
-    district_staff = "district_staff"
-    commune_staff = "commune_staff"
-    viewer = "viewer"
-    system = "system"
-
-
-STAFF_ROLES = frozenset({Role.province_staff, Role.district_staff, Role.commune_staff})
-
-
-class Principal(BaseModel):
-    subject: str
-    role: Role
-    unit_id: str | None = None
-    allowed_events: frozenset[str] | None = None
-    """routing keys a system may send (None: no restriction beyond its role)"""
-    allowed_routes: frozenset[str] | None = None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role is Role.admin
-
-
-def issue_token(settings: ServiceSettings, principal: Principal, now: datetime) -> tuple[str, int]:
+def issue_token(
+    settings: ServiceSettings, principal: Principal, now: datetime, session_version: int = 0
+) -> tuple[str, int]:
     ttl = timedelta(minutes=settings.jwt_ttl_minutes)
     claims = {
         "iss": ISSUER,
         "sub": principal.subject,
         "role": principal.role.value,
         "unit_id": principal.unit_id,
+        "sv": session_version,
         "iat": int(now.timestamp()),
         "exp": int((now + ttl).timestamp()),
     }
@@ -69,6 +59,13 @@ def _unauthorized(detail: str) -> HTTPException:
 
 
 def verify_token(settings: ServiceSettings, token: str, now: datetime) -> Principal:
+    return verify_token_version(settings, token, now)[0]
+
+
+def verify_token_version(
+    settings: ServiceSettings, token: str, now: datetime
+) -> tuple[Principal, int]:
+    """The token's principal and session version, or 401."""
     try:
         claims = jwt.decode(
             token,
@@ -82,43 +79,73 @@ def verify_token(settings: ServiceSettings, token: str, now: datetime) -> Princi
     if int(claims["exp"]) <= now.timestamp():
         raise _unauthorized("Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại.")
     try:
-        return Principal(
+        principal = Principal(
             subject=claims["sub"], role=Role(claims["role"]), unit_id=claims.get("unit_id")
         )
-    except ValueError as exc:
+        return principal, int(claims.get("sv", 0))
+    except (ValueError, TypeError) as exc:
         raise _unauthorized("Mã truy cập không hợp lệ.") from exc
 
 
-_bearer = HTTPBearer(auto_error=False)
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
+BEARER = HTTPBearer(auto_error=False)
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 class Authenticator:
-    """FastAPI dependency: the caller's Principal, or 401."""
+    """The caller's Principal from a bearer token or an API key, or 401.
 
-    def __init__(self, settings: ServiceSettings, clock: Clock) -> None:
+    Asks the service's `AccessRegistry` on every request, so a disabled user, a changed role or
+    a revoked key is refused as soon as this service knows of it."""
+
+    def __init__(
+        self, settings: ServiceSettings, clock: Clock, registry: AccessRegistry | None = None
+    ) -> None:
         self._settings = settings
         self._clock = clock
-        self._keys = settings.parsed_api_keys()
+        self._bootstrap_keys = settings.parsed_api_keys()
+        if registry is None:
+            registry = AccessRegistry()
+            registry.loaded = True
+        self.registry = registry
 
-    async def __call__(
-        self,
-        request: Request,
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-        api_key: Annotated[str | None, Depends(_api_key)],
-    ) -> Principal:
+    def authenticate(self, bearer: str | None, api_key: str | None) -> Principal:
         if bearer is not None:
-            return verify_token(self._settings, bearer.credentials, self._clock.now())
+            principal, version = verify_token_version(self._settings, bearer, self._clock.now())
+            self._registry_ready()
+            refusal = self.registry.token_refusal(principal, version)
+            if refusal is not None:
+                raise _unauthorized(refusal)
+            return principal
         if api_key is not None:
-            for key, (name, unit_id) in self._keys.items():
+            self._registry_ready()
+            managed = self.registry.managed_key(api_key)
+            if managed is not None:
+                if managed.revoked:
+                    raise _unauthorized("Khóa API đã bị thu hồi.")
+                return key_principal(managed)
+            for key, (name, unit_id) in self._bootstrap_keys.items():
                 if hmac.compare_digest(key.encode(), api_key.encode()):
                     return Principal(subject=f"system:{name}", role=Role.system, unit_id=unit_id)
             raise _unauthorized("Khóa API không hợp lệ.")
         raise _unauthorized("Cần đăng nhập (Bearer token) hoặc khóa API (X-API-Key).")
 
+    def _registry_ready(self) -> None:
+        """Until this service has read its copy of the access records, it cannot tell a revoked
+        credential from a valid one: 503, try again shortly."""
+        if not self.registry.loaded:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                detail="Dịch vụ đang khởi động, vui lòng thử lại sau ít giây.",
+                headers={"Retry-After": "5"},
+            )
 
-def forbidden(detail: str) -> HTTPException:
-    return HTTPException(status.HTTP_403_FORBIDDEN, detail=detail)
+    async def __call__(
+        self,
+        request: Request,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+        api_key: Annotated[str | None, Depends(API_KEY)],
+    ) -> Principal:
+        return self.authenticate(bearer.credentials if bearer else None, api_key)
 
 
 def can_access_unit(principal: Principal, unit_id: str, tree: UnitTree) -> bool:
@@ -128,30 +155,3 @@ def can_access_unit(principal: Principal, unit_id: str, tree: UnitTree) -> bool:
     if principal.unit_id is None:
         return False
     return tree.is_within(unit_id, principal.unit_id)
-
-
-def require_write(principal: Principal, unit_id: str, tree: UnitTree) -> None:
-    if principal.role is Role.viewer:
-        raise forbidden("Tài khoản xem (viewer) chỉ được xem số liệu tổng hợp.")
-    if not can_access_unit(principal, unit_id, tree):
-        raise forbidden(f"Bạn không có quyền ghi dữ liệu cho đơn vị {unit_id}.")
-
-
-def require_read(principal: Principal, unit_id: str, tree: UnitTree) -> None:
-    if principal.role is Role.viewer:
-        raise forbidden("Tài khoản xem (viewer) chỉ được xem số liệu tổng hợp.")
-    if not can_access_unit(principal, unit_id, tree):
-        raise forbidden(f"Bạn không có quyền xem dữ liệu của đơn vị {unit_id}.")
-
-
-def require_aggregate_read(principal: Principal, unit_id: str, tree: UnitTree) -> None:
-    """Aggregates: viewers may read them (within their unit when they have one)."""
-    if principal.role is Role.viewer and principal.unit_id is None:
-        return
-    if not can_access_unit(principal, unit_id, tree):
-        raise forbidden(f"Bạn không có quyền xem số liệu của đơn vị {unit_id}.")
-
-
-def require_admin(principal: Principal) -> None:
-    if not principal.is_admin:
-        raise forbidden("Chỉ quản trị viên (admin) được thực hiện thao tác này.")

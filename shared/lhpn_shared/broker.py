@@ -170,6 +170,7 @@ class ConsumerBinding:
 
 _UNITS_PLANS = ("unit.upserted.v1", "plan.published.v1")
 _CASES = ("case.opened.v1", "case.status_changed.v1", "case.closed.v1")
+_ACCESS = ("user.upserted.v1", "api_key.upserted.v1")
 
 TOPOLOGY: dict[str, ConsumerBinding] = {
     b.queue: b
@@ -195,6 +196,11 @@ TOPOLOGY: dict[str, ConsumerBinding] = {
                 *_CASES,
             ),
             single_active_consumer=True,
+        ),
+        # every service's copy of users and API keys (lhpn_shared.accounts)
+        *(
+            ConsumerBinding(f"{service}.access", EVENTS, _ACCESS)
+            for service in ("intake", "cases", "reminders", "aggregation")
         ),
     )
 }

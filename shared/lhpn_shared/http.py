@@ -8,10 +8,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -24,6 +25,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import correlation
+from .access import AccessDenied
 from .mongo import TRANSIENT_DB_ERRORS
 
 if TYPE_CHECKING:
@@ -53,7 +55,35 @@ class FieldProblem(Exception):
         ]
 
 
+class RefuseRepeatedQueryParameters:
+    """A query parameter given twice (`?unit_id=1&unit_id=2`) is refused with 422 naming it:
+    every query parameter here holds one value, and silently taking the last one would let a
+    caller mean one thing and be understood as another."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            seen: set[str] = set()
+            for key, _ in parse_qsl(scope["query_string"].decode("latin-1"), True):
+                if key in seen:
+                    detail = [
+                        {
+                            "loc": ["query", key],
+                            "msg": f"Tham số '{key}' chỉ được có một giá trị.",
+                            "type": "value_error",
+                        }
+                    ]
+                    await JSONResponse({"detail": detail}, status_code=422)(scope, receive, send)
+                    return
+                seen.add(key)
+        await self.app(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_middleware(RefuseRepeatedQueryParameters)
+
     async def db_unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning(
             "database unavailable", extra={"path": request.url.path, "error": type(exc).__name__}
@@ -72,6 +102,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": exc.detail()}, status_code=422)
 
     app.add_exception_handler(FieldProblem, field_problem)
+
+    async def access_denied(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+
+    app.add_exception_handler(AccessDenied, access_denied)
 
     async def request_invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -365,7 +400,10 @@ def ops_router(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz")
+    @router.get(
+        "/readyz",
+        responses={503: {"description": "a dependency is down (see `checks`); Retry-After"}},
+    )
     async def readyz() -> JSONResponse:
         results = {name: await check() for name, check in checks.items()}
         ok = all(results.values())
@@ -375,7 +413,11 @@ def ops_router(
             headers=None if ok else {"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
-    @router.get("/metrics")
+    @router.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    )
     async def prometheus() -> Response:
         await metrics.refresh()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

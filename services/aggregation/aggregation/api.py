@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from lhpn_shared.auth import Authenticator, Principal, require_aggregate_read
+from lhpn_shared.access import EVERYONE, QUERY, READ, Guard, Permission
+from lhpn_shared.auth import Principal
 
 from .domain.case_stats import CaseStats
 from .domain.compliance import DEFAULT_LIST_LIMIT, ComplianceResult
@@ -64,9 +65,15 @@ def _safe(text: str) -> str:
     return "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "-" for c in text)
 
 
-def build_router(auth: Authenticator) -> APIRouter:
+# ---- who may call what (SPEC §9.3): aggregates are open to viewers, within the caller's subtree
+AGGREGATES_READ = Permission("aggregates.read", READ, EVERYONE, (QUERY,))
+EXPORTS_READ = Permission("exports.read", READ, EVERYONE, (QUERY,))
+
+
+def build_router(guard: Guard) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["aggregates"])
-    Caller = Annotated[Principal, Depends(auth)]
+    Caller = Annotated[Principal, guard(AGGREGATES_READ)]
+    Exporter = Annotated[Principal, guard(EXPORTS_READ)]
 
     def aggregation(request: Request) -> Aggregation:
         svc: Aggregation = request.app.state.aggregation
@@ -75,14 +82,13 @@ def build_router(auth: Authenticator) -> APIRouter:
     Svc = Annotated[Aggregation, Depends(aggregation)]
 
     async def readable_unit(svc: Aggregation, caller: Principal, unit_id: str | None) -> str:
-        """The unit asked for (or the caller's, or the root), once the caller may read it."""
+        """The unit asked for (checked by the guard), or the caller's, or the root."""
         if unit_id is None:
             roots = await svc.roots() if caller.unit_id is None else []
             unit_id = caller.unit_id or (roots[0] if len(roots) == 1 else None)
             if unit_id is None:
                 raise BadInput("Cần chọn đơn vị (unit_id).")
-        node = await svc.node(unit_id)  # 404 for a unit it does not know
-        require_aggregate_read(caller, unit_id, node.access_tree())
+        await svc.node(unit_id)  # 404 for a unit it does not know
         return unit_id
 
     def as_of_or_now(svc: Aggregation, as_of: datetime | None) -> datetime:
@@ -143,7 +149,7 @@ def build_router(auth: Authenticator) -> APIRouter:
 
     @router.get("/exports/compliance.xlsx", response_class=Response, tags=["exports"])
     async def export_compliance(
-        caller: Caller,
+        caller: Exporter,
         svc: Svc,
         plan_id: str,
         unit_id: UnitParam = None,
@@ -155,7 +161,7 @@ def build_router(auth: Authenticator) -> APIRouter:
 
     @router.get("/exports/indicators.xlsx", response_class=Response, tags=["exports"])
     async def export_indicators(
-        caller: Caller,
+        caller: Exporter,
         svc: Svc,
         period: PeriodParam,
         unit_id: UnitParam = None,
@@ -167,7 +173,7 @@ def build_router(auth: Authenticator) -> APIRouter:
 
     @router.get("/exports/thematic-report.docx", response_class=Response, tags=["exports"])
     async def export_thematic_report(
-        caller: Caller,
+        caller: Exporter,
         svc: Svc,
         plan_id: str,
         unit_id: UnitParam = None,

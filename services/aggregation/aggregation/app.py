@@ -22,10 +22,14 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.specification import AsyncAPI
 from pymongo import AsyncMongoClient
 
+from lhpn_shared.access import Guard, document_permissions
+from lhpn_shared.accounts import AccessCopy, AccessRegistry, subscribe_access
+from lhpn_shared.audit import AuditLog, audit_router
 from lhpn_shared.auth import Authenticator
 from lhpn_shared.broker import EVENTS, TOPOLOGY, make_broker
 from lhpn_shared.clock import Clock, SystemClock
 from lhpn_shared.consumers import Consumers
+from lhpn_shared.contracts.units import UnitTree
 from lhpn_shared.http import Metrics, install_error_handlers, limit_request_size, ops_router
 from lhpn_shared.mongo import Doc, database, make_client
 from lhpn_shared.runtime import (
@@ -55,8 +59,14 @@ async def delivery(msg: StreamMessage[Any]) -> StreamMessage[Any]:
     return msg
 
 
-def build_broker(settings: AggregationSettings, batcher_ref: dict[str, Batcher]) -> RabbitBroker:
-    """The broker with the documented subscriber: it only hands deliveries to the batcher."""
+def build_broker(
+    settings: AggregationSettings,
+    batcher_ref: dict[str, Batcher],
+    access_ref: dict[str, AccessCopy] | None = None,
+    consumers: Consumers | None = None,
+) -> RabbitBroker:
+    """The broker with the documented subscriber (it only hands deliveries to the batcher) and
+    the service's copy of the access events."""
     broker = make_broker(settings)
 
     @broker.subscriber(
@@ -77,14 +87,24 @@ def build_broker(settings: AggregationSettings, batcher_ref: dict[str, Batcher])
     async def on_event(msg: Any) -> None:
         await batcher_ref["batcher"].add(msg)
 
+    refs = access_ref if access_ref is not None else {}
+    subscribe_access(
+        broker,
+        "aggregation.access",
+        lambda: refs.get("copy"),
+        EventOwners(settings.broker_user_prefix),
+        (consumers if consumers is not None else Consumers()).queue("aggregation.access"),
+    )
     return broker
 
 
 def create_app(settings: AggregationSettings, clock: Clock | None = None) -> FastAPI:
     clock = clock or SystemClock()
     batcher_ref: dict[str, Batcher] = {}
-    broker = build_broker(settings, batcher_ref)
+    registry = AccessRegistry()
+    access_ref: dict[str, AccessCopy] = {}
     consumers = Consumers()
+    broker = build_broker(settings, batcher_ref, access_ref, consumers)
     background = Background(settings, broker, consumers)
     spec = AsyncAPI(broker, title="LHPN aggregation", version="1.0.0")
     metrics = Metrics("aggregation")
@@ -106,12 +126,17 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
             progress=consumers.queue(EVENTS_QUEUE),
         )
         batcher_ref["batcher"] = batcher
+        access = AccessCopy(registry, store.db["access"])
         app.state.aggregation, app.state.batcher = aggregation, batcher
+        app.state.audit = AuditLog(store.db["audit"], clock)
 
         async def prepare() -> None:
-            """Indexes, an interrupted batch, the writer's unit tree. (The answers need none of
-            it: they read the documents.)"""
+            """Indexes, the access copy, an interrupted batch, the writer's unit tree. (The
+            answers need none of it: they read the documents.)"""
             await store.ensure_indexes()
+            await app.state.audit.ensure_indexes()
+            await access.load()
+            access_ref["copy"] = access
             await aggregation.recover()
             await aggregation.writer.load()
 
@@ -158,7 +183,22 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
             asyncapi=lambda: spec.to_specification().to_json(),
         )
     )
-    app.include_router(build_router(Authenticator(settings, clock)))
+
+    async def tree() -> UnitTree:
+        aggregation = getattr(app.state, "aggregation", None)
+        if aggregation is None:
+            raise NotFound("Dịch vụ đang khởi động.")
+        tree: UnitTree = await aggregation.unit_tree()
+        return tree
+
+    guard = Guard(
+        Authenticator(settings, clock, registry),
+        tree,
+        audit=lambda: getattr(app.state, "audit", None),
+    )
+    app.include_router(build_router(guard))
+    app.include_router(audit_router(guard, lambda: app.state.audit, tree))
+    document_permissions(app)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:

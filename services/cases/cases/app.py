@@ -24,6 +24,14 @@ from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
 from pymongo import AsyncMongoClient
 
+from lhpn_shared.access import Guard, document_permissions, uuid_key
+from lhpn_shared.accounts import (
+    AccessCopy,
+    AccessRegistry,
+    KeyInboundBindings,
+    subscribe_access,
+)
+from lhpn_shared.audit import audit_router
 from lhpn_shared.auth import Authenticator, Principal
 from lhpn_shared.broker import (
     TOPOLOGY,
@@ -75,6 +83,8 @@ def build_broker(
     cases_ref: dict[str, Cases],
     consumers: Consumers | None = None,
     metrics: Metrics | None = None,
+    access_ref: dict[str, AccessCopy] | None = None,
+    registry: AccessRegistry | None = None,
 ) -> RabbitBroker:
     """The broker with the service's subscribers (its publishers are added by `EventPublisher`),
     reporting what they hold to `consumers`."""
@@ -130,9 +140,23 @@ def build_broker(
     subscribe(
         INBOUND_QUEUE,
         Cases.handle_inbound,
-        InboundGate(SettingsInboundBindings(settings.parsed_inbound_systems()), tree_for),
+        InboundGate(
+            KeyInboundBindings(
+                registry or AccessRegistry(),
+                SettingsInboundBindings(settings.parsed_inbound_systems()),
+            ),
+            tree_for,
+        ),
         "from a bound system (AMQP user_id) within its unit subtree",
         DeadLetterSealer(settings.cipher().keyring),
+    )
+    refs = access_ref if access_ref is not None else {}
+    subscribe_access(
+        broker,
+        "cases.access",
+        lambda: refs.get("copy"),
+        EventOwners(settings.broker_user_prefix),
+        consumers.queue("cases.access"),
     )
     return broker
 
@@ -144,7 +168,9 @@ def create_app(settings: CasesSettings, clock: Clock | None = None) -> FastAPI:
     metrics = Metrics("cases")
     cases_ref: dict[str, Cases] = {}
     consumers = Consumers()
-    broker = build_broker(settings, cases_ref, consumers, metrics)
+    registry = AccessRegistry()
+    access_ref: dict[str, AccessCopy] = {}
+    broker = build_broker(settings, cases_ref, consumers, metrics, access_ref, registry)
     background = Background(settings, broker, consumers)
     publisher = EventPublisher(broker, PUBLISHES)
     spec = AsyncAPI(broker, title="LHPN cases", version="1.0.0")
@@ -166,9 +192,17 @@ def create_app(settings: CasesSettings, clock: Clock | None = None) -> FastAPI:
         cases_ref["cases"] = cases
         app.state.cases, app.state.relay = cases, relay
 
-        prepared = background.start(
-            lambda: retry_while_database_down(store.ensure_indexes), "prepare"
-        )
+        access = AccessCopy(registry, store.db["access"])
+        app.state.audit = cases.audit
+
+        async def prepare() -> None:
+            """Indexes and the access copy."""
+            await store.ensure_indexes()
+            await cases.audit.ensure_indexes()
+            await access.load()
+            access_ref["copy"] = access
+
+        prepared = background.start(lambda: retry_while_database_down(prepare), "prepare")
         background.start_broker(after=prepared, relay=relay)
         try:
             yield
@@ -202,7 +236,41 @@ def create_app(settings: CasesSettings, clock: Clock | None = None) -> FastAPI:
             asyncapi=lambda: spec.to_specification().to_json(),
         )
     )
-    app.include_router(build_router(Authenticator(settings, clock)))
+
+    def service() -> Cases:
+        if "cases" not in cases_ref:
+            raise NotFound("Dịch vụ đang khởi động.")
+        return cases_ref["cases"]
+
+    async def tree() -> UnitTree:
+        return await service().tree()
+
+    async def case_unit(case_id: str) -> str | None:
+        """The unit of a stored case, by its id as the route will parse it."""
+        key = uuid_key(case_id)
+        if key is None:
+            return None  # the route answers 422
+        doc = await service().store.cases.find_one({"_id": key}, {"unit_id": 1})
+        return None if doc is None else str(doc["unit_id"])
+
+    async def case_holders(case_id: str) -> tuple[str, ...] | None:
+        """The unions holding a stored case: its own, then those it is referred up to."""
+        key = uuid_key(case_id)
+        if key is None:
+            return None
+        doc = await service().store.cases.find_one({"_id": key}, {"unit_id": 1, "referred_up": 1})
+        return None if doc is None else (doc["unit_id"], *doc.get("referred_up", []))
+
+    guard = Guard(
+        Authenticator(settings, clock, registry),
+        tree,
+        {"case_id": case_unit},
+        holders={"case_id": case_holders},
+        audit=lambda: getattr(app.state, "audit", None),
+    )
+    app.include_router(build_router(guard))
+    app.include_router(audit_router(guard, lambda: app.state.audit, tree))
+    document_permissions(app)
 
     answer_with_status(app, {NotFound: 404, Forbidden: 403, Conflict: 409})
 

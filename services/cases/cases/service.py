@@ -18,6 +18,8 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
+from lhpn_shared.access import WRITE, AccessDenied, require_event, require_unit
+from lhpn_shared.audit import AuditLog
 from lhpn_shared.auth import Principal, Role
 from lhpn_shared.broker import Reject
 from lhpn_shared.clock import LOCAL_TZ, Clock, to_millis
@@ -142,6 +144,7 @@ class Cases:
         self._units_ttl = units_refresh_seconds
         self._tree: UnitTree | None = None
         self._tree_loaded = 0.0
+        self.audit = AuditLog(store.audit, clock)
 
     def now(self) -> datetime:
         return to_millis(self.clock.now().astimezone(UTC))
@@ -470,19 +473,21 @@ class Cases:
 
     # ---- inbound `case.opened` from other systems ---------------------------------------------
 
-    async def handle_inbound(self, envelope: Envelope, system: Principal) -> str:
-        """Open the case another system announced (no personal data), republish `case.opened`.
+    async def handle_inbound(self, envelope: Envelope, principal: Principal) -> str:
+        """Open the case another system (`principal`) announced, without personal data, and
+        republish `case.opened`.
 
-        `system` is the bound system that sent it (admitted for this event type and unit
-        subtree); it is the actor recorded. Returns 'accepted' or 'duplicate'; raises `Reject`
-        (→ dead-letter queue with the reason) for a message that can never be accepted. A
-        requester field in `data` is refused by the contract itself (`CaseFacts` forbids
-        unknown fields).
+        Returns 'accepted' or 'duplicate'; raises `Reject` (→ dead-letter queue with the reason)
+        for a message that can never be accepted: not `case.opened`, outside the sender's
+        subtree or event types, or a `case_id` that is another case's. A requester field in
+        `data` is refused by the contract itself (`CaseFacts` forbids unknown fields).
         """
         if (envelope.type, envelope.version) != ("case.opened", 1):
             raise Reject(f"cases does not accept {envelope.routing_key} on lhpn.inbound")
-        if system.allowed_events is not None and envelope.routing_key not in system.allowed_events:
-            raise Reject(f"{system.subject} may not send {envelope.routing_key}")
+        try:
+            require_event(principal, envelope.routing_key)
+        except AccessDenied as exc:
+            raise Reject(str(exc)) from exc
         facts = CaseFacts.model_validate(envelope.data)
         if facts.status is not CaseStatus.received:
             raise Reject(f"a new case must have status 'received', not '{facts.status.value}'")
@@ -496,15 +501,16 @@ class Cases:
         if facts.unit_id not in tree:
             raise Reject(f"unknown unit_id '{facts.unit_id}'")
         try:
+            require_unit(principal, facts.unit_id, tree, WRITE)
             self._check_unit_on(tree, facts.unit_id, facts.received_on)
-        except FieldProblem as exc:
+        except (AccessDenied, FieldProblem) as exc:
             raise Reject(str(exc)) from exc
         fields = CaseFields.model_validate(facts.model_dump(include=_INBOUND_FIELDS))
         try:
             case, created = await self._create(
                 fields,
                 facts.case_id,
-                actor=system.subject,
+                actor=principal.subject,
                 event_id=envelope.event_id,
                 source=envelope.source,
                 correlation_id=envelope.correlation_id,
@@ -512,7 +518,7 @@ class Cases:
         except (FieldProblem, Conflict) as exc:
             raise Reject(str(exc)) from exc
         if created:
-            await self._audit(system, "open", case.case_id, case.unit_id)
+            await self._audit(principal, "open", case.case_id, case.unit_id)
         return "accepted" if created else "duplicate"
 
     # ---- helpers ------------------------------------------------------------------------------
@@ -550,20 +556,16 @@ class Cases:
         personal_data: bool = False,
         outcome: str = "ok",
     ) -> None:
-        """Who did what to which case, and whether personal data was shown to them."""
-        await self.store.audit.insert_one(
-            {
-                "_id": str(uuid4()),
-                "at": self.now(),
-                "actor": caller.subject,
-                "role": caller.role.value,
-                "actor_unit_id": caller.unit_id,
-                "action": action,
-                "case_id": str(case_id) if case_id else None,
-                "unit_id": unit_id,
-                "personal_data": personal_data,
-                "outcome": outcome,
-            }
+        """Who did what to which case, from where, and whether personal data was shown to them
+        (the service's audit log, `lhpn_shared.audit`)."""
+        await self.audit.record(
+            caller,
+            f"cases.{action}",
+            entity_type="case",
+            entity_id=case_id,
+            unit_id=unit_id,
+            outcome=outcome,
+            personal_data=personal_data,
         )
 
     def _sees(self, caller: Principal, case: StoredCase) -> bool:

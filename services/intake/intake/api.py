@@ -4,29 +4,30 @@ from datetime import date
 from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ValidationError
 
-from lhpn_shared.auth import (
-    Authenticator,
-    Principal,
-    Role,
-    issue_token,
-    require_admin,
-    require_read,
-    require_write,
+from lhpn_shared.access import (
+    BODY,
+    ENTITY,
+    EVERYONE,
+    QUERY,
+    READ,
+    RECORDS,
+    WRITE,
+    Guard,
+    Permission,
 )
+from lhpn_shared.auth import Principal, Role
 from lhpn_shared.broker import Reject, describe_validation_error
 from lhpn_shared.contracts.activities import Activity, ActivityFields, ActivityKind
 from lhpn_shared.contracts.events import INBOUND_TYPES, Envelope
 from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.reports import Report
 from lhpn_shared.contracts.units import Unit
-from lhpn_shared.settings import ServiceSettings
 
-from .service import Intake, ReportSubmission
-from .users import NewUser, UserOut, Users
+from .models import ReportSubmission
+from .service import Intake
 
 T = TypeVar("T")
 
@@ -36,78 +37,62 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-class TokenOut(BaseModel):
-    access_token: str
-    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
-    expires_in: int
-    role: Role
-    unit_id: str | None
-
-
 class EventAccepted(BaseModel):
     event_id: UUID
     status: str
 
 
-def build_router(settings: ServiceSettings, auth: Authenticator) -> APIRouter:
+# ---- who may call what (SPEC §9.3): read by the guard, the access tests and the OpenAPI -------
+UNITS_READ = Permission("units.read", READ, EVERYONE)
+PLANS_READ = Permission("plans.read", READ, EVERYONE)
+PLANS_PUBLISH = Permission(
+    "plans.publish",
+    WRITE,
+    frozenset({Role.admin, Role.province_staff}),
+    (BODY,),
+    unit_fields=("issuing_unit_id",),
+    refusal="Chỉ cán bộ cấp tỉnh được ban hành kế hoạch.",
+)
+ACTIVITIES_RECORD = Permission("activities.record", WRITE, RECORDS, (BODY,))
+ACTIVITIES_LIST = Permission("activities.list", READ, RECORDS, (QUERY,))
+ACTIVITIES_READ = Permission("activities.read", READ, RECORDS, (ENTITY,), entity="activity_id")
+ACTIVITIES_CORRECT = Permission(
+    "activities.correct", WRITE, RECORDS, (ENTITY, BODY), entity="activity_id"
+)
+ACTIVITIES_VOID = Permission("activities.void", WRITE, RECORDS, (ENTITY,), entity="activity_id")
+REPORTS_SUBMIT = Permission("reports.submit", WRITE, RECORDS, (BODY,))
+REPORTS_LIST = Permission("reports.list", READ, RECORDS, (QUERY,))
+REPORTS_READ = Permission("reports.read", READ, RECORDS, (ENTITY,), entity="report_id")
+EVENTS_POST = Permission(
+    "events.post", WRITE, RECORDS, (BODY,), unit_fields=("unit_id", "data.unit_id")
+)
+
+
+def scope_units(svc: Intake, caller: Principal, unit_id: str | None) -> list[str]:
+    """The subtree a list reads: `unit_id`'s (checked by the guard), else the caller's own;
+    everything for an admin without a filter."""
+    root = unit_id or caller.unit_id
+    if root is None:
+        return list(svc.tree.units)
+    if root not in svc.tree:
+        raise HTTPException(404, detail=f"Không có đơn vị mã '{root}'.")
+    return svc.tree.subtree(root)
+
+
+def build_router(guard: Guard) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
-    Caller = Annotated[Principal, Depends(auth)]
 
     def intake(request: Request) -> Intake:
         svc: Intake = request.app.state.intake
         return svc
 
-    def users(request: Request) -> Users:
-        u: Users = request.app.state.users
-        return u
-
     Svc = Annotated[Intake, Depends(intake)]
-
-    def scope_units(svc: Intake, caller: Principal, unit_id: str | None) -> list[str]:
-        root = unit_id or caller.unit_id
-        if root is None:  # admin without a filter: everything
-            return list(svc.tree.units)
-        if root not in svc.tree:
-            raise HTTPException(404, detail=f"Không có đơn vị mã '{root}'.")
-        require_read(caller, root, svc.tree)
-        return svc.tree.subtree(root)
-
-    # ---- auth ---------------------------------------------------------------------------------
-
-    @router.post("/auth/token", response_model=TokenOut, tags=["auth"])
-    async def token(
-        form: Annotated[OAuth2PasswordRequestForm, Depends()],
-        request: Request,
-        accounts: Annotated[Users, Depends(users)],
-    ) -> TokenOut:
-        principal = await accounts.authenticate(form.username, form.password)
-        if principal is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                detail="Sai tên đăng nhập hoặc mật khẩu.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        tok, ttl = issue_token(settings, principal, request.app.state.clock.now())
-        return TokenOut(
-            access_token=tok, expires_in=ttl, role=principal.role, unit_id=principal.unit_id
-        )
-
-    @router.post("/users", response_model=UserOut, status_code=201, tags=["auth"])
-    async def create_user(
-        user: NewUser, caller: Caller, svc: Svc, accounts: Annotated[Users, Depends(users)]
-    ) -> UserOut:
-        require_admin(caller)
-        if user.role not in (Role.admin, Role.viewer) and user.unit_id not in svc.tree:
-            raise HTTPException(422, detail=f"Không có đơn vị mã '{user.unit_id}'.")
-        if not await accounts.create(user, svc.clock.now()):
-            raise HTTPException(409, detail=f"Tên đăng nhập '{user.username}' đã tồn tại.")
-        return UserOut(username=user.username, role=user.role, unit_id=user.unit_id)
 
     # ---- units --------------------------------------------------------------------------------
 
     @router.get("/units", response_model=Page[Unit], tags=["units"])
     async def list_units(
-        caller: Caller,
+        caller: Annotated[Principal, guard(UNITS_READ)],
         svc: Svc,
         unit_id: Annotated[str | None, Query(description="root of the subtree")] = None,
         level: str | None = None,
@@ -128,7 +113,9 @@ def build_router(settings: ServiceSettings, auth: Authenticator) -> APIRouter:
         return Page(items=page, next_cursor=page[-1].unit_id if len(units) > limit else None)
 
     @router.get("/units/{unit_id}", response_model=Unit, tags=["units"])
-    async def get_unit(unit_id: str, caller: Caller, svc: Svc) -> Unit:
+    async def get_unit(
+        unit_id: str, caller: Annotated[Principal, guard(UNITS_READ)], svc: Svc
+    ) -> Unit:
         unit = svc.tree.get(unit_id)
         if unit is None:
             raise HTTPException(404, detail=f"Không có đơn vị mã '{unit_id}'.")
@@ -137,24 +124,29 @@ def build_router(settings: ServiceSettings, auth: Authenticator) -> APIRouter:
     # ---- plans --------------------------------------------------------------------------------
 
     @router.get("/plans", response_model=Page[Plan], tags=["plans"])
-    async def list_plans(caller: Caller, svc: Svc, year: int | None = None) -> Page[Plan]:
+    async def list_plans(
+        caller: Annotated[Principal, guard(PLANS_READ)], svc: Svc, year: int | None = None
+    ) -> Page[Plan]:
         plans = sorted(svc.plans, key=lambda p: (p.year, p.plan_id))
         return Page(items=[p for p in plans if year is None or p.year == year])
 
     @router.get("/plans/{plan_id}", response_model=Plan, tags=["plans"])
-    async def get_plan(plan_id: str, caller: Caller, svc: Svc) -> Plan:
+    async def get_plan(
+        plan_id: str, caller: Annotated[Principal, guard(PLANS_READ)], svc: Svc
+    ) -> Plan:
         plan = next((p for p in svc.plans if p.plan_id == plan_id), None)
         if plan is None:
             raise HTTPException(404, detail=f"Không có kế hoạch '{plan_id}'.")
         return plan
 
     @router.post("/plans", response_model=Plan, tags=["plans"])
-    async def publish_plan(plan: Plan, caller: Caller, svc: Svc, response: Response) -> Plan:
-        if caller.role not in (Role.admin, Role.province_staff):
-            raise HTTPException(403, detail="Chỉ cán bộ cấp tỉnh được ban hành kế hoạch.")
-        if plan.issuing_unit_id in svc.tree:
-            require_write(caller, plan.issuing_unit_id, svc.tree)
-        stored, created = await svc.publish_plan(plan)
+    async def publish_plan(
+        plan: Plan,
+        caller: Annotated[Principal, guard(PLANS_PUBLISH)],
+        svc: Svc,
+        response: Response,
+    ) -> Plan:
+        stored, created = await svc.publish_plan(plan, caller)
         response.status_code = 201 if created else 200
         return stored
 
@@ -165,20 +157,19 @@ def build_router(settings: ServiceSettings, auth: Authenticator) -> APIRouter:
 
     @router.post("/activities", response_model=Activity, tags=["activities"])
     async def record_activity(
-        body: ActivityIn, caller: Caller, svc: Svc, response: Response
+        body: ActivityIn,
+        caller: Annotated[Principal, guard(ACTIVITIES_RECORD)],
+        svc: Svc,
+        response: Response,
     ) -> Activity:
-        if body.unit_id in svc.tree:
-            require_write(caller, body.unit_id, svc.tree)
         fields = ActivityFields.model_validate(body.model_dump(exclude={"activity_id"}))
-        activity, created = await svc.record_activity(
-            fields, caller.subject, activity_id=body.activity_id
-        )
+        activity, created = await svc.record_activity(fields, caller, activity_id=body.activity_id)
         response.status_code = 201 if created else 200
         return activity
 
     @router.get("/activities", response_model=Page[Activity], tags=["activities"])
     async def list_activities(
-        caller: Caller,
+        caller: Annotated[Principal, guard(ACTIVITIES_LIST)],
         svc: Svc,
         unit_id: Annotated[str | None, Query(description="root of the subtree")] = None,
         kind: ActivityKind | None = None,
@@ -200,48 +191,46 @@ def build_router(settings: ServiceSettings, auth: Authenticator) -> APIRouter:
         )
         return Page(items=items, next_cursor=nxt)
 
-    async def readable_activity(activity_id: UUID, caller: Principal, svc: Intake) -> Activity:
-        activity = await svc.get_activity(activity_id)
-        require_read(caller, activity.unit_id, svc.tree)
-        return activity
-
     @router.get("/activities/{activity_id}", response_model=Activity, tags=["activities"])
-    async def get_activity(activity_id: UUID, caller: Caller, svc: Svc) -> Activity:
-        return await readable_activity(activity_id, caller, svc)
+    async def get_activity(
+        activity_id: UUID, caller: Annotated[Principal, guard(ACTIVITIES_READ)], svc: Svc
+    ) -> Activity:
+        return await svc.get_activity(activity_id)
 
     @router.put("/activities/{activity_id}", response_model=Activity, tags=["activities"])
     async def correct_activity(
-        activity_id: UUID, body: ActivityFields, caller: Caller, svc: Svc
+        activity_id: UUID,
+        body: ActivityFields,
+        caller: Annotated[Principal, guard(ACTIVITIES_CORRECT)],
+        svc: Svc,
     ) -> Activity:
-        current = await readable_activity(activity_id, caller, svc)
-        require_write(caller, current.unit_id, svc.tree)
-        if body.unit_id in svc.tree:
-            require_write(caller, body.unit_id, svc.tree)
-        return await svc.correct_activity(activity_id, body, caller.subject)
+        return await svc.correct_activity(activity_id, body, caller)
 
     @router.delete("/activities/{activity_id}", response_model=Activity, tags=["activities"])
     async def void_activity(
-        activity_id: UUID, caller: Caller, svc: Svc, reason: str = ""
+        activity_id: UUID,
+        caller: Annotated[Principal, guard(ACTIVITIES_VOID)],
+        svc: Svc,
+        reason: Annotated[str, Query(max_length=2000)] = "",
     ) -> Activity:
-        current = await readable_activity(activity_id, caller, svc)
-        require_write(caller, current.unit_id, svc.tree)
-        return await svc.void_activity(activity_id, caller.subject, reason=reason)
+        return await svc.void_activity(activity_id, caller, reason=reason)
 
     # ---- reports ------------------------------------------------------------------------------
 
     @router.post("/reports", response_model=Report, tags=["reports"])
     async def submit_report(
-        body: ReportSubmission, caller: Caller, svc: Svc, response: Response
+        body: ReportSubmission,
+        caller: Annotated[Principal, guard(REPORTS_SUBMIT)],
+        svc: Svc,
+        response: Response,
     ) -> Report:
-        if body.unit_id in svc.tree:
-            require_write(caller, body.unit_id, svc.tree)
-        report, changed = await svc.submit_report(body, caller.subject)
+        report, changed = await svc.submit_report(body, caller)
         response.status_code = 201 if changed and report.revision == 1 else 200
         return report
 
     @router.get("/reports", response_model=Page[Report], tags=["reports"])
     async def list_reports(
-        caller: Caller,
+        caller: Annotated[Principal, guard(REPORTS_LIST)],
         svc: Svc,
         unit_id: str | None = None,
         report_type: str | None = None,
@@ -259,28 +248,23 @@ def build_router(settings: ServiceSettings, auth: Authenticator) -> APIRouter:
         return Page(items=items, next_cursor=nxt)
 
     @router.get("/reports/{report_id}", response_model=Report, tags=["reports"])
-    async def get_report(report_id: UUID, caller: Caller, svc: Svc) -> Report:
-        report = await svc.get_report(report_id)
-        require_read(caller, report.unit_id, svc.tree)
-        return report
+    async def get_report(
+        report_id: UUID, caller: Annotated[Principal, guard(REPORTS_READ)], svc: Svc
+    ) -> Report:
+        return await svc.get_report(report_id)
 
     # ---- inbound events over HTTP -------------------------------------------------------------
 
     @router.post("/events", response_model=EventAccepted, status_code=202, tags=["events"])
-    async def post_event(envelope: Envelope, caller: Caller, svc: Svc) -> EventAccepted:
-        if caller.role is Role.viewer:
-            raise HTTPException(403, detail="Tài khoản xem không được gửi sự kiện.")
+    async def post_event(
+        envelope: Envelope, caller: Annotated[Principal, guard(EVENTS_POST)], svc: Svc
+    ) -> EventAccepted:
         if (envelope.type, envelope.version) not in INBOUND_TYPES - {("case.opened", 1)}:
             raise HTTPException(
                 422,
                 detail=f"Intake không nhận sự kiện {envelope.routing_key} "
                 "(nhận: activity.recorded.v1, activity.voided.v1, report.submitted.v1).",
             )
-        if envelope.unit_id and envelope.unit_id in svc.tree:
-            require_write(caller, envelope.unit_id, svc.tree)
-        data_unit = envelope.data.get("unit_id")
-        if isinstance(data_unit, str) and data_unit in svc.tree:
-            require_write(caller, data_unit, svc.tree)
         try:
             outcome = await svc.handle_inbound(envelope, caller)
         except Reject as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from fastapi import FastAPI
 from faststream.middlewares import AckPolicy
@@ -18,11 +19,20 @@ from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
 from pymongo import AsyncMongoClient
 
+from lhpn_shared.access import AccessDenied, Guard, document_permissions, uuid_key
+from lhpn_shared.accounts import (
+    AccessCopy,
+    AccessRegistry,
+    KeyInboundBindings,
+    subscribe_access,
+)
+from lhpn_shared.audit import AuditLog, audit_router
 from lhpn_shared.auth import Authenticator, Principal
 from lhpn_shared.broker import (
     INBOUND,
     TOPOLOGY,
     EventPublisher,
+    Reject,
     make_broker,
     process_delivery,
 )
@@ -47,16 +57,20 @@ from lhpn_shared.runtime import (
     retry_while_database_down,
 )
 from lhpn_shared.settings import Environment
-from lhpn_shared.trust import InboundGate
+from lhpn_shared.trust import EventOwners, InboundGate
 
 from . import seed
 from .api import build_router
+from .api_accounts import build_accounts_router
+from .api_keys import ApiKeys
+from .errors import Conflict, NotFound, NotReady
 from .repository import IntakeStore
-from .service import Conflict, Intake, NotFound, NotReady
+from .service import Intake
 from .settings import IntakeSettings
+from .signin import SignInThrottle
 from .unit_api import build_unit_router
 from .units import UnitConflict, UnitsNotReady
-from .users import Users
+from .users import Passwords, Users
 
 log = logging.getLogger("intake")
 
@@ -66,16 +80,23 @@ PUBLISHES = [
     ("activity.recorded", 1),
     ("activity.voided", 1),
     ("report.submitted", 1),
+    ("user.upserted", 1),
+    ("api_key.upserted", 1),
 ]
 INBOUND_QUEUE = "intake.inbound"
+ACCESS_QUEUE = "intake.access"
 INBOUND_KEYS = TOPOLOGY[INBOUND_QUEUE].routing_keys
 
 
 def build_broker(
-    settings: IntakeSettings, intake_ref: dict[str, Intake], consumers: Consumers | None = None
+    settings: IntakeSettings,
+    intake_ref: dict[str, Intake],
+    consumers: Consumers | None = None,
+    access_ref: dict[str, AccessCopy] | None = None,
+    registry: AccessRegistry | None = None,
 ) -> RabbitBroker:
-    """The broker with intake's documented publishers and its inbound subscriber (reporting
-    what it holds to `consumers`)."""
+    """The broker with intake's documented publishers, its inbound subscriber and the access
+    events of its other replicas (reporting what they hold to `consumers`)."""
     broker = make_broker(settings)
     queue = TOPOLOGY[INBOUND_QUEUE].rabbit_queue()
     progress = (consumers if consumers is not None else Consumers()).queue(INBOUND_QUEUE)
@@ -84,7 +105,12 @@ def build_broker(
         return intake_ref["intake"].tree
 
     # the publisher must be a bound system, sending its event types for units of its subtree
-    gate = InboundGate(SettingsInboundBindings(settings.parsed_inbound_systems()), tree_for)
+    gate = InboundGate(
+        KeyInboundBindings(
+            registry or AccessRegistry(), SettingsInboundBindings(settings.parsed_inbound_systems())
+        ),
+        tree_for,
+    )
 
     @broker.subscriber(
         queue,
@@ -99,12 +125,24 @@ def build_broker(
     )
     async def on_inbound(msg: RabbitMessage) -> None:
         async def handle(envelope: Envelope, principal: Principal) -> None:
-            await intake_ref["intake"].handle_inbound(envelope, principal)
+            sender = principal.model_copy(update={"address": f"amqp:{INBOUND_QUEUE}"})
+            try:
+                await intake_ref["intake"].handle_inbound(envelope, sender)
+            except (AccessDenied, Conflict) as exc:
+                raise Reject(str(exc)) from exc
 
         await process_delivery(
             broker, msg, INBOUND_QUEUE, handle, admission=gate, progress=progress
         )
 
+    refs = access_ref if access_ref is not None else {}
+    subscribe_access(
+        broker,
+        ACCESS_QUEUE,
+        lambda: refs.get("copy"),
+        EventOwners(settings.broker_user_prefix),
+        (consumers if consumers is not None else Consumers()).queue(ACCESS_QUEUE),
+    )
     return broker
 
 
@@ -112,7 +150,9 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
     clock = clock or SystemClock()
     intake_ref: dict[str, Intake] = {}
     consumers = Consumers()
-    broker = build_broker(settings, intake_ref, consumers)
+    registry = AccessRegistry()
+    access_ref: dict[str, AccessCopy] = {}
+    broker = build_broker(settings, intake_ref, consumers, access_ref, registry)
     background = Background(settings, broker, consumers)
     publisher = EventPublisher(broker, PUBLISHES)
     spec = AsyncAPI(broker, title="LHPN intake", version="1.0.0")
@@ -122,18 +162,33 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
         client = make_client(settings)
         store = IntakeStore(database(client, settings.database))
         relay = make_relay(store.outbox_collections, publisher, settings)
-        intake = Intake(store, clock, relay.wake)
+        audit = AuditLog(store.audit, clock)
+        intake = Intake(store, clock, relay.wake, audit)
         intake.max_attachment_bytes = settings.max_attachment_bytes
         intake_ref["intake"] = intake
-        users = Users(store.users)
+        passwords = Passwords(settings.password_hash_concurrency)
+        users = Users(store.users, clock, registry, audit, passwords, relay.wake)
+        keys = ApiKeys(store.api_keys, clock, registry, audit, relay.wake)
         app.state.intake, app.state.users, app.state.relay = intake, users, relay
+        app.state.api_keys, app.state.audit = keys, audit
+        app.state.sign_in_throttle = SignInThrottle(
+            store.sign_in_failures,
+            per_user=settings.sign_in_failures_per_user,
+            per_address=settings.sign_in_failures_per_address,
+            window=timedelta(seconds=settings.sign_in_window_seconds),
+        )
 
         async def prepare() -> None:
-            """Indexes, first admin, reference data."""
+            """Indexes, first admin, bootstrap keys, the access registry, reference data."""
             await store.ensure_indexes()
+            await users.ensure_indexes()
+            await audit.ensure_indexes()
             await users.ensure_admin(
-                settings.admin_username, settings.admin_password.get_secret_value(), clock.now()
+                settings.admin_username, settings.admin_password.get_secret_value()
             )
+            await keys.import_bootstrap(settings.parsed_api_keys())
+            registry.load(await users.load(), await keys.load())
+            access_ref["copy"] = AccessCopy(registry, None)
             await intake.load_reference_data()
             if settings.seed_default_data:
                 await seed.load(intake, settings.units_file, settings.plan_files)
@@ -178,11 +233,40 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
             asyncapi=lambda: spec.to_specification().to_json(),
         )
     )
-    authenticator = Authenticator(settings, clock)
-    app.include_router(build_router(settings, authenticator))
-    app.include_router(build_unit_router(authenticator))
+
+    async def tree() -> UnitTree:
+        return intake_ref["intake"].tree if "intake" in intake_ref else _not_ready()
+
+    async def stored_unit(coll: str, entity_id: str) -> str | None:
+        """The unit of a stored activity or report, by its id as the route will parse it."""
+        if "intake" not in intake_ref:
+            raise NotReady
+        key = uuid_key(entity_id)
+        if key is None:
+            return None  # the route answers 422
+        doc = await intake_ref["intake"].store.db[coll].find_one({"_id": key}, {"unit_id": 1})
+        return None if doc is None else str(doc["unit_id"])
+
+    guard = Guard(
+        Authenticator(settings, clock, registry),
+        tree,
+        {
+            "activity_id": lambda i: stored_unit("activities", i),
+            "report_id": lambda i: stored_unit("reports", i),
+        },
+        audit=lambda: getattr(app.state, "audit", None),
+    )
+    app.include_router(build_accounts_router(settings, guard))
+    app.include_router(build_router(guard))
+    app.include_router(build_unit_router(guard))
+    app.include_router(audit_router(guard, lambda: app.state.audit, tree))
+    document_permissions(app)
 
     answer_with_status(
         app, {NotFound: 404, Conflict: 409, NotReady: 503, UnitConflict: 409, UnitsNotReady: 503}
     )
     return app
+
+
+def _not_ready() -> UnitTree:
+    raise NotReady

@@ -28,10 +28,21 @@ class IntakeStore:
         self.activities = db["activities"]
         self.reports = db["reports"]
         self.users = db["users"]
+        self.api_keys = db["api_keys"]
+        self.sign_in_failures = db["sign_in_failures"]
+        self.audit = db["audit"]
 
     @property
     def outbox_collections(self) -> list[Any]:
-        return [self.units, self.unit_changes, self.plans, self.activities, self.reports]
+        return [
+            self.units,
+            self.unit_changes,
+            self.plans,
+            self.activities,
+            self.reports,
+            self.users,
+            self.api_keys,
+        ]
 
     async def ensure_indexes(self) -> None:
         for coll in self.outbox_collections:
@@ -46,6 +57,8 @@ class IntakeStore:
             unique=True,
             name="one_report_per_unit_type_period",
         )
+        await self.api_keys.create_index([("key_hash", ASCENDING)], unique=True)
+        await self.api_keys.create_index([("name", ASCENDING)], unique=True)
 
 
 def state(doc: Doc) -> Doc:

@@ -14,21 +14,25 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
-from lhpn_shared.auth import Principal
-from lhpn_shared.broker import Reject
+from lhpn_shared.access import WRITE, require_unit
+from lhpn_shared.audit import AuditLog
 from lhpn_shared.clock import LOCAL_TZ, Clock, to_millis
 from lhpn_shared.contracts.activities import Activity, ActivityFields
-from lhpn_shared.contracts.events import ActivityVoided, Envelope, make_event, parse_data
+from lhpn_shared.contracts.events import ActivityVoided, Envelope, make_event
 from lhpn_shared.contracts.plans import Plan
-from lhpn_shared.contracts.reports import AttachmentInfo, Report, ReportFields
+from lhpn_shared.contracts.reports import AttachmentInfo, Report
 from lhpn_shared.contracts.units import Unit, UnitTree
 from lhpn_shared.http import FieldProblem
 from lhpn_shared.outbox import outbox_fields, with_outbox
+from lhpn_shared.principal import Principal
 
 from . import domain
+from .errors import Conflict, NotFound, NotReady
+from .inbound import handle_inbound
+from .models import AttachmentIn, ReportSubmission
 from .repository import (
     IntakeStore,
     activity_from_doc,
@@ -44,44 +48,24 @@ log = logging.getLogger("intake")
 SOURCE = "intake"
 
 
-class NotFound(Exception):
-    pass
-
-
-class Conflict(Exception):
-    pass
-
-
-class NotReady(Exception):
-    """The unit tree is not loaded yet (database unreachable since start)."""
-
-    def __str__(self) -> str:
-        return "Dịch vụ đang khởi động, vui lòng thử lại sau ít giây."
-
-
-class AttachmentIn(BaseModel):
-    file_name: str = Field(min_length=1, max_length=255)
-    media_type: str = Field(min_length=1, max_length=127)
-    content_base64: str | None = None
-    reference: str | None = None
-
-
-class ReportSubmission(ReportFields):
-    """A report as submitted over HTTP or on `lhpn.inbound`."""
-
-    report_id: UUID | None = None
-    received_at: datetime | None = Field(
-        default=None, description="for paper reports: when it was received; never in the future"
-    )
-    attachments: list[AttachmentIn] = Field(default_factory=list)
-
-
 class Intake:
-    def __init__(self, store: IntakeStore, clock: Clock, wake_relay: Callable[[], None]) -> None:
+    """Units, plans, activities and reports. Every write takes the authenticated principal: it is
+    the recorded actor, it must reach the unit written to AND the stored entity's unit (an id
+    that belongs to another unit's record answers 409 without changing or showing it), and the
+    write is audited."""
+
+    def __init__(
+        self,
+        store: IntakeStore,
+        clock: Clock,
+        wake_relay: Callable[[], None],
+        audit: AuditLog | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
         self._wake = wake_relay
         self.units = UnitRegistry(store, clock, wake_relay)
+        self.audit = audit or AuditLog(store.audit, clock)
         self._plans: list[Plan] | None = None
         self.max_attachment_bytes = 5 * 1024 * 1024
 
@@ -122,8 +106,13 @@ class Intake:
         outcome = await self.units.load_units([unit], actor, replace=True)
         return outcome.change_id is not None
 
-    async def publish_plan(self, plan: Plan) -> tuple[Plan, bool]:
-        """Publish a plan, or a new revision of it when its content changed."""
+    async def publish_plan(
+        self, plan: Plan, principal: Principal | None = None
+    ) -> tuple[Plan, bool]:
+        """Publish a plan, or a new revision of it when its content changed. `principal`: who
+        publishes it over the API (None: the default data loaded at start)."""
+        if principal is not None and plan.issuing_unit_id in self.tree:
+            require_unit(principal, plan.issuing_unit_id, self.tree, WRITE)
         if plan.issuing_unit_id not in self.tree:
             raise FieldProblem([(("issuing_unit_id",), "Không có đơn vị ban hành này.")])
         existing = await self.store.plans.find_one({"_id": plan.plan_id})
@@ -152,6 +141,14 @@ class Intake:
                 raise Conflict("Kế hoạch vừa được người khác tạo, vui lòng thử lại.") from exc
         self._wake()
         await self._load_plans()
+        if principal is not None:
+            await self.audit.record(
+                principal,
+                "plans.publish",
+                entity_type="plan",
+                entity_id=plan.plan_id,
+                unit_id=plan.issuing_unit_id,
+            )
         return plan, True
 
     # ---- activities -------------------------------------------------------------------------
@@ -168,10 +165,15 @@ class Intake:
             raise NotFound(f"Không tìm thấy hoạt động {activity_id}.")
         return activity_from_doc(doc)
 
+    def _require_write(self, principal: Principal, unit_id: str) -> None:
+        """`principal` may write for `unit_id` (an unknown unit is left to validation)."""
+        if unit_id in self.tree:
+            require_unit(principal, unit_id, self.tree, WRITE)
+
     async def record_activity(
         self,
         fields: ActivityFields,
-        actor: str,
+        principal: Principal,
         *,
         activity_id: UUID | None = None,
         event_id: UUID | None = None,
@@ -180,7 +182,9 @@ class Intake:
     ) -> tuple[Activity, bool]:
         """Record a new activity. Returns (activity, created). The same `activity_id` with the
         same content is a safe retry (nothing new); with other content it is a conflict."""
+        self._require_write(principal, fields.unit_id)
         self._check_activity(fields)
+        actor = principal.subject
         activity = Activity(
             **fields.model_dump(),
             activity_id=activity_id or uuid4(),
@@ -206,26 +210,31 @@ class Intake:
             await self.store.activities.insert_one(doc)
         except DuplicateKeyError:
             existing = await self.get_activity(activity.activity_id)
-            if _same_content(existing, fields):
+            if existing.unit_id == fields.unit_id and _same_content(existing, fields):
                 return existing, False
             raise Conflict(
                 f"Mã hoạt động {activity.activity_id} đã được dùng cho một hoạt động khác."
             ) from None
         self._wake()
+        await self._audit(principal, "activities.record", activity.activity_id, activity.unit_id)
         return activity, True
 
     async def correct_activity(
         self,
         activity_id: UUID,
         fields: ActivityFields,
-        actor: str,
+        principal: Principal,
         *,
         event_id: UUID | None = None,
         source: str = SOURCE,
         correlation_id: str | None = None,
     ) -> Activity:
-        """A correction: a new revision of the whole activity."""
+        """A correction: a new revision of the whole activity, by someone who may write for
+        both the unit it belongs to and the unit it names now."""
         current = await self.get_activity(activity_id)
+        self._require_write(principal, current.unit_id)
+        self._require_write(principal, fields.unit_id)
+        actor = principal.subject
         if current.voided:
             raise Conflict("Hoạt động đã bị hủy, không thể sửa.")
         self._check_activity(fields)
@@ -254,12 +263,13 @@ class Intake:
         if result.matched_count == 0:
             raise Conflict("Hoạt động vừa được người khác sửa, vui lòng tải lại rồi thử lại.")
         self._wake()
+        await self._audit(principal, "activities.correct", activity_id, updated.unit_id)
         return updated
 
     async def void_activity(
         self,
         activity_id: UUID,
-        actor: str,
+        principal: Principal,
         *,
         reason: str = "",
         event_id: UUID | None = None,
@@ -267,6 +277,8 @@ class Intake:
         correlation_id: str | None = None,
     ) -> Activity:
         current = await self.get_activity(activity_id)
+        self._require_write(principal, current.unit_id)
+        actor = principal.subject
         if current.voided:
             return current
         now = self.now()
@@ -304,6 +316,7 @@ class Intake:
         if result.matched_count == 0:
             raise Conflict("Hoạt động vừa được người khác sửa, vui lòng tải lại rồi thử lại.")
         self._wake()
+        await self._audit(principal, "activities.void", activity_id, current.unit_id)
         return voided
 
     async def list_activities(
@@ -358,7 +371,7 @@ class Intake:
     async def submit_report(
         self,
         sub: ReportSubmission,
-        actor: str,
+        principal: Principal,
         *,
         event_id: UUID | None = None,
         source: str = SOURCE,
@@ -368,7 +381,10 @@ class Intake:
 
         A resubmission replaces the content, keeps the first `received_at` (and so the
         timeliness) and increments the revision; an identical resubmission changes nothing.
+        A `report_id` that is another report's answers 409.
         """
+        self._require_write(principal, sub.unit_id)
+        actor = principal.subject
         now = self.now()
         expectation = domain.report_expectation(
             self.plans, self.tree, sub.unit_id, sub.report_type, sub.period
@@ -385,6 +401,10 @@ class Intake:
 
         key = {"unit_id": sub.unit_id, "report_type": sub.report_type, "period": sub.period}
         existing = await self.store.reports.find_one(key)
+        if sub.report_id is not None and (
+            existing is None or existing["_id"] != str(sub.report_id)
+        ):
+            await self._refuse_report_id_of_another(sub.report_id, key)
         if existing is None:
             report = Report(
                 report_id=sub.report_id or uuid4(),
@@ -412,11 +432,14 @@ class Intake:
             try:
                 await self.store.reports.insert_one(doc)
             except DuplicateKeyError:
+                if sub.report_id is not None:  # the id was taken meanwhile, or the key
+                    await self._refuse_report_id_of_another(sub.report_id, key)
                 # a concurrent first submission won: this one becomes a resubmission
                 return await self.submit_report(
-                    sub, actor, event_id=event_id, source=source, correlation_id=correlation_id
+                    sub, principal, event_id=event_id, source=source, correlation_id=correlation_id
                 )
             self._wake()
+            await self._audit(principal, "reports.submit", report.report_id, report.unit_id)
             return report, True
 
         current = report_from_doc(existing)
@@ -448,7 +471,25 @@ class Intake:
         if result.matched_count == 0:
             raise Conflict("Báo cáo vừa được nộp lại bởi người khác, vui lòng thử lại.")
         self._wake()
+        await self._audit(principal, "reports.resubmit", report.report_id, report.unit_id)
         return report, True
+
+    async def _refuse_report_id_of_another(self, report_id: UUID, key: dict[str, str]) -> None:
+        """A client-chosen `report_id` already naming a report of another unit, type or period:
+        409, without saying whose."""
+        other = await self.store.reports.find_one(
+            {"_id": str(report_id)}, {"unit_id": 1, "report_type": 1, "period": 1}
+        )
+        if other is not None and any(other.get(k) != v for k, v in key.items()):
+            raise Conflict(f"Mã báo cáo {report_id} đã được dùng cho một báo cáo khác.")
+
+    async def _audit(
+        self, principal: Principal, action: str, entity_id: UUID, unit_id: str
+    ) -> None:
+        entity_type = {"activities": "activity", "reports": "report"}[action.partition(".")[0]]
+        await self.audit.record(
+            principal, action, entity_type=entity_type, entity_id=entity_id, unit_id=unit_id
+        )
 
     def _report_event(
         self, report: Report, event_id: UUID | None, source: str, correlation_id: str | None
@@ -503,74 +544,9 @@ class Intake:
     # ---- inbound events from other systems --------------------------------------------------
 
     async def handle_inbound(self, envelope: Envelope, principal: Principal) -> str:
-        """Validate an inbound envelope, store it like the HTTP path, republish it.
-
-        `principal` is who sent it: a bound system on `lhpn.inbound` (its AMQP user, admitted
-        for this event type and unit subtree), the caller of `POST /api/v1/events`. It is the
-        actor recorded. Returns what happened ('accepted' | 'duplicate'); raises `Reject` with
-        the reason for a message that can never be accepted (it goes to the dead-letter queue).
-        """
-        if principal.allowed_events is not None and (
-            envelope.routing_key not in principal.allowed_events
-        ):
-            raise Reject(f"{principal.subject} may not send {envelope.routing_key}")
-        actor = principal.subject
-        kw: dict[str, Any] = {
-            "event_id": envelope.event_id,
-            "source": envelope.source,
-            "correlation_id": envelope.correlation_id,
-        }
-        try:
-            data = parse_data(envelope)
-            if envelope.type == "activity.recorded":
-                assert isinstance(data, Activity)
-                return await self._inbound_activity(data, actor, kw)
-            if envelope.type == "activity.voided":
-                assert isinstance(data, ActivityVoided)
-                if await self._seen(self.store.activities, str(data.activity_id), envelope):
-                    return "duplicate"
-                await self.void_activity(data.activity_id, actor, reason=data.reason, **kw)
-                return "accepted"
-            if envelope.type == "report.submitted":
-                sub = ReportSubmission.model_validate(envelope.data)
-                _, changed = await self.submit_report(sub, actor, **kw)
-                return "accepted" if changed else "duplicate"
-        except FieldProblem as exc:
-            raise Reject(str(exc)) from exc
-        except NotFound as exc:
-            raise Reject(str(exc)) from exc
-        raise Reject(f"intake does not accept {envelope.routing_key} on lhpn.inbound")
-
-    async def _seen(self, coll: Any, doc_id: str, envelope: Envelope) -> bool:
-        doc = await coll.find_one(
-            {"_id": doc_id, "source_event_ids": str(envelope.event_id)}, {"_id": 1}
-        )
-        return doc is not None
-
-    async def _inbound_activity(self, data: Activity, actor: str, kw: dict[str, Any]) -> str:
-        fields = ActivityFields.model_validate(
-            data.model_dump(include=set(ActivityFields.model_fields))
-        )
-        # insert first: the common case (a new activity) costs one write and no read
-        try:
-            _, created = await self.record_activity(
-                fields, actor, activity_id=data.activity_id, **kw
-            )
-        except Conflict:
-            created = None  # the id exists with other content: a correction, or stale
-        if created is not None:
-            return "accepted" if created else "duplicate"
-        existing = await self.store.activities.find_one({"_id": str(data.activity_id)})
-        if existing is None or str(kw["event_id"]) in existing.get("source_event_ids", []):
-            return "duplicate"
-        if data.revision <= existing["revision"]:
-            log.info(
-                "inbound activity not newer than stored, ignored",
-                extra={"activity_id": str(data.activity_id), "revision": data.revision},
-            )
-            return "duplicate"
-        await self.correct_activity(data.activity_id, fields, actor, **kw)
-        return "accepted"
+        """An envelope from `lhpn.inbound` or `POST /api/v1/events`, sent by `principal`: see
+        `inbound.handle_inbound`."""
+        return await handle_inbound(self, envelope, principal)
 
 
 async def _page(

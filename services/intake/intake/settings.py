@@ -18,6 +18,21 @@ class IntakeSettings(ServiceSettings):
     units_file: Path = DATA_DIR / "phu-yen-2021-units.csv"
     plan_files: list[Path] = Field(default_factory=lambda: [DATA_DIR / "plan-PY-2021-460.json"])
     max_attachment_bytes: int = 5 * 1024 * 1024
+    sign_in_failures_per_user: int = Field(
+        default=10, ge=1, description="failed sign-ins for one username before 429"
+    )
+    sign_in_failures_per_address: int = Field(
+        default=100, ge=1, description="failed sign-ins from one client address before 429"
+    )
+    sign_in_window_seconds: int = Field(
+        default=900, ge=1, description="how long failures count (and a lock lasts)"
+    )
+    password_hash_concurrency: int = Field(
+        default=1,
+        ge=1,
+        description="argon2 hashes computed at once (64 MiB and one core each): 1 leaves the "
+        "other core of a 2-core machine to everything else during a burst of sign-ins",
+    )
 
     @model_validator(mode="after")
     def _a_report_with_its_attachments_fits_in_a_request(self) -> IntakeSettings:

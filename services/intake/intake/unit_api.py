@@ -12,7 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
-from lhpn_shared.auth import Authenticator, Principal, require_admin
+from lhpn_shared.access import ADMINS, EVERYONE, READ, WRITE, Guard, Permission
+from lhpn_shared.auth import Principal
 from lhpn_shared.contracts.units import LineageChange, Unit, UnitLevel
 
 from .service import Intake
@@ -98,9 +99,15 @@ class Lineage(BaseModel):
     successors: list[LineageStep]
 
 
-def build_unit_router(auth: Authenticator) -> APIRouter:
+# ---- who may call what (SPEC §9.3) ---------------------------------------------------------
+LINEAGE_READ = Permission("units.read", READ, EVERYONE)
+UNITS_CHANGE = Permission("units.change", WRITE, ADMINS)
+UNITS_CHANGES_READ = Permission("units.changes.read", READ, ADMINS)
+
+
+def build_unit_router(guard: Guard) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["units"])
-    Caller = Annotated[Principal, Depends(auth)]
+    Caller = Annotated[Principal, guard(UNITS_CHANGE)]
 
     def intake(request: Request) -> Intake:
         svc: Intake = request.app.state.intake
@@ -111,16 +118,28 @@ def build_unit_router(auth: Authenticator) -> APIRouter:
     async def apply(
         svc: Intake, caller: Principal, change: Reorganisation, response: Response
     ) -> ChangeRecord:
-        require_admin(caller)
         record, applied_now = await svc.units.reorganise(change, caller.subject)
         response.status_code = 201 if applied_now else 200
+        if applied_now:
+            await audited(svc, caller, record)
         return record
+
+    async def audited(svc: Intake, caller: Principal, record: ChangeRecord) -> None:
+        await svc.audit.record(
+            caller,
+            UNITS_CHANGE.name,
+            entity_type=record.kind,
+            entity_id=record.change_id,
+            unit_id=record.unit_ids[0] if len(record.unit_ids) == 1 else None,
+        )
 
     def dated(body: Dated) -> dict[str, object]:
         return body.model_dump(include={"effective_on", "title", "reorganisation_id"})
 
     @router.get("/units/{unit_id}/lineage", response_model=Lineage)
-    async def unit_lineage(unit_id: str, caller: Caller, svc: Svc) -> Lineage:
+    async def unit_lineage(
+        unit_id: str, caller: Annotated[Principal, guard(LINEAGE_READ)], svc: Svc
+    ) -> Lineage:
         """Predecessors and successors of a unit, transitively, with the day of each change."""
         unit = svc.tree.get(unit_id)
         if unit is None:
@@ -195,8 +214,9 @@ def build_unit_router(auth: Authenticator) -> APIRouter:
         return await apply(svc, caller, body, response)
 
     @router.get("/reorganisations/{change_id}", response_model=ChangeRecord)
-    async def get_reorganisation(change_id: str, caller: Caller, svc: Svc) -> ChangeRecord:
-        require_admin(caller)
+    async def get_reorganisation(
+        change_id: str, caller: Annotated[Principal, guard(UNITS_CHANGES_READ)], svc: Svc
+    ) -> ChangeRecord:
         record = await svc.units.get_change(change_id)
         if record is None:
             raise HTTPException(404, detail=f"Không có thay đổi '{change_id}'.")
@@ -206,8 +226,11 @@ def build_unit_router(auth: Authenticator) -> APIRouter:
     async def load_units(body: UnitLoad, caller: Caller, svc: Svc) -> LoadResult:
         """Reference data (the operator command): missing units are created; existing ones are
         kept unless `replace`."""
-        require_admin(caller)
         outcome = await svc.units.load_units(body.units, caller.subject, replace=body.replace)
+        if outcome.change_id is not None:
+            await svc.audit.record(
+                caller, UNITS_CHANGE.name, entity_type="load", entity_id=outcome.change_id
+            )
         return LoadResult(
             created=outcome.created,
             replaced=outcome.replaced,

@@ -3,10 +3,22 @@
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel
 
-from lhpn_shared.auth import Authenticator, Principal, require_admin, require_read, require_write
+from lhpn_shared.access import (
+    ADMINS,
+    PATH,
+    QUERY,
+    READ,
+    RECORDS,
+    WRITE,
+    AccessDenied,
+    Guard,
+    Permission,
+)
+from lhpn_shared.audit import AuditLog
+from lhpn_shared.auth import Principal
 from lhpn_shared.http import FieldProblem
 from lhpn_shared.mongo import Doc
 
@@ -106,9 +118,15 @@ def notification_items(send: Doc) -> list[NotificationOut]:
     ]
 
 
-def build_router(auth: Authenticator) -> APIRouter:
+# ---- who may call what (SPEC §9.3): read by the guard, the access tests and the OpenAPI -------
+OBLIGATIONS_LIST = Permission("obligations.list", READ, RECORDS, (QUERY,))
+NOTIFICATIONS_LIST = Permission("notifications.list", READ, RECORDS, (QUERY,))
+CONTACTS_WRITE = Permission("contacts.write", WRITE, RECORDS, (PATH,))
+SWEEPS_RUN = Permission("sweeps.run", WRITE, ADMINS)
+
+
+def build_router(guard: Guard) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
-    Caller = Annotated[Principal, Depends(auth)]
 
     def reminders(request: Request) -> Reminders:
         svc: Reminders = request.app.state.reminders
@@ -118,22 +136,28 @@ def build_router(auth: Authenticator) -> APIRouter:
         s: Sweeper = request.app.state.sweeper
         return s
 
+    def audit_log(request: Request) -> AuditLog:
+        log: AuditLog = request.app.state.audit
+        return log
+
     Svc = Annotated[Reminders, Depends(reminders)]
+    Audit = Annotated[AuditLog, Depends(audit_log)]
 
     def scope_units(svc: Reminders, caller: Principal, unit_id: str | None) -> list[str] | None:
-        """The subtree to read; None: everything (an admin without a filter)."""
+        """The subtree to read (`unit_id`'s, checked by the guard, else the caller's own);
+        None: everything (an admin without a filter)."""
         root = unit_id or caller.unit_id
         if root is None:
-            require_admin(caller)
+            if not caller.is_admin:
+                raise AccessDenied("Tài khoản chưa gắn với đơn vị nào.")
             return None
         if root not in svc.tree:
             raise HTTPException(404, detail=f"Không có đơn vị mã '{root}'.")
-        require_read(caller, root, svc.tree)
         return svc.tree.subtree(root)
 
     @router.get("/obligations", response_model=Page[ObligationOut], tags=["obligations"])
     async def list_obligations(
-        caller: Caller,
+        caller: Annotated[Principal, guard(OBLIGATIONS_LIST)],
         svc: Svc,
         unit_id: Annotated[str | None, Query(description="root of the subtree")] = None,
         report_type: str | None = None,
@@ -155,7 +179,7 @@ def build_router(auth: Authenticator) -> APIRouter:
 
     @router.get("/notifications", response_model=Page[NotificationOut], tags=["notifications"])
     async def list_notifications(
-        caller: Caller,
+        caller: Annotated[Principal, guard(NOTIFICATIONS_LIST)],
         svc: Svc,
         unit_id: Annotated[str | None, Query(description="recipient subtree")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -169,15 +193,23 @@ def build_router(auth: Authenticator) -> APIRouter:
         return Page(items=[n for d in docs for n in notification_items(d)], next_cursor=nxt)
 
     @router.put("/contacts/{unit_id}", response_model=ContactsOut, tags=["contacts"])
-    async def put_contacts(unit_id: str, body: Contacts, caller: Caller, svc: Svc) -> ContactsOut:
+    async def put_contacts(
+        unit_id: Annotated[str, Path(max_length=32)],
+        body: Contacts,
+        caller: Annotated[Principal, guard(CONTACTS_WRITE)],
+        svc: Svc,
+        audit: Audit,
+    ) -> ContactsOut:
         if unit_id not in svc.tree:
             raise HTTPException(404, detail=f"Không có đơn vị mã '{unit_id}'.")
-        require_write(caller, unit_id, svc.tree)
         if body.webhook_url and not body.webhook_secret:
             raise FieldProblem(
                 [(("webhook_secret",), "Cần khóa bí mật (ít nhất 16 ký tự) để ký webhook.")]
             )
         stored = await svc.set_contacts(unit_id, body, caller.subject)
+        await audit.record(
+            caller, "contacts.write", entity_type="contacts", entity_id=unit_id, unit_id=unit_id
+        )
         return ContactsOut(
             unit_id=unit_id,
             emails=stored.emails,
@@ -188,13 +220,14 @@ def build_router(auth: Authenticator) -> APIRouter:
     @router.post("/sweeps", response_model=SweepOut, tags=["sweeps"])
     async def run_sweep(
         body: SweepIn,
-        caller: Caller,
+        caller: Annotated[Principal, guard(SWEEPS_RUN)],
         svc: Svc,
         sweeps: Annotated[Sweeper, Depends(sweeper)],
+        audit: Audit,
     ) -> SweepOut:
         """Run one sweep as of an instant and deliver what it claimed (admin)."""
-        require_admin(caller)
         result = await sweeps.run(body.as_of or svc.now())
+        await audit.record(caller, "sweeps.run", entity_type="sweep", entity_id=result.sweep_id)
         return SweepOut(
             sweep_id=result.sweep_id,
             as_of=result.as_of,

@@ -23,11 +23,15 @@ from faststream.specification import AsyncAPI
 from prometheus_client import Counter
 from pymongo import AsyncMongoClient
 
+from lhpn_shared.access import Guard, document_permissions
+from lhpn_shared.accounts import AccessCopy, AccessRegistry, subscribe_access
+from lhpn_shared.audit import AuditLog, audit_router
 from lhpn_shared.auth import Authenticator, Principal
 from lhpn_shared.broker import EVENTS, TOPOLOGY, EventPublisher, make_broker, process_delivery
 from lhpn_shared.clock import Clock, SystemClock
 from lhpn_shared.consumers import Consumers
 from lhpn_shared.contracts.events import Envelope
+from lhpn_shared.contracts.units import UnitTree
 from lhpn_shared.http import (
     Metrics,
     answer_with_status,
@@ -67,10 +71,13 @@ KEYS = TOPOLOGY[QUEUE].routing_keys
 
 
 def build_broker(
-    settings: RemindersSettings, ref: dict[str, Reminders], consumers: Consumers | None = None
+    settings: RemindersSettings,
+    ref: dict[str, Reminders],
+    consumers: Consumers | None = None,
+    access_ref: dict[str, AccessCopy] | None = None,
 ) -> tuple[RabbitBroker, EventPublisher]:
-    """The broker with reminders' documented publishers and its one subscriber (reporting
-    what it holds to `consumers`)."""
+    """The broker with reminders' documented publishers, its event subscriber and its copy
+    of the access events (reporting what they hold to `consumers`)."""
     broker = make_broker(settings)
     publisher = EventPublisher(broker, PUBLISHES)
     owners = EventOwners(settings.broker_user_prefix)  # each fact only from its owning service
@@ -93,6 +100,14 @@ def build_broker(
 
         await process_delivery(broker, msg, QUEUE, handle, admission=owners, progress=progress)
 
+    refs = access_ref if access_ref is not None else {}
+    subscribe_access(
+        broker,
+        "reminders.access",
+        lambda: refs.get("copy"),
+        EventOwners(settings.broker_user_prefix),
+        (consumers if consumers is not None else Consumers()).queue("reminders.access"),
+    )
     return broker, publisher
 
 
@@ -127,7 +142,9 @@ def create_app(
     secrets = settings.webhook_keyring()
     ref: dict[str, Reminders] = {}
     consumers = Consumers()
-    broker, publisher = build_broker(settings, ref, consumers)
+    registry = AccessRegistry()
+    access_ref: dict[str, AccessCopy] = {}
+    broker, publisher = build_broker(settings, ref, consumers, access_ref)
     background = Background(settings, broker, consumers)
     metrics = Metrics("reminders")
     notifications = Counter(
@@ -176,13 +193,18 @@ def create_app(
         )
         sweeper = Sweeper(reminders, dispatcher, lease)
         ref["reminders"] = reminders
-        app.state.reminders, app.state.sweeper = reminders, sweeper
+        access = AccessCopy(registry, store.db["access"])
+        audit = AuditLog(store.db["audit"], clock)
+        app.state.reminders, app.state.sweeper, app.state.audit = reminders, sweeper, audit
         app.state.dispatcher, app.state.relay = dispatcher, relay
 
         async def prepare() -> None:
-            """Indexes and reference data."""
+            """Indexes, reference data, the access copy."""
             await store.ensure_indexes()
+            await audit.ensure_indexes()
             await reminders.load_reference_data()
+            await access.load()
+            access_ref["copy"] = access
 
         async def scheduler() -> None:
             await _every("sweep", settings.sweep_interval_seconds, lambda: sweeper.run(clock.now()))
@@ -230,7 +252,20 @@ def create_app(
             asyncapi=lambda: spec.to_specification().to_json(),
         )
     )
-    app.include_router(build_router(Authenticator(settings, clock)))
+
+    async def tree() -> UnitTree:
+        if "reminders" not in ref:
+            raise NotReady
+        return ref["reminders"].tree
+
+    access = Guard(
+        Authenticator(settings, clock, registry),
+        tree,
+        audit=lambda: getattr(app.state, "audit", None),
+    )
+    app.include_router(build_router(access))
+    app.include_router(audit_router(access, lambda: app.state.audit, tree))
+    document_permissions(app)
 
     answer_with_status(app, {NotReady: 503})
     return app

@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .. import correlation
+from .access import ApiKeyAccess, UserAccess
 from .activities import Activity
 from .cases import CaseFacts, CaseStatusChange
 from .plans import Plan
@@ -87,6 +88,8 @@ DATA_MODELS: dict[tuple[str, int], type[BaseModel]] = {
     ("obligation.overdue", 1): ObligationFacts,
     ("notification.sent", 1): NotificationFacts,
     ("notification.failed", 1): NotificationFacts,
+    ("user.upserted", 1): UserAccess,
+    ("api_key.upserted", 1): ApiKeyAccess,
 }
 
 # What other systems may publish on `lhpn.inbound` (SPEC §9.1).

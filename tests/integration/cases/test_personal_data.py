@@ -71,7 +71,7 @@ async def audit_of(settings: CasesSettings, case_id: str) -> list[dict[str, Any]
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
     try:
         db = mongo[settings.mongo_db]
-        return await db["audit"].find({"case_id": case_id}).to_list()
+        return await db["audit"].find({"entity_type": "case", "entity_id": case_id}).to_list()
     finally:
         await mongo.close()
 
@@ -81,7 +81,7 @@ def personal_reads(audit: list[dict[str, Any]]) -> list[str]:
     return sorted(
         a["actor"]
         for a in audit
-        if a["action"] == "read" and a["outcome"] == "ok" and a["personal_data"]
+        if a["action"] == "cases.read" and a["outcome"] == "ok" and a["personal_data"]
     )
 
 
@@ -147,9 +147,9 @@ async def test_province_staff_do_not_see_the_requester_of_a_commune_s_case_until
     assert referrals[0]["note"] == f"Đề nghị huyện hỗ trợ chị {NAME}" and referrals[0]["at"]
     audit = await audit_of(settings, body["case_id"])
     assert personal_reads(audit) == sorted([district.subject, province.subject])
-    read = next(a for a in audit if a["actor"] == province.subject and a["action"] == "read")
+    read = next(a for a in audit if a["actor"] == province.subject and a["action"] == "cases.read")
     assert read["personal_data"] is True and read["actor_unit_id"] == PROVINCE and read["at"]
-    assert sorted(a["actor"] for a in audit if a["action"] == "refer_up") == sorted(
+    assert sorted(a["actor"] for a in audit if a["action"] == "cases.refer_up") == sorted(
         [commune.subject, district.subject]
     )
 
@@ -350,9 +350,9 @@ async def test_personal_data_reaches_only_the_union_holding_the_case_and_nothing
     audit = await audit_of(settings, body["case_id"])
     ok = [a for a in audit if a["outcome"] == "ok"]
     assert personal_reads(audit) == [commune.subject]
-    assert all(a["personal_data"] and a["at"] for a in ok if a["action"] == "read")
-    writes = sorted((a["actor"], a["action"]) for a in ok if a["action"] != "read")
-    assert writes == [(commune.subject, "open")] + [(commune.subject, "transition")] * 4
+    assert all(a["personal_data"] and a["at"] for a in ok if a["action"] == "cases.read")
+    writes = sorted((a["actor"], a["action"]) for a in ok if a["action"] != "cases.read")
+    assert writes == [(commune.subject, "cases.open")] + [(commune.subject, "cases.transition")] * 4
     refusals = {(a["actor"], a["action"]) for a in audit if a["outcome"] == "refused"}
-    assert (other_district.subject, "read") in refusals
-    assert (viewer.subject, "transition") in refusals
+    assert (other_district.subject, "cases.read") in refusals
+    assert (viewer.subject, "cases.transition") in refusals

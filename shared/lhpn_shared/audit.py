@@ -1,0 +1,159 @@
+"""The audit log every service keeps (SPEC §9.3): who did what, when, from where.
+
+One append-only collection per service (`audit`): a record for every write a principal makes
+(HTTP or `lhpn.inbound`) and every read of case personal data, and for refused attempts at
+those. Records are only ever inserted. Their `_id` starts with the instant in milliseconds, so
+the newest-first listing and the time filters walk the `_id` index.
+
+`GET /api/v1/audit` (admins): paged newest first (`limit`, `cursor`), filters `actor`,
+`unit_id` (the unit's subtree), `from`, `to`.
+"""
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, BaseModel, Field
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
+from .access import ADMINS, READ, Guard, Permission, TreeSource
+from .clock import Clock, to_millis
+from .mongo import Doc
+from .principal import Principal
+
+AUDIT_READ = Permission("audit.read", READ, ADMINS)
+CURSOR = r"^[0-9]{13}-[0-9a-f]+$"
+
+
+class AuditEntry(BaseModel):
+    audit_id: str
+    at: datetime
+    actor: str = Field(
+        description="the principal's subject: username, system:<name>, broker:<user>"
+    )
+    role: str
+    actor_unit_id: str | None = None
+    action: str = Field(
+        description="what was done (a permission name), e.g. activities.correct, cases.read"
+    )
+    entity_type: str | None = None
+    entity_id: str | None = None
+    unit_id: str | None = Field(default=None, description="the unit the entity belongs to")
+    address: str | None = Field(
+        default=None, description="client address, or amqp:<queue> for messages"
+    )
+    outcome: str = Field(default="ok", description="ok | refused")
+    personal_data: bool = Field(default=False, description="case personal data was shown")
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: str | None = None
+
+
+def _millis(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+class AuditLog:
+    def __init__(self, coll: AsyncCollection[Doc], clock: Clock) -> None:
+        self._coll = coll
+        self._clock = clock
+
+    async def ensure_indexes(self) -> None:
+        await self._coll.create_index([("actor", ASCENDING), ("_id", DESCENDING)])
+        await self._coll.create_index([("unit_id", ASCENDING), ("_id", DESCENDING)])
+
+    async def record(
+        self,
+        principal: Principal,
+        action: str,
+        *,
+        entity_type: str | None = None,
+        entity_id: Any = None,
+        unit_id: str | None = None,
+        outcome: str = "ok",
+        personal_data: bool = False,
+        address: str | None = None,
+    ) -> None:
+        at = to_millis(self._clock.now().astimezone(UTC))
+        await self._coll.insert_one(
+            {
+                "_id": f"{_millis(at):013d}-{secrets.token_hex(6)}",
+                "at": at,
+                "actor": principal.subject,
+                "role": principal.role.value,
+                "actor_unit_id": principal.unit_id,
+                "action": action,
+                "entity_type": entity_type,
+                "entity_id": None if entity_id is None else str(entity_id),
+                "unit_id": unit_id,
+                "address": address or principal.address,
+                "outcome": outcome,
+                "personal_data": personal_data,
+            }
+        )
+
+    async def entries(
+        self,
+        *,
+        actor: str | None = None,
+        unit_ids: list[str] | None = None,
+        from_at: datetime | None = None,
+        to_at: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[AuditEntry], str | None]:
+        query: dict[str, Any] = {}
+        if actor is not None:
+            query["actor"] = actor
+        if unit_ids is not None:
+            query["unit_id"] = {"$in": unit_ids}
+        id_range: dict[str, str] = {}
+        if from_at is not None:
+            id_range["$gte"] = f"{_millis(from_at):013d}"
+        if to_at is not None:
+            id_range["$lt"] = f"{_millis(to_at) + 1:013d}"
+        if cursor is not None:
+            id_range["$lt"] = min(cursor, id_range.get("$lt", cursor))
+        if id_range:
+            query["_id"] = id_range
+        docs = await self._coll.find(query).sort("_id", DESCENDING).to_list(limit + 1)
+        items = [AuditEntry(audit_id=d.pop("_id"), **d) for d in docs[:limit]]
+        return items, (items[-1].audit_id if len(docs) > limit else None)
+
+
+def audit_router(
+    guard: Guard, log: Callable[[], AuditLog], tree: TreeSource | None = None
+) -> APIRouter:
+    """`GET /api/v1/audit` for a service whose audit log `log()` returns."""
+    router = APIRouter(prefix="/api/v1", tags=["audit"])
+
+    @router.get("/audit", response_model=AuditPage)
+    async def list_audit(
+        caller: Annotated[Principal, guard(AUDIT_READ)],
+        actor: Annotated[str | None, Query(max_length=200)] = None,
+        unit_id: Annotated[
+            str | None, Query(max_length=32, description="the unit and its subtree")
+        ] = None,
+        from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+        to: AwareDatetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[
+            str | None, Query(max_length=40, pattern=r"^[0-9]{13}-[0-9a-f]+$")
+        ] = None,
+    ) -> AuditPage:
+        units: list[str] | None = None
+        if unit_id is not None:
+            units = [unit_id]
+            if tree is not None:
+                units = (await tree()).subtree(unit_id) or [unit_id]
+        items, nxt = await log().entries(
+            actor=actor, unit_ids=units, from_at=from_, to_at=to, limit=limit, cursor=cursor
+        )
+        return AuditPage(items=items, next_cursor=nxt)
+
+    return router

@@ -1,0 +1,173 @@
+"""The access model without I/O: who may act in which unit, the declarations a test can list,
+and what makes a valid credential refused."""
+
+# no `from __future__ import annotations`: FastAPI must see the route's Annotated dependency
+from datetime import UTC, datetime
+from typing import Annotated
+
+import pytest
+from fastapi import FastAPI
+
+from lhpn_shared.access import (
+    BODY,
+    EVERYONE,
+    RECORDS,
+    WRITE,
+    AccessDenied,
+    Guard,
+    Permission,
+    may_act_in,
+    require_event,
+    require_unit,
+    route_permissions,
+)
+from lhpn_shared.accounts import AccessRegistry, hash_api_key
+from lhpn_shared.auth import Authenticator, Principal, Role
+from lhpn_shared.clock import FixedClock
+from lhpn_shared.contracts.access import ApiKeyAccess, UserAccess
+from lhpn_shared.contracts.units import Unit, UnitTree
+from lhpn_shared.settings import ServiceSettings
+
+NOW = datetime(2021, 3, 5, 2, 0, tzinfo=UTC)
+TREE = UnitTree(
+    [
+        Unit(unit_id="54", name="Tỉnh", kind="tỉnh", level="province"),
+        Unit(unit_id="555", name="TP", kind="thành phố", level="district", parent_id="54"),
+        Unit(unit_id="557", name="TX", kind="thị xã", level="district", parent_id="54"),
+        Unit(unit_id="22015", name="P1", kind="phường", level="commune", parent_id="555"),
+        Unit(unit_id="22051", name="P2", kind="phường", level="commune", parent_id="557"),
+    ]
+)
+
+
+def who(role: Role, unit: str | None) -> Principal:
+    return Principal(subject="x", role=role, unit_id=unit)
+
+
+@pytest.mark.parametrize(
+    ("principal", "unit", "allowed"),
+    [
+        (who(Role.admin, None), "22051", True),
+        (who(Role.province_staff, "54"), "22051", True),
+        (who(Role.district_staff, "555"), "22015", True),
+        (who(Role.district_staff, "555"), "557", False),
+        (who(Role.district_staff, "555"), "54", False),
+        (who(Role.commune_staff, "22015"), "555", False),
+        (who(Role.system, "555"), "22015", True),
+        (who(Role.system, None), "22015", False),
+        (who(Role.viewer, None), "22051", True),
+        (who(Role.viewer, "555"), "22051", False),
+    ],
+)
+def test_a_principal_acts_within_its_units_subtree_only(
+    principal: Principal, unit: str, allowed: bool
+) -> None:
+    assert may_act_in(principal, unit, TREE) is allowed
+
+
+def test_use_cases_refuse_a_viewer_any_record_and_staff_another_branch() -> None:
+    with pytest.raises(AccessDenied, match="viewer"):
+        require_unit(who(Role.viewer, None), "22015", TREE, WRITE)
+    with pytest.raises(AccessDenied, match="22051"):
+        require_unit(who(Role.district_staff, "555"), "22051", TREE, WRITE)
+    require_unit(who(Role.district_staff, "555"), "22015", TREE, WRITE)
+
+
+def test_a_system_sends_only_the_event_types_it_is_bound_to() -> None:
+    bound = Principal(
+        subject="broker:x",
+        role=Role.system,
+        unit_id="555",
+        allowed_events=frozenset({"activity.recorded.v1"}),
+    )
+    require_event(bound, "activity.recorded.v1")
+    with pytest.raises(AccessDenied, match=r"report\.submitted\.v1"):
+        require_event(bound, "report.submitted.v1")
+    require_event(who(Role.system, "555"), "report.submitted.v1")  # not restricted
+
+
+def test_a_route_without_a_declared_permission_is_listed_as_undeclared() -> None:
+    settings = ServiceSettings()
+    guard = Guard(Authenticator(settings, FixedClock(NOW)), lambda: _tree())
+    app = FastAPI()
+    declared = Permission("things.write", WRITE, RECORDS, (BODY,))
+
+    @app.post("/api/v1/things")
+    async def write(caller: Annotated[Principal, guard(declared)]) -> None:
+        return None
+
+    @app.get("/api/v1/forgotten")
+    async def forgotten() -> None:
+        return None
+
+    @app.get("/healthz")
+    async def health() -> None:
+        return None
+
+    assert route_permissions(app) == {
+        ("POST", "/api/v1/things"): declared,
+        ("GET", "/api/v1/forgotten"): None,
+    }
+
+
+async def _tree() -> UnitTree:
+    return TREE
+
+
+def test_a_guard_refuses_to_build_an_entity_check_it_cannot_load() -> None:
+    guard = Guard(Authenticator(ServiceSettings(), FixedClock(NOW)), _tree)
+    with pytest.raises(ValueError, match="activity_id"):
+        guard(Permission("a.read", WRITE, EVERYONE, ("entity",), entity="activity_id"))  # type: ignore[arg-type]
+
+
+def user(**over: object) -> UserAccess:
+    fields: dict[str, object] = {
+        "username": "lan",
+        "role": Role.commune_staff,
+        "unit_id": "22015",
+        "enabled": True,
+        "session_version": 2,
+        "revision": 3,
+        "updated_at": NOW,
+    }
+    return UserAccess.model_validate(fields | over)
+
+
+def test_a_token_stands_unless_the_user_is_disabled_changed_or_its_session_is_older() -> None:
+    registry = AccessRegistry()
+    lan = who(Role.commune_staff, "22015").model_copy(update={"subject": "lan"})
+    assert registry.token_refusal(lan, 0) is None  # not heard of yet: the signature decides
+    registry.apply_user(user())
+    assert registry.token_refusal(lan, 2) is None
+    assert registry.token_refusal(lan, 1) is not None
+    assert registry.token_refusal(lan.model_copy(update={"unit_id": "555"}), 2) is not None
+    registry.apply_user(user(enabled=False, session_version=3, revision=4))
+    assert registry.token_refusal(lan, 3) == "Tài khoản đã bị khóa."
+    # an older revision arriving late changes nothing
+    assert registry.apply_user(user(revision=2)) is False
+    assert registry.token_refusal(lan, 3) == "Tài khoản đã bị khóa."
+
+
+def test_a_revoked_key_is_known_by_its_hash_and_refused_before_the_bootstrap_list() -> None:
+    from fastapi import HTTPException
+
+    registry = AccessRegistry()
+    registry.loaded = True
+    key = ApiKeyAccess(
+        key_id="env-hotline",
+        name="hotline",
+        key_hash=hash_api_key("bootstrap-key"),
+        unit_id="555",
+        revoked=True,
+        revision=2,
+        updated_at=NOW,
+    )
+    registry.apply_key(key)
+    settings = ServiceSettings(api_keys="hotline:555:bootstrap-key,other:557:other-key")
+    auth = Authenticator(settings, FixedClock(NOW), registry)
+    with pytest.raises(HTTPException) as refused:
+        auth.authenticate(None, "bootstrap-key")
+    assert refused.value.status_code == 401
+    other = auth.authenticate(None, "other-key")
+    assert (other.subject, other.role, other.unit_id) == ("system:other", Role.system, "557")
+    assert registry.broker_binding("nobody") is None
