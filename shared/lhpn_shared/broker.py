@@ -31,10 +31,10 @@ from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
 
 from . import correlation
-from .auth import Principal
 from .consumers import QueueProgress, delivery_channel
 from .contracts.events import Envelope, UnknownEventType
 from .mongo import TRANSIENT_DB_ERRORS
+from .principal import Principal
 from .settings import ServiceSettings
 
 if TYPE_CHECKING:

@@ -17,12 +17,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from .auth import Principal, Role
 from .broker import Reject
 from .contracts.events import Envelope
 from .contracts.owners import owner_of
 from .contracts.units import UnitTree
 from .inbound import InboundBindings
+from .principal import Principal, Role
 
 
 class Admission(Protocol):
