@@ -67,7 +67,8 @@ def services(
             {
                 "MONGO_URL": devmongo.url,
                 "MONGO_DB": f"st_{name}_{run}",
-                "RABBIT_URL": rabbit.url,
+                "RABBIT_URL": rabbit.url_for(name),  # each service its own broker user
+                "INBOUND_SYSTEMS": rabbit.inbound_systems,
                 "SMTP_PORT": "1",
                 "SWEEP_INTERVAL_SECONDS": "0",
             },

@@ -72,19 +72,35 @@ def stack_settings(
     tag = uuid.uuid4().hex[:8]
     common: dict[str, Any] = {
         "mongo_url": devmongo.url,
-        "rabbit_url": rabbit.url,
+        "inbound_systems": rabbit.inbound_systems,
         "relay_idle_seconds": 0.2,
         "mongo_timeout_ms": 2000,
         "api_keys": f"table:{DISTRICT_A}:{SYSTEM_KEY}",
     }
     key = base64.b64encode(os.urandom(32)).decode()
     return {
-        "intake": IntakeSettings(**common, mongo_db=f"acc_in_{tag}", **(intake_overrides or {})),
-        "cases": CasesSettings(**common, mongo_db=f"acc_ca_{tag}", case_keys=f"t1:{key}"),
-        "reminders": RemindersSettings(
-            **common, mongo_db=f"acc_re_{tag}", sweep_interval_seconds=0, smtp_port=9
+        "intake": IntakeSettings(
+            **common,
+            rabbit_url=rabbit.url_for("intake"),
+            mongo_db=f"acc_in_{tag}",
+            **(intake_overrides or {}),
         ),
-        "aggregation": AggregationSettings(**common, mongo_db=f"acc_ag_{tag}"),
+        "cases": CasesSettings(
+            **common,
+            rabbit_url=rabbit.url_for("cases"),
+            mongo_db=f"acc_ca_{tag}",
+            case_keys=f"t1:{key}",
+        ),
+        "reminders": RemindersSettings(
+            **common,
+            rabbit_url=rabbit.url_for("reminders"),
+            mongo_db=f"acc_re_{tag}",
+            sweep_interval_seconds=0,
+            smtp_port=9,
+        ),
+        "aggregation": AggregationSettings(
+            **common, rabbit_url=rabbit.url_for("aggregation"), mongo_db=f"acc_ag_{tag}"
+        ),
     }
 
 

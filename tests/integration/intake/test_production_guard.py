@@ -3,8 +3,6 @@ production, naming the setting, until the stored password is changed."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from pydantic import SecretStr
 
@@ -23,7 +21,7 @@ async def store_admin(settings: IntakeSettings, username: str, password: str) ->
     client = make_client(settings)
     try:
         users = Users(IntakeStore(database(client, settings.database)).users)
-        await users.ensure_admin(username, password, datetime.now(UTC))
+        await users.ensure_admin(username, password)
     finally:
         await client.close()
 
