@@ -169,8 +169,10 @@ def role_refusal(principal: Principal, permission: Permission) -> str:
 
 
 TreeSource = Callable[[], Awaitable[UnitTree]]
-EntityUnit = Callable[[str], Awaitable[str | None]]
-"""The unit of a stored entity by its id (None: no such entity; the route answers 404)."""
+EntityUnit = Callable[[str], Awaitable[str | tuple[str, ...] | None]]
+"""The unit of a stored entity by its id (None: no such entity; the route answers 404). A
+tuple: the units answerable for it (e.g. a case of a merged commune: the commune and its
+successors), of which the caller must reach one."""
 EntityHolders = Callable[[str], Awaitable[tuple[str, ...] | None]]
 """The units holding a stored entity by its id (None: no such entity)."""
 
@@ -185,11 +187,15 @@ class Guard:
         entities: Mapping[str, EntityUnit] | None = None,
         audit: Callable[[], AuditLog | None] = lambda: None,
         holders: Mapping[str, EntityHolders] | None = None,
+        answerable: Callable[[str], Awaitable[tuple[str, ...]]] | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.tree = tree
         self.entities = dict(entities or {})
         self.holders = dict(holders or {})
+        self.answerable = answerable
+        """the units answerable for a unit's records (e.g. its successors once it is merged):
+        reaching one of them is reaching the unit; None: the unit alone"""
         self.audit = audit
         """where refusals are recorded (the service's audit log, once it is open)"""
 
@@ -233,13 +239,16 @@ class PermissionCheck:
             await self._refuse(
                 request, principal, None, f"Khóa API này không được phép gọi {p.name}."
             )
-        units = await self._units(request)
-        if units:
+        groups = await self._units(request)
+        if groups:
             tree = await self.guard.tree()
-            for unit_id in units:
+            for group in groups:
                 # an unknown unit is the request's problem (422/404 from the route), not access
-                if unit_id in tree and not may_act_in(principal, unit_id, tree):
-                    await self._refuse(request, principal, unit_id, unit_refusal(unit_id, p.action))
+                known = [u for u in group if u in tree]
+                if known and not any(may_act_in(principal, u, tree) for u in known):
+                    await self._refuse(
+                        request, principal, known[0], unit_refusal(known[0], p.action)
+                    )
         if HOLDER in p.scopes and not principal.is_admin:
             assert p.entity is not None
             entity_id = request.path_params.get(p.entity)
@@ -266,24 +275,36 @@ class PermissionCheck:
             )
         raise AccessDenied(reason)
 
-    async def _units(self, request: Request) -> list[str]:
+    async def _units(self, request: Request) -> list[tuple[str, ...]]:
+        """Every unit that scopes this request, as groups: the caller must reach each group
+        (one unit of it)."""
         p = self.permission
-        units: list[str] = []
+        units: list[tuple[str, ...]] = []
         if BODY in p.scopes:
             body = await _json_body(request)
-            units.extend(u for path in p.unit_fields if isinstance(u := _dig(body, path), str))
+            units.extend((u,) for f in p.unit_fields if isinstance(u := _dig(body, f), str))
         if QUERY in p.scopes and (unit := request.query_params.get("unit_id")):
-            units.append(unit)
+            units.append((unit,))
         if PATH in p.scopes and (unit := request.path_params.get("unit_id")):
-            units.append(unit)
+            units.append((unit,))
+        if self.guard.answerable is not None:
+            units = [tuple(dict.fromkeys(await _expand(self.guard, g))) for g in units]
         if ENTITY in p.scopes:
             assert p.entity is not None
             entity_id = request.path_params.get(p.entity)
             if entity_id is not None:
                 stored = await self.guard.entities[p.entity](entity_id)
                 if stored is not None:
-                    units.append(stored)
+                    units.append((stored,) if isinstance(stored, str) else stored)
         return units
+
+
+async def _expand(guard: Guard, group: tuple[str, ...]) -> list[str]:
+    assert guard.answerable is not None
+    out = list(group)
+    for unit in group:
+        out.extend(await guard.answerable(unit))
+    return out
 
 
 async def _json_body(request: Request) -> Any:

@@ -40,7 +40,7 @@ from lhpn_shared.broker import (
     make_broker,
     process_delivery,
 )
-from lhpn_shared.clock import Clock, SystemClock
+from lhpn_shared.clock import LOCAL_TZ, Clock, SystemClock
 from lhpn_shared.consumers import Consumers
 from lhpn_shared.contracts.events import Envelope
 from lhpn_shared.contracts.units import UnitTree
@@ -65,6 +65,7 @@ from lhpn_shared.trust import Admission, EventOwners, InboundGate
 from .adapters.dead_letters import DeadLetterSealer
 from .api import build_router
 from .data import load_vn_holidays
+from .domain.succession import handlers
 from .domain.workflow import CaseConflict, InvalidTransition
 from .repository import CasesStore
 from .service import Cases, Conflict, Forbidden, NotFound
@@ -245,27 +246,42 @@ def create_app(settings: CasesSettings, clock: Clock | None = None) -> FastAPI:
     async def tree() -> UnitTree:
         return await service().tree()
 
-    async def case_unit(case_id: str) -> str | None:
-        """The unit of a stored case, by its id as the route will parse it."""
-        key = uuid_key(case_id)
-        if key is None:
-            return None  # the route answers 422
-        doc = await service().store.cases.find_one({"_id": key}, {"unit_id": 1})
-        return None if doc is None else str(doc["unit_id"])
-
-    async def case_holders(case_id: str) -> tuple[str, ...] | None:
-        """The unions holding a stored case: its own, then those it is referred up to."""
-        key = uuid_key(case_id)
+    async def stored_case(case_id: str) -> Doc | None:
+        key = uuid_key(case_id)  # as the route will parse it; not a UUID: the route answers 422
         if key is None:
             return None
-        doc = await service().store.cases.find_one({"_id": key}, {"unit_id": 1, "referred_up": 1})
-        return None if doc is None else (doc["unit_id"], *doc.get("referred_up", []))
+        return await service().store.cases.find_one({"_id": key}, {"unit_id": 1, "referred_up": 1})
+
+    async def case_units(case_id: str) -> tuple[str, ...] | None:
+        """The units answerable for a stored case today: the one that received it and, once it
+        is merged or split, the units continuing it (`domain.succession`)."""
+        doc = await stored_case(case_id)
+        if doc is None:
+            return None
+        today = service().now().astimezone(LOCAL_TZ).date()
+        return (doc["unit_id"], *handlers(doc["unit_id"], await tree(), today))
+
+    async def answerable(unit_id: str) -> tuple[str, ...]:
+        """The units handling the cases of `unit_id` today (its successors once it is gone)."""
+        today = service().now().astimezone(LOCAL_TZ).date()
+        return tuple(handlers(unit_id, await tree(), today))
+
+    async def case_holders(case_id: str) -> tuple[str, ...] | None:
+        """The unions holding a stored case today: its own (or its successors), then those it
+        is referred up to (or theirs)."""
+        doc = await stored_case(case_id)
+        if doc is None:
+            return None
+        units, today = await tree(), service().now().astimezone(LOCAL_TZ).date()
+        held = (doc["unit_id"], *doc.get("referred_up", []))
+        return tuple(dict.fromkeys(h for u in held for h in handlers(u, units, today)))
 
     guard = Guard(
         Authenticator(settings, clock, registry),
         tree,
-        {"case_id": case_unit},
+        {"case_id": case_units},
         holders={"case_id": case_holders},
+        answerable=answerable,
         audit=lambda: getattr(app.state, "audit", None),
     )
     app.include_router(build_router(guard))

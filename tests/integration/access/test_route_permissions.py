@@ -78,6 +78,7 @@ def request_for(stack: Stack, method: str, path: str, p: Permission, target: str
         "plan_id": PLAN,
         "username": "no-such-user",
         "key_id": "no-such-key",
+        "change_id": "no-such-change",
     }
     url = re.sub(r"\{(\w+)\}", lambda m: entity_ids[m.group(1)], path)
     params = {"plan_id": PLAN, "period": "2021-03", "report_type": "monthly"}
