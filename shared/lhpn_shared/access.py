@@ -29,7 +29,6 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials
 
 from .auth import API_KEY, BEARER, Authenticator
-from .contracts.events import Envelope
 from .contracts.units import UnitTree
 from .principal import STAFF_ROLES, Principal, Role
 
@@ -136,21 +135,6 @@ def require_event(principal: Principal, routing_key: str) -> None:
     """A system may send only the event types it is bound to (`allowed_events`)."""
     if principal.allowed_events is not None and routing_key not in principal.allowed_events:
         raise AccessDenied(f"Hệ thống này không được gửi sự kiện {routing_key}.")
-
-
-def envelope_sender(envelope: Envelope, queue: str) -> Principal:
-    """TEMPORARY, until broker users bind inbound systems (issue 9, broker part): the sender of a
-    message on `lhpn.inbound` as its envelope describes it, a system bound to the unit the
-    envelope names. The stored-record checks hold all the same: such a sender cannot touch a
-    record of another unit."""
-    data_unit = envelope.data.get("unit_id")
-    unit_id = envelope.unit_id or (data_unit if isinstance(data_unit, str) else None)
-    return Principal(
-        subject=f"system:{envelope.source}",
-        role=Role.system,
-        unit_id=unit_id,
-        address=f"amqp:{queue}",
-    )
 
 
 VIEWER_REFUSAL = "Tài khoản xem (viewer) chỉ được xem số liệu tổng hợp."

@@ -22,6 +22,7 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.datastructures import Headers, MutableHeaders
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import correlation
@@ -117,6 +118,19 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": detail}, status_code=422)
 
     app.add_exception_handler(RequestValidationError, request_invalid)
+
+    async def model_invalid(request: Request, exc: Exception) -> JSONResponse:
+        """A model a route builds from its input refused it (the request models let it
+        through): still the caller's input, so 422 naming the field, never a 500."""
+        assert isinstance(exc, ValidationError)
+        log.warning("input refused by a model", extra={"path": request.url.path})
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    app.add_exception_handler(ValidationError, model_invalid)
 
 
 class _TooLarge(Exception):

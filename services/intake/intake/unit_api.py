@@ -9,7 +9,7 @@ command `lhpn units load` uses them). Every change is `UnitRegistry.reorganise` 
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from lhpn_shared.access import ADMINS, EVERYONE, READ, WRITE, Guard, Permission
@@ -20,6 +20,8 @@ from .service import Intake
 from .unit_rules import NewUnit, Rename, Reorganisation, Succession, lineage
 from .units import MAX_UNITS_PER_CHANGE, ChangeRecord
 
+UnitId = Annotated[str, Field(min_length=1, max_length=32)]
+PathUnitId = Annotated[str, Path(min_length=1, max_length=32)]
 ChangeId = Field(
     default=None,
     pattern=r"^[A-Za-z0-9._:@-]{1,120}$",
@@ -43,8 +45,8 @@ class RenameUnit(Dated):
 
 
 class MergeUnits(Dated):
-    unit_ids: list[str] = Field(min_length=1, description="the units merged (closed)")
-    into_unit_id: str | None = Field(default=None, description="an existing unit that goes on")
+    unit_ids: list[UnitId] = Field(min_length=1, description="the units merged (closed)")
+    into_unit_id: UnitId | None = Field(default=None, description="an existing unit that goes on")
     new_unit: NewUnit | None = Field(default=None, description="or a unit the merge creates")
 
     @model_validator(mode="after")
@@ -56,7 +58,7 @@ class MergeUnits(Dated):
 
 class SplitUnit(Dated):
     new_units: list[NewUnit] = Field(default_factory=list, description="units the split creates")
-    into_unit_ids: list[str] = Field(
+    into_unit_ids: list[UnitId] = Field(
         default_factory=list, description="existing units that take a part"
     )
     keep_open: bool = Field(default=False, description="the unit goes on with what is left")
@@ -138,7 +140,7 @@ def build_unit_router(guard: Guard) -> APIRouter:
 
     @router.get("/units/{unit_id}/lineage", response_model=Lineage)
     async def unit_lineage(
-        unit_id: str, caller: Annotated[Principal, guard(LINEAGE_READ)], svc: Svc
+        unit_id: PathUnitId, caller: Annotated[Principal, guard(LINEAGE_READ)], svc: Svc
     ) -> Lineage:
         """Predecessors and successors of a unit, transitively, with the day of each change."""
         unit = svc.tree.get(unit_id)
@@ -161,7 +163,7 @@ def build_unit_router(guard: Guard) -> APIRouter:
 
     @router.post("/units/{unit_id}/rename", response_model=ChangeRecord, status_code=201)
     async def rename_unit(
-        unit_id: str, body: RenameUnit, caller: Caller, svc: Svc, response: Response
+        unit_id: PathUnitId, body: RenameUnit, caller: Caller, svc: Svc, response: Response
     ) -> ChangeRecord:
         """A new name from `effective_on`; the tree of an earlier day shows the former one."""
         rename = Rename(unit_id=unit_id, name=body.name, kind=body.kind)
@@ -169,7 +171,7 @@ def build_unit_router(guard: Guard) -> APIRouter:
 
     @router.post("/units/{unit_id}/close", response_model=ChangeRecord, status_code=201)
     async def close_unit(
-        unit_id: str, body: Dated, caller: Caller, svc: Svc, response: Response
+        unit_id: PathUnitId, body: Dated, caller: Caller, svc: Svc, response: Response
     ) -> ChangeRecord:
         """The unit's last day is the eve of `effective_on`; no unit continues it."""
         return await apply(svc, caller, Reorganisation(**dated(body), close=[unit_id]), response)
@@ -194,7 +196,7 @@ def build_unit_router(guard: Guard) -> APIRouter:
 
     @router.post("/units/{unit_id}/split", response_model=ChangeRecord, status_code=201)
     async def split_unit(
-        unit_id: str, body: SplitUnit, caller: Caller, svc: Svc, response: Response
+        unit_id: PathUnitId, body: SplitUnit, caller: Caller, svc: Svc, response: Response
     ) -> ChangeRecord:
         """A unit divided between new units and/or existing ones."""
         parts = [u.unit_id for u in body.new_units] + body.into_unit_ids

@@ -171,3 +171,32 @@ def test_a_revoked_key_is_known_by_its_hash_and_refused_before_the_bootstrap_lis
     other = auth.authenticate(None, "other-key")
     assert (other.subject, other.role, other.unit_id) == ("system:other", Role.system, "557")
     assert registry.broker_binding("nobody") is None
+
+
+async def test_a_key_naming_a_broker_user_binds_it_first_and_its_revocation_refuses_it() -> None:
+    from lhpn_shared.accounts import KeyInboundBindings
+    from lhpn_shared.inbound import SettingsInboundBindings, parse_inbound_systems
+
+    registry = AccessRegistry()
+    bootstrap = SettingsInboundBindings(
+        parse_inbound_systems("sys-a:557:report.submitted.v1,sys-b:557:report.submitted.v1")
+    )
+    bindings = KeyInboundBindings(registry, bootstrap)
+    hotline = ApiKeyAccess(
+        key_id="k1",
+        name="hotline",
+        key_hash=hash_api_key("k"),
+        unit_id="555",
+        allowed_events=["case.opened.v1"],
+        broker_user="sys-a",
+        updated_at=NOW,
+    )
+    registry.apply_key(hotline)
+    bound = await bindings.lookup("sys-a")
+    assert bound is not None
+    assert (bound.unit_id, bound.routing_keys) == ("555", frozenset({"case.opened.v1"}))
+    fallback = await bindings.lookup("sys-b")
+    assert fallback is not None and fallback.unit_id == "557"
+    registry.apply_key(hotline.model_copy(update={"revoked": True, "revision": 2}))
+    assert await bindings.lookup("sys-a") is None
+    assert await bindings.lookup("nobody") is None
