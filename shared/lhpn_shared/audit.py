@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from .access import ADMINS, READ, Guard, Permission, TreeSource
 from .clock import Clock, to_millis
+from .http import QueryInstant
 from .mongo import Doc
 from .principal import Principal
 
@@ -139,8 +140,8 @@ def audit_router(
         unit_id: Annotated[
             str | None, Query(max_length=32, description="the unit and its subtree")
         ] = None,
-        from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-        to: AwareDatetime | None = None,
+        from_: Annotated[QueryInstant | None, Query(alias="from")] = None,
+        to: QueryInstant | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: Annotated[
             str | None, Query(max_length=40, pattern=r"^[0-9]{13}-[0-9a-f]+$")

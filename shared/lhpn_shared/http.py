@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, Request
@@ -21,8 +22,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import AwareDatetime, BeforeValidator, ValidationError
 from starlette.datastructures import Headers, MutableHeaders
-from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import correlation
@@ -40,6 +41,23 @@ access = logging.getLogger("lhpn.access")
 RETRY_AFTER_SECONDS = 5
 Next = Callable[[Request], Awaitable[Response]]
 DB_DOWN_DETAIL = "Cơ sở dữ liệu tạm thời không sẵn sàng, vui lòng thử lại sau ít phút."
+
+
+CODE = r"^[A-Za-z0-9_.:@-]{1,100}$"
+"""What a code-like query filter holds (report types, period keys, unit ids): anything else is
+refused with 422 rather than quietly matching nothing."""
+_INSTANT_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _instant_text(value: Any) -> Any:
+    if isinstance(value, str) and not _INSTANT_TEXT.match(value):
+        raise ValueError("cần một thời điểm dạng 2021-07-01T00:00:00+07:00")
+    return value
+
+
+QueryInstant = Annotated[AwareDatetime, BeforeValidator(_instant_text)]
+"""An instant in a query string, written as ISO 8601 with its zone (not a bare number, which
+pydantic would otherwise read as a Unix time)."""
 
 
 class FieldProblem(Exception):

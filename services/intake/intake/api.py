@@ -25,6 +25,7 @@ from lhpn_shared.contracts.events import INBOUND_TYPES, Envelope
 from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.reports import Report
 from lhpn_shared.contracts.units import Unit
+from lhpn_shared.http import CODE
 
 from .models import ReportSubmission
 from .service import Intake
@@ -233,8 +234,8 @@ def build_router(guard: Guard) -> APIRouter:
         caller: Annotated[Principal, guard(REPORTS_LIST)],
         svc: Svc,
         unit_id: str | None = None,
-        report_type: str | None = None,
-        period: str | None = None,
+        report_type: Annotated[str | None, Query(pattern=CODE)] = None,
+        period: Annotated[str | None, Query(pattern=CODE)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: str | None = None,
     ) -> Page[Report]:

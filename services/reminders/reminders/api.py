@@ -19,7 +19,7 @@ from lhpn_shared.access import (
 )
 from lhpn_shared.audit import AuditLog
 from lhpn_shared.auth import Principal
-from lhpn_shared.http import FieldProblem
+from lhpn_shared.http import CODE, FieldProblem
 from lhpn_shared.mongo import Doc
 
 from .dispatch import notification_id
@@ -160,8 +160,8 @@ def build_router(guard: Guard) -> APIRouter:
         caller: Annotated[Principal, guard(OBLIGATIONS_LIST)],
         svc: Svc,
         unit_id: Annotated[str | None, Query(description="root of the subtree")] = None,
-        report_type: str | None = None,
-        period: str | None = None,
+        report_type: Annotated[str | None, Query(pattern=CODE)] = None,
+        period: Annotated[str | None, Query(pattern=CODE)] = None,
         status: ObligationStatus | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: str | None = None,
