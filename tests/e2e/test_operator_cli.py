@@ -94,12 +94,15 @@ class Stack:
         }
 
 
-def lhpn(stack: Stack, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def lhpn(
+    stack: Stack, *args: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run the operator command as a process; its output (progress, messages) is kept."""
     return subprocess.run(
         [sys.executable, "-m", "lhpn_cli", *args],
         cwd=REPO,
         env=stack.cli_env(**env),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=300,
@@ -348,6 +351,119 @@ ACTIVITIES = [
 ]
 REPORTS = [("555", "2021-10-20T09:00:00+07:00"), ("557", "2021-11-02T09:00:00+07:00")]
 REQUESTERS = ["Nguyễn Thị Bí Mật", "Trần Thị Hoa", "Lê Thị Lan"]
+
+
+async def test_the_command_manages_users_and_api_keys_and_the_services_refuse_what_it_locks(
+    stack: Stack,
+) -> None:
+    intake, aggregation = stack.url("intake"), stack.url("aggregation")
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def sign_in(password: str) -> int:
+            r = await http.post(
+                f"{intake}/api/v1/auth/token", data={"username": "cli.ha", "password": password}
+            )
+            return r.status_code
+
+        async def me(headers: dict[str, str]) -> httpx.Response:
+            return await http.get(f"{intake}/api/v1/me", headers=headers)
+
+        async def aggregation_answers(headers: dict[str, str]) -> int:
+            r = await http.get(
+                f"{aggregation}/api/v1/case-stats",
+                params={"unit_id": "555", "period": "2021"},
+                headers=headers,
+            )
+            return r.status_code
+
+        # users create: the generated password is the one line on standard output
+        created = lhpn(
+            stack, "users", "create", "cli.ha", "--role", "district_staff", "--unit", "555"
+        )
+        assert "cli.ha: đã tạo" in ok(created)
+        first_password = created.stdout.strip()
+        assert len(first_password) >= 24 and "\n" not in first_password
+        staff = await token(http, stack, "cli.ha", first_password)
+        assert (await me(staff)).json()["role"] == "district_staff"
+        assert await eventually(lambda: _equals(lambda: aggregation_answers(staff), 200), 20)
+
+        taken = lhpn(stack, "users", "create", "cli.ha", "--role", "viewer")
+        assert taken.returncode == 1 and "409" in taken.stderr and "cli.ha" in taken.stderr
+
+        # users list: the new account, never a password
+        listed = lhpn(stack, "users", "list", "--unit", "555", "--json")
+        ok(listed)
+        rows = {u["username"]: u for u in json.loads(listed.stdout)}
+        assert rows["cli.ha"]["enabled"] is True and rows["cli.ha"]["unit_id"] == "555"
+        assert first_password not in listed.stdout + listed.stderr
+        assert "password" not in json.dumps(rows["cli.ha"])
+
+        # disable: the token is refused at intake on the next request, elsewhere once heard of
+        assert "đã khóa" in ok(lhpn(stack, "users", "disable", "cli.ha"))
+        assert (await me(staff)).status_code == 401
+        assert await sign_in(first_password) == 401
+        assert await eventually(lambda: _equals(lambda: aggregation_answers(staff), 401), 20)
+
+        # enable: the same password signs in again
+        assert "đã mở khóa" in ok(lhpn(stack, "users", "enable", "cli.ha"))
+        assert await sign_in(first_password) == 200
+        staff = await token(http, stack, "cli.ha", first_password)
+
+        # set-role: a commune's staff now; the old session ends
+        ok(lhpn(stack, "users", "set-role", "cli.ha", "--role", "commune_staff", "--unit", "22015"))
+        assert (await me(staff)).status_code == 401
+        moved = await token(http, stack, "cli.ha", first_password)
+        assert {k: (await me(moved)).json()[k] for k in ("role", "unit_id")} == {
+            "role": "commune_staff",
+            "unit_id": "22015",
+        }
+
+        # reset-password from standard input: the old password no longer signs in
+        reset = lhpn(
+            stack,
+            "users",
+            "reset-password",
+            "cli.ha",
+            "--password-stdin",
+            stdin="mật-khẩu-mới-2025\n",
+        )
+        assert "đặt lại mật khẩu" in ok(reset) and reset.stdout == ""
+        assert await sign_in(first_password) == 401
+        assert await sign_in("mật-khẩu-mới-2025") == 200
+
+        # keys create: the key is printed once and works, bound to its unit and event types
+        made = lhpn(
+            stack, "keys", "create", "cli-hotline", "--unit", "555", "--event", "case.opened.v1"
+        )
+        ok(made)
+        key = made.stdout.strip()
+        assert key.startswith("lhpn_")
+        system = {"X-API-Key": key}
+        who = (await me(system)).json()
+        assert (who["role"], who["unit_id"], who["allowed_events"]) == (
+            "system",
+            "555",
+            ["case.opened.v1"],
+        )
+
+        async def aggregation_knows_the_key() -> bool:
+            return await aggregation_answers(system) != 401
+
+        assert await eventually(aggregation_knows_the_key, 20)
+
+        listed = lhpn(stack, "keys", "list", "--json")
+        ok(listed)
+        keys = {k["name"]: k for k in json.loads(listed.stdout)}
+        assert keys["cli-hotline"]["revoked"] is False
+        assert key.startswith(keys["cli-hotline"]["prefix"]) and key not in listed.stdout
+
+        # keys revoke: refused at intake on the next request, elsewhere once heard of
+        key_id = keys["cli-hotline"]["key_id"]
+        assert "đã thu hồi" in ok(lhpn(stack, "keys", "revoke", key_id))
+        assert (await me(system)).status_code == 401
+        assert await eventually(lambda: _equals(lambda: aggregation_answers(system), 401), 20)
+        listed = lhpn(stack, "keys", "list")
+        assert "cli-hotline" in ok(listed) and "1 đã thu hồi" in listed.stderr
 
 
 async def test_backup_wipe_restore_gives_back_every_figure_and_every_case_read_by_its_owner(

@@ -5,6 +5,7 @@ documents in docs/api/ being those of the code (issue 14)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import stat
 from pathlib import Path
@@ -13,7 +14,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from lhpn_cli import broker_users
+from lhpn_cli import accounts, broker_users
 from lhpn_cli.aggregation_cmd import follow
 from lhpn_cli.apidocs import generate
 from lhpn_cli.app import app
@@ -28,6 +29,15 @@ COMMANDS = [
     ["units", "load"],
     ["units", "reorganise"],
     ["plans", "import"],
+    ["users", "list"],
+    ["users", "create"],
+    ["users", "disable"],
+    ["users", "enable"],
+    ["users", "reset-password"],
+    ["users", "set-role"],
+    ["keys", "list"],
+    ["keys", "create"],
+    ["keys", "revoke"],
     ["broker", "add-system"],
     ["reminders", "sweep"],
     ["aggregation", "rebuild"],
@@ -51,7 +61,8 @@ def test_every_command_explains_itself(command: list[str]) -> None:
 def test_the_command_lists_every_group() -> None:
     result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "120"})
 
-    for group in ("units", "plans", "broker", "reminders", "aggregation", "backup", "docs"):
+    groups = ("units", "plans", "users", "keys", "broker", "reminders", "aggregation", "backup")
+    for group in (*groups, "docs"):
         assert f"│ {group} " in result.output
 
 
@@ -176,6 +187,84 @@ def test_a_refused_administrator_is_said_plainly() -> None:
                 "http://rabbitmq:15672", "x", "y", {}, httpx.MockTransport(rabbitmq)
             )
         )
+
+
+def test_a_generated_user_password_goes_to_a_new_private_file_and_a_rerun_reuses_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ha.nguyen.password"
+
+    first, generated = accounts.choose_password(path, from_stdin=False)
+    again, generated_again = accounts.choose_password(path, from_stdin=False)
+
+    assert generated and not generated_again
+    assert len(first) >= 24 and again == first
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_user_password_is_read_from_one_line_of_standard_input_never_an_empty_one() -> None:
+    password, generated = accounts.choose_password(
+        None, from_stdin=True, stdin=io.StringIO("mật-khẩu-mới-2025\nnext line\n")
+    )
+
+    assert (password, generated) == ("mật-khẩu-mới-2025", False)
+    with pytest.raises(Failed, match="dòng trống"):
+        accounts.choose_password(None, from_stdin=True, stdin=io.StringIO("\n"))
+
+
+def test_listing_users_follows_intake_s_pages_to_the_end() -> None:
+    seen: list[dict[str, str]] = []
+
+    def intake(request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        seen.append(params)
+        if "cursor" not in params:
+            return httpx.Response(200, json={"items": [{"username": "a"}], "next_cursor": "a"})
+        return httpx.Response(200, json={"items": [{"username": "b"}], "next_cursor": None})
+
+    async def listing() -> list[dict[str, object]]:
+        transport = httpx.MockTransport(intake)
+        async with httpx.AsyncClient(base_url="http://intake", transport=transport) as client:
+            return await accounts.list_users(client, unit_id="555", role="district_staff")
+
+    users = asyncio.run(listing())
+
+    assert [u["username"] for u in users] == ["a", "b"]
+    assert seen[1] == {"limit": "1000", "unit_id": "555", "role": "district_staff", "cursor": "a"}
+
+
+def test_a_key_is_created_bound_to_what_the_operator_named_and_a_refusal_is_said() -> None:
+    bodies: list[dict[str, object]] = []
+
+    def intake(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        bodies.append(body)
+        if body["name"] == "taken":
+            return httpx.Response(409, json={"detail": "Đã có khóa API tên 'taken'."})
+        return httpx.Response(201, json={**body, "key_id": "ab12", "key": "lhpn_ab12_x"})
+
+    async def create(
+        name: str, events: list[str] | None = None, broker_user: str | None = None
+    ) -> dict[str, object]:
+        transport = httpx.MockTransport(intake)
+        async with httpx.AsyncClient(base_url="http://intake", transport=transport) as client:
+            return await accounts.create_key(
+                client, name, "555", events=events or (), broker_user=broker_user
+            )
+
+    asyncio.run(create("hotline", events=["case.opened.v1"], broker_user="lhpn-sys-hotline"))
+    asyncio.run(create("portal-sync"))
+    with pytest.raises(Failed, match="409 Đã có khóa API tên 'taken'"):
+        asyncio.run(create("taken"))
+
+    assert bodies[0] == {
+        "name": "hotline",
+        "unit_id": "555",
+        "allowed_routes": None,
+        "allowed_events": ["case.opened.v1"],
+        "broker_user": "lhpn-sys-hotline",
+    }
+    assert bodies[1]["allowed_routes"] is None and bodies[1]["allowed_events"] is None
 
 
 def test_the_rebuild_bar_follows_the_entry_point_s_progress_lines() -> None:

@@ -13,6 +13,10 @@ lhpn aggregation rebuild                     replay aggregation's archive into i
 lhpn backup create /backups/2025-01-31       every service's database, gzip BSON
 lhpn backup restore /backups/2025-01-31 --drop
 lhpn docs                                    OpenAPI and AsyncAPI documents into docs/api/
+lhpn users create ha.nguyen --role district_staff --unit 555    password printed once
+lhpn users list | disable | enable | reset-password | set-role
+lhpn keys create hotline --unit 555 --event case.opened.v1      the key printed once
+lhpn keys list | revoke KEY_ID
 """
 
 from __future__ import annotations
@@ -23,18 +27,23 @@ from .aggregation_cmd import aggregation_app
 from .backup_cmd import backup_app
 from .broker_cmd import broker_app
 from .docs_cmd import docs
+from .keys_cmd import keys_app
 from .plans_cmd import plans_app
 from .reminders_cmd import reminders_app
 from .units_cmd import units_app
+from .users_cmd import users_app
 
 app = typer.Typer(
-    help="Công cụ vận hành LHPN — the operator command: units, plans, broker accounts of other "
-    "systems, reminder sweeps, aggregation rebuilds, backups and the API documents.",
+    help="Công cụ vận hành LHPN — the operator command: units, plans, users and API keys, broker "
+    "accounts of other systems, reminder sweeps, aggregation rebuilds, backups and the API "
+    "documents.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
 app.add_typer(units_app, name="units")
 app.add_typer(plans_app, name="plans")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
 app.add_typer(broker_app, name="broker")
 app.add_typer(reminders_app, name="reminders")
 app.add_typer(aggregation_app, name="aggregation")
