@@ -393,7 +393,8 @@ class _ObserveRequests:
             await send(message)
 
         started = time.perf_counter()
-        with correlation.correlated(cid):
+        client = scope.get("client")
+        with correlation.correlated(cid), correlation.on_behalf_of(client[0] if client else None):
             try:
                 await self.app(scope, receive, answer)
             finally:

@@ -145,6 +145,16 @@ def test_a_second_replica_answers_its_service_s_name_with_its_own_broker_user(
         assert second["command"] == first["command"]
 
 
+def test_every_service_and_the_portal_believe_the_client_address_the_proxy_forwards(
+    everything: dict[str, Any],
+) -> None:
+    """Sign-in throttling per address and the audit log need the person's address, not the
+    proxy's (or the portal's): uvicorn believes X-Forwarded-For from FORWARDED_ALLOW_IPS."""
+    for name in [*SERVICES, "portal", *(f"{s}-2" for s in SERVICES)]:
+        trusted = everything["services"][name]["environment"].get("FORWARDED_ALLOW_IPS", "")
+        assert "172.16.0.0/12" in trusted.split(","), name  # compose's default bridge pool
+
+
 def test_the_proxy_serves_the_portal_and_each_service_under_api_its_name(
     everything: dict[str, Any],
 ) -> None:

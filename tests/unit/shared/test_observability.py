@@ -220,3 +220,33 @@ async def test_the_portal_passes_the_page_s_correlation_id_on_to_the_service() -
     assert sent[0].headers["X-Correlation-ID"] == "page-42"
     assert sent[0].headers["Authorization"] == "Bearer t"
     assert "X-Correlation-ID" not in sent[1].headers
+
+
+async def test_the_portal_tells_the_service_which_client_it_calls_for() -> None:
+    """Behind the portal, intake counts sign-in failures (and audits) against the person's
+    address: the portal passes it on in X-Forwarded-For, only when it is an IP address."""
+    sent: list[httpx.Request] = []
+
+    def service(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"items": []})
+
+    portal = FastAPI()
+    Metrics("portal").install(portal)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(service)) as to_services:
+        backend = Backend(to_services, {"intake": "http://intake"}, timeout=1.0, export_timeout=1.0)
+
+        @portal.get("/page")
+        async def page() -> dict[str, str]:
+            await backend.get("intake", "/api/v1/units", token="t")
+            return {}
+
+        for client in (("203.0.113.7", 51000), ("not-an-address", 51000)):
+            transport = httpx.ASGITransport(app=portal, client=client)
+            async with httpx.AsyncClient(transport=transport, base_url="http://portal") as user:
+                assert (await user.get("/page")).status_code == 200
+        await backend.get("intake", "/api/v1/units", token="t")  # outside any request
+
+    assert sent[0].headers["X-Forwarded-For"] == "203.0.113.7"
+    assert "X-Forwarded-For" not in sent[1].headers
+    assert "X-Forwarded-For" not in sent[2].headers
