@@ -17,7 +17,7 @@ rule themselves with `require_unit`, on the new unit AND on the stored entity's 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -153,6 +153,9 @@ def role_refusal(principal: Principal, permission: Permission) -> str:
 
 
 TreeSource = Callable[[], Awaitable[UnitTree]]
+TreeOf = Callable[[Sequence[str]], Awaitable[UnitTree]]
+"""A tree holding at least these units and their ancestors (unknown ones left out): for a
+service that keeps no whole tree in memory and reads only the units a request names."""
 EntityUnit = Callable[[str], Awaitable[str | tuple[str, ...] | None]]
 """The unit of a stored entity by its id (None: no such entity; the route answers 404). A
 tuple: the units answerable for it (e.g. a case of a merged commune: the commune and its
@@ -172,9 +175,12 @@ class Guard:
         audit: Callable[[], AuditLog | None] = lambda: None,
         holders: Mapping[str, EntityHolders] | None = None,
         answerable: Callable[[str], Awaitable[tuple[str, ...]]] | None = None,
+        tree_of: TreeOf | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.tree = tree
+        self.tree_of = tree_of
+        """when given, the guard asks it for the units of each request instead of `tree`"""
         self.entities = dict(entities or {})
         self.holders = dict(holders or {})
         self.answerable = answerable
@@ -225,7 +231,10 @@ class PermissionCheck:
             )
         groups = await self._units(request)
         if groups:
-            tree = await self.guard.tree()
+            if self.guard.tree_of is not None:
+                tree = await self.guard.tree_of([u for group in groups for u in group])
+            else:
+                tree = await self.guard.tree()
             for group in groups:
                 # an unknown unit is the request's problem (422/404 from the route), not access
                 known = [u for u in group if u in tree]

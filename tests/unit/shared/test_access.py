@@ -2,15 +2,19 @@
 and what makes a valid credential refused."""
 
 # no `from __future__ import annotations`: FastAPI must see the route's Annotated dependency
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
 from lhpn_shared.access import (
     BODY,
     EVERYONE,
+    QUERY,
+    READ,
     RECORDS,
     WRITE,
     AccessDenied,
@@ -22,10 +26,11 @@ from lhpn_shared.access import (
     route_permissions,
 )
 from lhpn_shared.accounts import AccessRegistry, hash_api_key
-from lhpn_shared.auth import Authenticator, Principal, Role
+from lhpn_shared.auth import Authenticator, Principal, Role, issue_token
 from lhpn_shared.clock import FixedClock
 from lhpn_shared.contracts.access import ApiKeyAccess, UserAccess
 from lhpn_shared.contracts.units import Unit, UnitTree
+from lhpn_shared.http import install_error_handlers
 from lhpn_shared.settings import ServiceSettings
 
 NOW = datetime(2021, 3, 5, 2, 0, tzinfo=UTC)
@@ -200,3 +205,39 @@ async def test_a_key_naming_a_broker_user_binds_it_first_and_its_revocation_refu
     registry.apply_key(hotline.model_copy(update={"revoked": True, "revision": 2}))
     assert await bindings.lookup("sys-a") is None
     assert await bindings.lookup("nobody") is None
+
+
+async def test_a_guard_can_read_only_the_units_a_request_names_instead_of_a_whole_tree() -> None:
+    """Aggregation keeps no tree in memory: its guard reads the named units and their
+    ancestors (`tree_of`), and refuses outside the caller's subtree exactly as with a tree."""
+    settings = ServiceSettings()
+    asked: list[list[str]] = []
+
+    async def whole_tree() -> UnitTree:
+        raise AssertionError("the whole tree was read")
+
+    async def tree_of(units: Sequence[str]) -> UnitTree:
+        asked.append(list(units))
+        wanted = {a for u in units if u in TREE for a in (u, *TREE.ancestors(u))}
+        return UnitTree([TREE.units[u] for u in wanted])
+
+    guard = Guard(Authenticator(settings, FixedClock(NOW)), whole_tree, tree_of=tree_of)
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/api/v1/figures")
+    async def figures(
+        caller: Annotated[Principal, guard(Permission("figures.read", READ, EVERYONE, (QUERY,)))],
+    ) -> None:
+        return None
+
+    token, _ = issue_token(settings, who(Role.district_staff, "555"), NOW, 1)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        inside = await client.get("/api/v1/figures?unit_id=22015", headers=headers)
+        outside = await client.get("/api/v1/figures?unit_id=22051", headers=headers)
+
+    assert (inside.status_code, outside.status_code) == (200, 403)
+    assert "22051" in outside.json()["detail"]
+    assert asked == [["22015"], ["22051"]]
