@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -184,17 +184,24 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
         )
     )
 
-    async def tree() -> UnitTree:
-        aggregation = getattr(app.state, "aggregation", None)
+    def answers() -> Aggregation:
+        aggregation: Aggregation | None = getattr(app.state, "aggregation", None)
         if aggregation is None:
             raise NotFound("Dịch vụ đang khởi động.")
-        tree: UnitTree = await aggregation.unit_tree()
-        return tree
+        return aggregation
+
+    async def tree() -> UnitTree:
+        return await answers().unit_tree()
+
+    async def tree_of(unit_ids: Sequence[str]) -> UnitTree:
+        # no tree in memory for the answers: the guard reads the units a request names
+        return await answers().access_tree(unit_ids)
 
     guard = Guard(
         Authenticator(settings, clock, registry),
         tree,
         audit=lambda: getattr(app.state, "audit", None),
+        tree_of=tree_of,
     )
     app.include_router(build_router(guard))
     app.include_router(audit_router(guard, lambda: app.state.audit, tree))

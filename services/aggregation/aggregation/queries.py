@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import IO, Any
@@ -94,6 +94,18 @@ class Queries:
 
     async def roots(self) -> list[str]:
         return [str(r) for r in await self.store.read_list("roots")]
+
+    async def access_tree(self, unit_ids: Sequence[str]) -> UnitTree:
+        """The named units and their ancestors, from the node documents the answers read (one
+        each; an unknown unit is left out): what the access guard checks a caller against."""
+        units: dict[str, Unit] = {}
+        for unit_id in dict.fromkeys(unit_ids):
+            try:
+                node = await self.node(unit_id)
+            except NotFound:
+                continue
+            units.update(node.access_tree().units)
+        return UnitTree(units.values())
 
     async def plan(self, plan_id: str) -> Plan:
         doc = await self.store.get("plans", plan_id)

@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from lhpn_shared.clock import Clock
+from lhpn_shared.contracts.units import Unit, UnitTree
 
-from .batch import Event
+from .batch import Event, state_of
 from .errors import BadInput, NotFound, Rebuilding
 from .queries import Queries
 from .repository import AggregationStore
@@ -27,6 +28,13 @@ class Aggregation(Queries):
 
     def now(self) -> datetime:
         return self.writer.now()
+
+    async def unit_tree(self) -> UnitTree:
+        """The whole tree (the audit log's subtree filter, for admins): the writer's copy when
+        it has one, else as stored."""
+        if self.writer.tree is not None:
+            return self.writer.tree.tree
+        return UnitTree(state_of(Unit, d) for d in await self.store.all_docs("units"))
 
     async def apply(self, events: Sequence[Event]) -> list[bool]:
         return await self.writer.apply(events)
