@@ -35,7 +35,8 @@ from .models import (
     ReferralUpRequest,
     TransitionRequest,
 )
-from .service import CaseFilter, Cases
+from .reading import CaseFilter
+from .service import Cases
 
 T = TypeVar("T")
 

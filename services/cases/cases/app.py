@@ -67,8 +67,9 @@ from .api import build_router
 from .data import load_vn_holidays
 from .domain.succession import handlers
 from .domain.workflow import CaseConflict, InvalidTransition
+from .errors import Conflict, Forbidden, NotFound
 from .repository import CasesStore
-from .service import Cases, Conflict, Forbidden, NotFound
+from .service import Cases
 from .settings import CasesSettings
 
 log = logging.getLogger("cases")
