@@ -8,6 +8,7 @@ what the pages show about the user; the portal keeps nothing on its side.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -16,7 +17,10 @@ from urllib.parse import urlsplit
 
 from fastapi import Request
 
+from .backend import Backend, BackendError, SessionRejected
 from .labels import LEVEL_LABELS, ROLE_LABELS
+
+log = logging.getLogger("portal.session")
 
 USER_KEY = "user"
 CSRF_KEY = "csrf"
@@ -123,11 +127,14 @@ def asked_for(request: Request) -> str:
     return "/"
 
 
-def current_user(request: Request, now: datetime) -> SignedIn:
-    """THE one place a request's session is checked.
+async def current_user(request: Request, backend: Backend, now: datetime) -> SignedIn:
+    """THE one place a request's session is checked: the cookie, the token's expiry, then
+    intake's `GET /api/v1/me` with the token, so an account disabled, changed (role, unit,
+    password reset) or signed out elsewhere since is sent back to sign-in on its next page.
 
-    Today it trusts what intake said at sign-in until the token's expiry. Follow-up (issue 9):
-    ask intake's `GET /api/v1/me` here, so that a disabled user is signed out on the next page.
+    When intake does not answer, the page goes on with what the cookie says: every service
+    checks the token (and the account's current state) itself on each call, so nothing is
+    shown that the user may no longer see; the pages say which service is missing.
     """
     data = request.session.get(USER_KEY)
     if not data:
@@ -138,6 +145,23 @@ def current_user(request: Request, now: datetime) -> SignedIn:
         forget(request)
         raise SignInRequired(asked_for(request), expired=True) from None
     if user.expires_at <= now.timestamp():
+        forget(request)
+        raise SignInRequired(asked_for(request), expired=True)
+    try:
+        me = await backend.get("intake", "/api/v1/me", token=user.token)
+    except SessionRejected:
+        forget(request)
+        raise SignInRequired(asked_for(request), expired=True) from None
+    except BackendError as exc:
+        log.warning(
+            "session not checked: intake did not answer", extra={"error": type(exc).__name__}
+        )
+        return user
+    if (me.get("username"), me.get("role"), me.get("unit_id")) != (
+        user.username,
+        user.role,
+        user.unit_id,
+    ):  # not the account this session was opened for (cannot happen without a new token)
         forget(request)
         raise SignInRequired(asked_for(request), expired=True)
     return user

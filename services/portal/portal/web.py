@@ -62,7 +62,7 @@ def backend_of(request: Request) -> Backend:
 
 
 async def signed_in(request: Request) -> SignedIn:
-    user = current_user(request, clock_of(request).now())
+    user = await current_user(request, backend_of(request), clock_of(request).now())
     request.state.user = user  # the error pages show who is signed in too
     return user
 

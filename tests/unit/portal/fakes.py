@@ -107,6 +107,8 @@ class FakeServices:
         self.extra: list[Handler] = []
         self.requests: list[httpx.Request] = []
         self.token_expires_in = 3600
+        self.ended: set[str] = set()
+        """usernames whose sessions intake no longer accepts (disabled, password reset…)"""
 
     def settings(self, **kw: Any) -> PortalSettings:
         urls = {f"{name}_url": f"http://127.0.0.1:{port}" for name, port in self.PORTS.items()}
@@ -140,6 +142,20 @@ class FakeServices:
                     "expires_in": self.token_expires_in,
                     "role": "district_staff",
                     "unit_id": "555",
+                }
+            )
+        if (service, method, path) == ("intake", "GET", "/api/v1/me"):
+            username = request.headers.get("authorization", "").removeprefix("Bearer tok-")
+            if not username or username in self.ended:
+                return _json({"detail": "Phiên đăng nhập không còn hiệu lực."}, 401)
+            return _json(
+                {
+                    "subject": username,
+                    "username": username,
+                    "kind": "user",
+                    "role": "district_staff",
+                    "unit_id": "555",
+                    "unit_name": "Thành phố Tuy Hoà",
                 }
             )
         if (service, method, path) == ("intake", "POST", "/api/v1/activities"):

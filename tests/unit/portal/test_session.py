@@ -122,3 +122,68 @@ async def test_pages_carry_a_content_security_policy_and_are_not_cached() -> Non
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["x-frame-options"] == "DENY"
         assert r.headers["cache-control"] == "no-store"
+
+
+async def test_a_session_intake_no_longer_accepts_is_sent_to_sign_in_on_the_next_page() -> None:
+    fakes = FakeServices()
+    async with running(fakes.app()) as client:
+        await sign_in(client)
+        assert (await client.get("/vu-viec")).status_code == 200
+        fakes.ended.add("huyen")  # an admin disabled the account (intake's /me answers 401)
+        fakes.requests.clear()
+        r = await client.get("/vu-viec")
+        assert r.status_code == 303
+        assert r.headers["location"] == "/dang-nhap?next=%2Fvu-viec&het_han=1"
+        # nothing else was asked with the ended session
+        assert [q.url.path for q in fakes.requests] == ["/api/v1/me"]
+        login = await client.get(r.headers["location"])
+        assert "không còn hiệu lực" in login.text
+        fakes.ended.clear()
+        assert (await client.get("/vu-viec")).status_code == 303  # the cookie was cleared
+
+
+async def test_every_page_asks_intake_who_the_session_belongs_to() -> None:
+    fakes = FakeServices()
+    async with running(fakes.app()) as client:
+        await sign_in(client)
+        for path in ("/", "/hoat-dong", "/bao-cao", "/vu-viec"):
+            fakes.requests.clear()
+            assert (await client.get(path)).status_code == 200
+            checks = [q for q in fakes.requests if q.url.path == "/api/v1/me"]
+            assert len(checks) == 1, path
+            assert checks[0].headers["authorization"] == "Bearer tok-huyen"
+
+
+async def test_when_intake_is_down_the_session_stands_and_the_page_names_the_missing_part() -> None:
+    fakes = FakeServices()
+    async with running(fakes.app()) as client:
+        await sign_in(client)
+        fakes.down.add("intake")
+        page = await client.get("/vu-viec")
+        assert page.status_code == 200  # cases still checks the token itself
+        assert "Thành phố Tuy Hoà" in page.text
+
+
+async def test_a_session_whose_account_answers_differently_is_ended() -> None:
+    fakes = FakeServices()
+    async with running(fakes.app()) as client:
+        await sign_in(client)
+        fakes.extra.append(
+            lambda q: (
+                httpx.Response(
+                    200,
+                    json={
+                        "subject": "huyen",
+                        "username": "huyen",
+                        "kind": "user",
+                        "role": "commune_staff",
+                        "unit_id": "22015",
+                        "unit_name": "Phường 1",
+                    },
+                )
+                if q.url.path == "/api/v1/me"
+                else None
+            )
+        )
+        r = await client.get("/")
+        assert r.status_code == 303 and "het_han=1" in r.headers["location"]

@@ -14,7 +14,12 @@ router = APIRouter()
 
 @router.get("/dang-nhap")
 async def sign_in_page(request: Request, next: str = "/", het_han: str = "") -> Response:
-    message = "Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại." if het_han else None
+    message = (
+        "Phiên đăng nhập đã hết hạn hoặc không còn hiệu lực (tài khoản vừa được thay đổi), "
+        "vui lòng đăng nhập lại."
+        if het_han
+        else None
+    )
     return render(
         request, "login.html", {"next": safe_next(next), "notice": message, "username": ""}
     )
