@@ -22,7 +22,18 @@ from lhpn_shared.clock import Clock, SystemClock
 from lhpn_shared.http import Metrics, limit_request_size, ops_router
 
 from .backend import Backend, BackendError, Forbidden, NotFound, ServiceDown, SessionRejected
-from .pages import activities, admin, auth, cases, dashboard, exports, reports
+from .pages import (
+    account,
+    activities,
+    admin,
+    admin_keys,
+    admin_users,
+    auth,
+    cases,
+    dashboard,
+    exports,
+    reports,
+)
 from .session import CsrfRejected, SignInRequired, asked_for, forget
 from .settings import PortalSettings
 from .web import STATIC_DIR, make_templates, render
@@ -201,7 +212,18 @@ def create_app(
 
     app.include_router(ops_router(checks={"http_client": client_open}, metrics=metrics))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for pages in (auth, dashboard, activities, reports, cases, admin, exports):
+    for pages in (
+        auth,
+        dashboard,
+        activities,
+        reports,
+        cases,
+        admin,
+        admin_users,
+        admin_keys,
+        account,
+        exports,
+    ):
         app.include_router(pages.router)
 
     return app

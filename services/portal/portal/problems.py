@@ -21,8 +21,6 @@ GENERAL = ""
 
 _BY_TYPE = {
     "missing": "Chưa nhập thông tin này.",
-    "string_too_short": "Chưa nhập thông tin này.",
-    "string_too_long": "Nội dung quá dài.",
     "string_type": "Phải là chữ.",
     "string_pattern_mismatch": "Không đúng định dạng.",
     "int_parsing": "Phải là số nguyên.",
@@ -71,6 +69,12 @@ def _message(item: dict[str, Any]) -> str:
     if kind in _BOUNDS:  # the services pass on loc, msg and type only: the bound is in msg
         numbers = re.findall(r"-?\d+(?:\.\d+)?", msg)
         return _BOUNDS[kind].format(numbers[-1] if numbers else "")
+    if kind in ("string_too_short", "string_too_long"):
+        numbers = re.findall(r"\d+", msg)
+        bound = int(numbers[-1]) if numbers else 1
+        if kind == "string_too_long":
+            return f"Không được dài quá {bound} ký tự."
+        return "Chưa nhập thông tin này." if bound <= 1 else f"Phải có ít nhất {bound} ký tự."
     if kind == "value_error":
         return _with_labels(msg.removeprefix("Value error, "))
     if kind in _BY_TYPE:

@@ -13,7 +13,7 @@ from starlette.datastructures import FormData
 from lhpn_shared.clock import Clock
 
 from . import formatting, labels
-from .backend import Backend
+from .backend import Backend, Forbidden
 from .session import CSRF_FIELD, SignedIn, check_csrf, csrf_token, current_user
 from .settings import PortalSettings
 
@@ -26,6 +26,12 @@ NAV = [
     ("/bao-cao", "Báo cáo", "reports"),
     ("/vu-viec", "Vụ việc pháp lý", "cases"),
 ]
+ADMIN_TABS = [
+    ("/quan-tri", "Nhắc việc", "reminders"),
+    ("/quan-tri/nguoi-dung", "Người dùng", "users"),
+    ("/quan-tri/khoa-api", "Khóa API", "keys"),
+]
+"""the Quản trị section's own tabs"""
 ADMIN_NAV = ("/quan-tri", "Quản trị", "admin")
 
 
@@ -43,6 +49,7 @@ def make_templates() -> Jinja2Templates:
     )
     env.globals["L"] = labels
     env.globals["CSRF_FIELD"] = CSRF_FIELD
+    env.globals["ADMIN_TABS"] = ADMIN_TABS
     return templates
 
 
@@ -74,7 +81,16 @@ async def checked_form(request: Request) -> FormData:
     return form
 
 
+async def signed_in_admin(request: Request) -> SignedIn:
+    """The signed-in user, who must be an admin (the Quản trị pages)."""
+    user = await signed_in(request)
+    if not user.is_admin:
+        raise Forbidden("portal", "Chỉ quản trị viên được dùng trang Quản trị.")
+    return user
+
+
 User = Annotated[SignedIn, Depends(signed_in)]
+Admin = Annotated[SignedIn, Depends(signed_in_admin)]
 Api = Annotated[Backend, Depends(backend_of)]
 Form = Annotated[FormData, Depends(checked_form)]
 

@@ -107,6 +107,8 @@ class FakeServices:
         self.extra: list[Handler] = []
         self.requests: list[httpx.Request] = []
         self.token_expires_in = 3600
+        self.role, self.unit_id = "district_staff", "555"
+        """what intake says of whoever signs in"""
         self.ended: set[str] = set()
         """usernames whose sessions intake no longer accepts (disabled, password reset…)"""
 
@@ -140,8 +142,8 @@ class FakeServices:
                     "access_token": "tok-" + form["username"],
                     "token_type": "bearer",
                     "expires_in": self.token_expires_in,
-                    "role": "district_staff",
-                    "unit_id": "555",
+                    "role": self.role,
+                    "unit_id": self.unit_id,
                 }
             )
         if (service, method, path) == ("intake", "GET", "/api/v1/me"):
@@ -153,9 +155,9 @@ class FakeServices:
                     "subject": username,
                     "username": username,
                     "kind": "user",
-                    "role": "district_staff",
-                    "unit_id": "555",
-                    "unit_name": "Thành phố Tuy Hoà",
+                    "role": self.role,
+                    "unit_id": self.unit_id,
+                    "unit_name": "Thành phố Tuy Hoà" if self.unit_id == "555" else None,
                 }
             )
         if (service, method, path) == ("intake", "POST", "/api/v1/activities"):

@@ -62,3 +62,24 @@ def test_two_problems_on_one_field_are_both_shown() -> None:
         ]
     )
     assert errors == {"requester.phone": "Không đúng định dạng. thiếu số"}
+
+
+def test_a_length_rule_says_the_length_it_asks_for() -> None:
+    errors = field_errors(
+        [
+            {
+                "loc": ["body", "password"],
+                "msg": "String should have at least 8 characters",
+                "type": "string_too_short",
+            },
+            {
+                "loc": ["body", "username"],
+                "msg": "String should have at most 64 characters",
+                "type": "string_too_long",
+            },
+        ]
+    )
+    assert errors == {
+        "password": "Phải có ít nhất 8 ký tự.",
+        "username": "Không được dài quá 64 ký tự.",
+    }

@@ -1,6 +1,7 @@
-"""Quản trị (admins): what the services' APIs allow today — contacts for reminders and a manual
-sweep. Users, API keys, the reminder policy and the dead-letter queues need APIs that are not
-written yet (issue 9); the page keeps a marked place for each (`FOLLOW_UP`)."""
+"""Quản trị (admins), the reminders tab: contacts for reminders and a manual sweep. Users and API
+keys have their own tabs (`admin_users`, `admin_keys`). The reminder policy and the dead-letter
+queues need APIs the services do not expose yet; the page keeps a marked place for each
+(`FOLLOW_UP`)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,16 @@ from fastapi.responses import Response
 
 from lhpn_shared.clock import LOCAL_TZ
 
-from ..backend import Forbidden, Invalid, part
+from ..backend import Invalid, part
 from ..formatting import parse_vi_date
 from ..lookups import unit_index
 from ..problems import FieldErrors
 from ..session import SignedIn
-from ..web import Api, Form, User, render
+from ..web import Admin, Api, Form, render
 
 router = APIRouter()
 
 FOLLOW_UP = [
-    (
-        "nguoi-dung",
-        "Người dùng",
-        "Danh sách tài khoản, tạo, khóa/mở khóa, đặt lại mật khẩu, đổi vai trò và đơn vị.",
-    ),
-    ("khoa-api", "Khóa API", "Khóa cho hệ thống khác: tạo (chỉ hiện một lần), thu hồi."),
     (
         "chinh-sach-nhac-viec",
         "Chính sách nhắc việc",
@@ -34,12 +29,8 @@ FOLLOW_UP = [
     ),
     ("hang-doi-loi", "Hàng đợi thư lỗi", "Số thư trong từng hàng đợi lỗi (DLQ), lý do, gửi lại."),
 ]
-"""Follow-up (issue 9): each becomes a section once its API exists."""
-
-
-def _admin_only(user: SignedIn) -> None:
-    if not user.is_admin:
-        raise Forbidden("portal", "Chỉ quản trị viên được dùng trang Quản trị.")
+"""Each becomes a section once its API exists: the reminder policy when reminders exposes it,
+the dead-letter queues with issue 12."""
 
 
 async def _page(
@@ -67,6 +58,7 @@ async def _page(
             "sweep": sweep,
             "sweep_error": sweep_error,
             "follow_up": FOLLOW_UP,
+            "tab": "reminders",
         },
         user=user,
         section="admin",
@@ -75,14 +67,12 @@ async def _page(
 
 
 @router.get("/quan-tri")
-async def admin_page(request: Request, user: User, api: Api) -> Response:
-    _admin_only(user)
+async def admin_page(request: Request, user: Admin, api: Api) -> Response:
     return await _page(request, user, api)
 
 
 @router.post("/quan-tri/danh-ba")
-async def save_contacts(request: Request, user: User, api: Api, form: Form) -> Response:
-    _admin_only(user)
+async def save_contacts(request: Request, user: Admin, api: Api, form: Form) -> Response:
     values = {k: str(v) for k, v in form.items()}
     unit_id = values.get("unit_id", "").strip()
     emails = [e.strip() for e in values.get("emails", "").replace(",", "\n").splitlines()]
@@ -103,8 +93,7 @@ async def save_contacts(request: Request, user: User, api: Api, form: Form) -> R
 
 
 @router.post("/quan-tri/quet")
-async def run_sweep(request: Request, user: User, api: Api, form: Form) -> Response:
-    _admin_only(user)
+async def run_sweep(request: Request, user: Admin, api: Api, form: Form) -> Response:
     body: dict[str, object] = {}
     raw = str(form.get("as_of_on", "")).strip()
     if raw:
