@@ -21,7 +21,15 @@ from starlette.middleware.sessions import SessionMiddleware
 from lhpn_shared.clock import Clock, SystemClock
 from lhpn_shared.http import Metrics, limit_request_size, ops_router
 
-from .backend import Backend, BackendError, Forbidden, NotFound, ServiceDown, SessionRejected
+from .backend import (
+    Backend,
+    BackendError,
+    Forbidden,
+    NotFound,
+    ReferenceAnswers,
+    ServiceDown,
+    SessionRejected,
+)
 from .pages import (
     account,
     activities,
@@ -164,6 +172,7 @@ def create_app(
                 settings.service_urls(),
                 timeout=settings.backend_timeout_seconds,
                 export_timeout=settings.export_timeout_seconds,
+                reference=ReferenceAnswers(settings.reference_cache_seconds),
             )
             yield
 

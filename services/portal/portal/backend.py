@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,31 @@ def _text(detail: Any, default: str) -> str:
     return detail if isinstance(detail, str) and detail else default
 
 
+class ReferenceAnswers:
+    """Intake's reference data (plans, the unit tree) as last answered, for `seconds`: most
+    pages need it, it changes a few times a year, and asking for it on every page was a round
+    trip of its own before the page's real calls. Keyed by what decides the answer and who may
+    see it — the call and the caller's role and unit —, never shared between roles or units."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._answers: dict[Hashable, tuple[float, Any]] = {}
+
+    def get(self, key: Hashable) -> Any | None:
+        kept = self._answers.get(key)
+        if kept is None or kept[0] <= self._clock():
+            self._answers.pop(key, None)
+            return None
+        return kept[1]
+
+    def put(self, key: Hashable, answer: Any) -> None:
+        if self.seconds > 0:
+            if len(self._answers) > 1000:  # units × roles is small; never let it grow unbounded
+                self._answers.clear()
+            self._answers[key] = (self._clock() + self.seconds, answer)
+
+
 class Backend:
     """The services' APIs. `client` is the app's one shared httpx client."""
 
@@ -91,11 +117,13 @@ class Backend:
         *,
         timeout: float,
         export_timeout: float,
+        reference: ReferenceAnswers | None = None,
     ) -> None:
         self.client = client
         self.urls = dict(urls)
         self.timeout = timeout
         self.export_timeout = export_timeout
+        self.reference = reference or ReferenceAnswers(0)
 
     async def request(
         self,
@@ -170,6 +198,23 @@ class Backend:
         params: Mapping[str, Any] | None = None,
     ) -> Any:
         return (await self.request(service, "GET", path, token=token, params=params)).json()
+
+    async def get_reference(
+        self,
+        path: str,
+        *,
+        token: str,
+        audience: tuple[str, str | None],
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """An intake reference answer (plans, units), kept a short while per `audience`
+        (the caller's role and unit): see `ReferenceAnswers`."""
+        key = (path, tuple(sorted((params or {}).items())), audience)
+        answer = self.reference.get(key)
+        if answer is None:
+            answer = await self.get("intake", path, token=token, params=params)
+            self.reference.put(key, answer)
+        return answer
 
     async def send(
         self,

@@ -33,6 +33,12 @@ class PortalSettings(ServiceSettings):
         default=60.0, gt=0, description="how long an .xlsx/.docx export or a sweep may take"
     )
     page_size: int = Field(default=20, ge=1, le=200)
+    reference_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="how long intake's plans and unit tree, as answered, serve further pages "
+        "of the same role and unit (0: ask on every page)",
+    )
 
     @property
     def secure_cookies(self) -> bool:

@@ -4,7 +4,10 @@ page, and the screenshots kept as test artefacts."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +57,32 @@ def serious_violations(page: Any) -> list[dict[str, Any]]:
         }"""
     )
     return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+def sign_in(page: Any, portal: str, username: str, password: str, path: str = "/") -> None:
+    page.goto(portal + path)
+    assert "/dang-nhap" in page.url  # every page asks for a session first
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("form.form button[type=submit]")
+    page.wait_for_url(re.compile(re.escape(portal + path) + r"$"))
+
+
+def accessible(page: Any, seen: list[str]) -> None:
+    """No serious or critical axe violation on the page as it is now."""
+    violations = serious_violations(page)
+    assert violations == [], f"{page.url}: {violations}"
+    seen.append(page.url)
+
+
+def until(probe: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Reload-and-look until the events have flowed (aggregation, reminders)."""
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.5)
+
+
+def dashboard_complete(page: Any) -> None:
+    """Wait for the dashboard's second part (the latest periods' rates, fetched by htmx)."""
+    page.wait_for_selector("#ty-le")

@@ -1,4 +1,5 @@
-"""The whole stack as processes (four services and the portal) and a headless browser."""
+"""The whole stack as processes (four services and the portal) and a headless browser, shared
+by every file of this package (started once: each file uses units and data of its own)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ USERS = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def stack(
     devmongo: DevMongo, rabbit: RabbitVhost, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, ServiceProcess]]:
@@ -59,7 +60,7 @@ def stack(
             p.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def accounts(stack: dict[str, ServiceProcess]) -> dict[str, str]:
     """The staff accounts the scenarios sign in with, created by the admin over intake's API."""
     intake = stack["intake"].url
@@ -78,7 +79,7 @@ def accounts(stack: dict[str, ServiceProcess]) -> dict[str, str]:
     return {u: PASSWORD for u in USERS}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     path = chromium_path()
     if path is None:

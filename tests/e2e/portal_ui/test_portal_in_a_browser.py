@@ -6,43 +6,21 @@ another district's case. axe-core checks every page; screenshots are kept as art
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.portal_ui.browser import screenshot, serious_violations
+from tests.e2e.portal_ui.browser import (
+    accessible,
+    dashboard_complete,
+    screenshot,
+    sign_in,
+    until,
+)
 from tests.support.process import ServiceProcess
 
 pytestmark = pytest.mark.e2e
-
-Page = Any
-
-
-def sign_in(page: Page, portal: str, username: str, password: str, path: str = "/") -> None:
-    page.goto(portal + path)
-    assert "/dang-nhap" in page.url  # every page asks for a session first
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("form.form button[type=submit]")
-    page.wait_for_url(re.compile(re.escape(portal + path) + r"$"))
-
-
-def accessible(page: Page, seen: list[str]) -> None:
-    """No serious or critical axe violation on the page as it is now."""
-    violations = serious_violations(page)
-    assert violations == [], f"{page.url}: {violations}"
-    seen.append(page.url)
-
-
-def until(probe: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Reload-and-look until the events have flowed (aggregation, reminders)."""
-    deadline = time.monotonic() + timeout
-    while not probe():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.5)
 
 
 def test_a_commune_records_a_supervision_and_submits_its_monthly_report(
@@ -57,6 +35,7 @@ def test_a_commune_records_a_supervision_and_submits_its_monthly_report(
     sign_in(page, portal, "xa-phuong1", accounts["xa-phuong1"])
     header = page.locator("header.top").inner_text()
     assert "Phường 1" in header and "Cán bộ Hội LHPN cơ sở" in header
+    dashboard_complete(page)
     accessible(page, checked)
 
     page.click("nav.main-nav >> text=Hoạt động")
@@ -140,6 +119,7 @@ def test_the_district_sees_the_commune_counted_and_cannot_open_another_districts
     page.locator("summary", has_text="chỉ tiêu T2").click()
     not_met = page.locator("tr.details-row", has_text="chỉ tiêu T2").inner_text()
     assert "Phường 8" in not_met and "Phường 1," not in not_met
+    dashboard_complete(page)
     rates = page.locator("tr", has_text="tháng 12/2021").first.inner_text()
     assert re.search(r"\b17\s+1\s+0\b", rates.replace("\n", " ").replace("\t", " ")), rates
     screenshot(page, "dashboard-district")
@@ -205,6 +185,7 @@ def test_the_pages_work_on_a_phone_sized_screen_and_the_admin_pages_pass_axe(
     phone = new_page(390, 844)
     checked: list[str] = []
     sign_in(phone, portal, "huyen-tuyhoa", accounts["huyen-tuyhoa"])
+    dashboard_complete(phone)
     width = phone.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 390, f"the dashboard scrolls sideways on a phone ({width}px)"
     screenshot(phone, "dashboard-phone")
@@ -220,4 +201,5 @@ def test_the_pages_work_on_a_phone_sized_screen_and_the_admin_pages_pass_axe(
     assert "Kết quả lần quét" in admin.locator("main").inner_text()
     accessible(admin, checked)
     admin.goto(portal + "/")
+    dashboard_complete(admin)
     accessible(admin, checked)

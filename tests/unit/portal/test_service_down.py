@@ -23,7 +23,11 @@ async def test_the_dashboard_says_which_part_is_missing_and_shows_the_rest() -> 
         # intake, reminders and cases still answer: their parts are there
         assert "Thành phố Tuy Hoà" in page.text
         assert "Không có vụ việc nào quá hạn." in page.text
-        assert "Báo cáo kết quả thực hiện hàng tháng" in page.text
+        # the rates of the latest periods, asked next (htmx): aggregation's message in their place
+        part = await client.get("/tong-quan/ky-bao-cao", headers={"HX-Request": "true"})
+        assert part.status_code == 200 and "<html" not in part.text
+        assert "Báo cáo kết quả thực hiện hàng tháng" in part.text  # the plan's schedule, intake's
+        assert f"Dịch vụ tổng hợp số liệu {DOWN}" in part.text
 
 
 async def test_each_missing_service_is_named_on_the_part_that_needed_it() -> None:

@@ -16,7 +16,7 @@ from ..backend import Invalid, parts
 from ..formatting import parse_vi_date, vi_date
 from ..forms import activity_body, activity_values
 from ..labels import ACTIVITY_KIND_LABELS, ACTIVITY_KINDS
-from ..lookups import unit_index
+from ..lookups import plans, unit_index
 from ..overview import latest_plan
 from ..session import SignedIn
 from ..web import Api, Form, User, clock_of, flash, render, see_other, settings_of
@@ -90,9 +90,9 @@ async def choose_kind(request: Request, user: User) -> Response:
 async def _form_context(api: Api, user: SignedIn) -> dict[str, Any]:
     found = await parts(
         units=unit_index(api, user),
-        plans=api.get("intake", "/api/v1/plans", token=user.token),
+        plans=plans(api, user),
     )
-    plan = latest_plan(found["plans"].data["items"]) if found["plans"].ok else None
+    plan = latest_plan(found["plans"].data) if found["plans"].ok else None
     return {
         "units": found["units"].data or {},
         "units_error": found["units"].error,
