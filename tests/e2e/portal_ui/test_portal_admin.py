@@ -1,6 +1,7 @@
 """Quản trị in headless Chromium against the whole stack (issue 11): an admin creates an account
 (first with a mistake intake refuses), disables it — its user is signed out on the next page —,
-unlocks it and resets its password; the user changes their own password; the admin creates an
+unlocks it and resets its password; the user changes their own password; the admin moves them to
+another ward (signed out again, then signed in there); the admin creates an
 API key, shown once, that another system uses until the admin revokes it. axe-core checks every
 page."""
 
@@ -108,9 +109,23 @@ def test_an_admin_disables_a_user_who_is_then_signed_out(
         )
         assert old.status_code == 401
 
+    # moved to another ward: signed out on the next page, signed in there again
+    admin.goto(f"{portal}/quan-tri/nguoi-dung/{NEW_USER}")
+    admin.select_option("#r-unit_id", "22024")  # Phường 9
+    admin.click("button:has-text('Lưu vai trò, đơn vị')")
+    admin.wait_for_load_state()
+    assert "Đã đổi vai trò, đơn vị" in admin.locator(".flash").inner_text()
+    user.click("nav.main-nav >> text=Vụ việc pháp lý")
+    user.wait_for_url(re.compile(r"/dang-nhap\?next=%2Fvu-viec&het_han=1$"))
+    user.fill("#username", NEW_USER)
+    user.fill("#password", "matkhau-cua-toi")
+    user.click("form.form button[type=submit]")
+    user.wait_for_url(re.compile(r"/vu-viec$"))
+    assert "Phường 9" in user.locator("header.top").inner_text()
+
     admin.goto(f"{portal}/quan-tri/nguoi-dung?role=commune_staff")
     row = admin.locator("table.users tr", has_text=NEW_USER)
-    assert "Đang hoạt động" in row.inner_text() and "Phường 2" in row.inner_text()
+    assert "Đang hoạt động" in row.inner_text() and "Phường 9" in row.inner_text()
     accessible(admin, checked)
     assert len(checked) >= 9
 
