@@ -4,6 +4,7 @@ every page."""
 
 from __future__ import annotations
 
+from portal.backend import ReferenceAnswers
 from tests.support.http import running
 from tests.unit.portal.fakes import FakeServices, sign_in
 
@@ -71,3 +72,16 @@ async def test_reference_data_is_not_shared_between_roles_or_units_nor_kept_when
         fakes.requests.clear()
         await client.get("/")
         assert "/api/v1/plans" in asked(fakes) and "/api/v1/units" in asked(fakes)
+
+
+def test_a_reference_answer_is_forgotten_when_its_time_is_up() -> None:
+    now = [100.0]
+    kept = ReferenceAnswers(60, clock=lambda: now[0])
+    kept.put("plans", {"items": []})
+    now[0] = 159.9
+    assert kept.get("plans") == {"items": []}
+    now[0] = 160.0
+    assert kept.get("plans") is None
+    off = ReferenceAnswers(0, clock=lambda: now[0])
+    off.put("plans", {"items": []})
+    assert off.get("plans") is None
