@@ -33,7 +33,7 @@ def download(page: Any, link_text: str) -> bytes:
 
 def indicator_rows(workbook: bytes) -> dict[str, tuple[Any, Any]]:
     """Sheet "Chỉ số": indicator code → (recorded, declared)."""
-    sheet = load_workbook(io.BytesIO(workbook), read_only=True)["Chỉ số"]
+    sheet = load_workbook(io.BytesIO(workbook))["Chỉ số"]
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0][0] == "Mã chỉ số" and rows[0][3] == "Theo hoạt động đã ghi nhận"
     return {str(r[0]): (r[3], r[4]) for r in rows[1:] if r[0]}
@@ -124,7 +124,7 @@ def test_the_compliance_workbook_and_the_thematic_report_hold_aggregations_figur
     targets = {t["code"]: t for t in answer.json()["targets"]}
     assert targets["T2"]["in_scope"] == 17  # Tuy Hoà and its 16 wards and communes
 
-    book = load_workbook(io.BytesIO(download(page, "Bảng tuân thủ (.xlsx)")), read_only=True)
+    book = load_workbook(io.BytesIO(download(page, "Bảng tuân thủ (.xlsx)")))
     summary = list(book["Tổng hợp"].iter_rows(values_only=True))
     assert summary[0][:4] == ("Mã chỉ tiêu", "Chỉ tiêu", "Số đơn vị thuộc phạm vi", "Số đơn vị đạt")
     in_book = {r[0]: (r[2], r[3]) for r in summary[1:] if r[0]}
