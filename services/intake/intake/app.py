@@ -102,7 +102,10 @@ def build_broker(
     progress = (consumers if consumers is not None else Consumers()).queue(INBOUND_QUEUE)
 
     async def tree_for(unit_id: str) -> UnitTree:
-        return intake_ref["intake"].tree
+        intake = intake_ref["intake"]
+        if unit_id not in intake.tree:  # perhaps created through another replica just now
+            await intake.refresh_reference_data()
+        return intake.tree
 
     # the publisher must be a bound system, sending its event types for units of its subtree
     gate = InboundGate(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from lhpn_shared.access import WRITE, require_unit
 from lhpn_shared.audit import AuditLog
+from lhpn_shared.broker import Reject
 from lhpn_shared.clock import LOCAL_TZ, Clock, to_millis
 from lhpn_shared.contracts.activities import Activity, ActivityFields
 from lhpn_shared.contracts.events import ActivityVoided, Envelope, make_event
@@ -45,6 +47,9 @@ from .units import UnitRegistry, UnitsNotReady
 
 log = logging.getLogger("intake")
 
+REFRESH_SECONDS = 1.0
+"""Units and plans are read again for a refused inbound message at most this often."""
+
 SOURCE = "intake"
 
 
@@ -67,6 +72,7 @@ class Intake:
         self.units = UnitRegistry(store, clock, wake_relay)
         self.audit = audit or AuditLog(store.audit, clock)
         self._plans: list[Plan] | None = None
+        self._loaded_at = float("-inf")
         self.max_attachment_bytes = 5 * 1024 * 1024
 
     def now(self) -> datetime:
@@ -77,6 +83,17 @@ class Intake:
     async def load_reference_data(self) -> None:
         await self.units.load()
         await self._load_plans()
+        self._loaded_at = time.monotonic()
+
+    async def refresh_reference_data(self) -> bool:
+        """Read units and plans again unless that was done in the last `REFRESH_SECONDS`;
+        True if read. Another replica may have created the unit or plan an inbound message
+        names (its HTTP side changed them), so a message refused for what this process does
+        not know is tried once more against what is stored."""
+        if time.monotonic() - self._loaded_at < REFRESH_SECONDS:
+            return False
+        await self.load_reference_data()
+        return True
 
     async def _load_plans(self) -> None:
         self._plans = [plan_from_doc(d) async for d in self.store.plans.find({})]
@@ -545,7 +562,13 @@ class Intake:
 
     async def handle_inbound(self, envelope: Envelope, principal: Principal) -> str:
         """An envelope from `lhpn.inbound` or `POST /api/v1/events`, sent by `principal`: see
-        `inbound.handle_inbound`."""
+        `inbound.handle_inbound`. Tried once more after reading units and plans again when it
+        is refused: another replica may have just created the unit or plan it names."""
+        try:
+            return await handle_inbound(self, envelope, principal)
+        except Reject:
+            if not await self.refresh_reference_data():
+                raise
         return await handle_inbound(self, envelope, principal)
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from lhpn_shared.broker import Reject
 from lhpn_shared.clock import Clock, to_millis
@@ -155,14 +155,14 @@ class Reminders:
         doc = await self.store.units.find_one({"_id": unit.unit_id})
         assert doc is not None
         stored = unit_from_doc(doc)
-        if self._units is not None:
-            self._units[stored.unit_id] = stored
-            self._tree = None
+        plans = await self._stored_plans()
+        # another replica may have stored the units around this one: read them again
+        fresh = await self._units_around(stored, [p.issuing_unit_id for p in plans])
         # a plan covers the units under its issuing unit: a unit arriving before its parent
         # is covered once the parent comes, so the parent's arrival re-derives its subtree too
-        tree = self._full_tree([stored])
+        tree = self._full_tree([stored, *fresh])
         affected = [tree.units[u] for u in tree.subtree(stored.unit_id)] or [stored]
-        for plan in await self._stored_plans():
+        for plan in plans:
             await self.sync_obligations(plan, affected)
 
     async def on_plan(self, plan: Plan) -> None:
@@ -178,20 +178,21 @@ class Reminders:
     async def on_report(self, report: Report) -> None:
         """Keep the earliest arrival of each report; fulfil the obligations it answers."""
         key = report_key(report.unit_id, report.report_type, report.period)
-        await self.store.reports.update_one(
-            {"_id": key},
-            {
-                "$min": {"received_at": to_millis(report.received_at)},
-                "$max": {"on_time": report.on_time},
-                "$setOnInsert": {
-                    "unit_id": report.unit_id,
-                    "report_type": report.report_type,
-                    "period": report.period,
-                    "due_at": to_millis(report.due_at),
-                },
+        update = {
+            "$min": {"received_at": to_millis(report.received_at)},
+            "$max": {"on_time": report.on_time},
+            "$setOnInsert": {
+                "unit_id": report.unit_id,
+                "report_type": report.report_type,
+                "period": report.period,
+                "due_at": to_millis(report.due_at),
             },
-            upsert=True,
-        )
+        }
+        try:
+            await self.store.reports.update_one({"_id": key}, update, upsert=True)
+        except DuplicateKeyError:
+            # another replica inserted it at the same moment: now it exists, update it
+            await self.store.reports.update_one({"_id": key}, update, upsert=True)
         plan_ids = [d["_id"] async for d in self.store.plans.find({}, {"_id": 1})]
         ids = [
             obligation_id_for(plan_id, report.report_type, report.period, report.unit_id)
@@ -209,6 +210,45 @@ class Reminders:
         await upsert_if_newer(
             self.store.cases, str(case.case_id), case.revision, case_fields(case, next_step_at)
         )
+
+    async def _units_around(self, unit: Unit, issuers: Iterable[str]) -> list[Unit]:
+        """The units a derivation for `unit` reads that may be missing here: its subtree as
+        stored now, and the ancestors and predecessors of the unit and of each plan issuer
+        that this process does not know (a unit's parent never changes).
+
+        With several replicas each consumes some of the unit events, so this process may lack
+        units another replica stored. Each replica stores its unit before reading these: of
+        two units stored at once by two replicas, at least one of them reads the other's and
+        derives what needs both (a child arriving together with its parent)."""
+        known = self._units or {}
+        found: dict[str, Unit] = {unit.unit_id: unit}
+
+        async def read(ids: Iterable[str]) -> list[Unit]:
+            wanted = sorted(set(ids) - set(found))
+            if not wanted:
+                return []
+            docs = self.store.units.find({"_id": {"$in": wanted}})
+            got = [unit_from_doc(d) async for d in docs]
+            found.update({u.unit_id: u for u in got})
+            return got
+
+        frontier = [unit.unit_id]
+        while frontier:  # the subtree, one level at a time
+            children = self.store.units.find({"parent_id": {"$in": frontier}})
+            stored = [unit_from_doc(d) async for d in children]
+            level = [u for u in stored if u.unit_id not in found]
+            found.update({u.unit_id: u for u in level})
+            frontier = [u.unit_id for u in level]
+        chain = [unit, *await read(issuers)]
+        seen: set[str] = set()
+        while chain:  # parents and predecessors: from memory when known, else as stored
+            step = [u.parent_id for u in chain if u.parent_id is not None]
+            step += [link.unit_id for u in chain for link in u.predecessors]
+            step = [i for i in step if i not in seen]
+            seen.update(step)
+            chain = [known[i] for i in step if i in known and i not in found]
+            chain += await read(i for i in step if i not in known)
+        return [u for u in found.values() if u.unit_id != unit.unit_id]
 
     def _full_tree(self, units: list[Unit]) -> UnitTree:
         """Every unit known here (the cache), with `units` as given."""
