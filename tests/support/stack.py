@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,8 +33,11 @@ SERVICES = ("intake", "cases", "reminders", "aggregation")
 @dataclass
 class Stack:
     apps: dict[str, FastAPI]
+    """the first replica of each service"""
     clients: dict[str, httpx.AsyncClient]
     settings: dict[str, ServiceSettings]
+    replicas: dict[str, list[tuple[FastAPI, httpx.AsyncClient]]] = field(default_factory=dict)
+    """every replica of each service (app, client), the first one first"""
 
     def admin(self) -> dict[str, str]:
         """An admin's bearer token (every service verifies the same development secret)."""
@@ -43,9 +46,14 @@ class Stack:
         return {"Authorization": f"Bearer {token}"}
 
     async def readiness(self) -> dict[str, Any]:
-        """Each service's `/readyz` answer (status code and checks)."""
+        """Each service's (each replica's: `name#2`…) `/readyz` answer (status code, checks)."""
         out = {}
-        for name, client in self.clients.items():
+        clients = {
+            name if i == 0 else f"{name}#{i + 1}": client
+            for name, replicas in self.replicas.items()
+            for i, (_, client) in enumerate(replicas)
+        } or self.clients
+        for name, client in clients.items():
             r = await client.get("/readyz")
             out[name] = (r.status_code, r.json().get("checks"))
         return out
@@ -95,24 +103,33 @@ def stack_settings(
 
 
 @contextlib.asynccontextmanager
-async def running_stack(settings: dict[str, ServiceSettings]) -> AsyncIterator[Stack]:
+async def running_stack(
+    settings: dict[str, ServiceSettings], replicas: int = 1
+) -> AsyncIterator[Stack]:
     """Start the consumers first, then intake (which announces the default data), each one
-    ready before the next, as the run command does."""
+    ready before the next, as the run command does; `replicas` of each service, sharing its
+    settings (its database, its broker user and queues) as replicas in compose do."""
     factories = {
         "intake": intake_app,
         "cases": cases_app,
         "reminders": reminders_app,
         "aggregation": aggregation_app,
     }
-    apps = {name: factories[name](settings[name]) for name in SERVICES}  # type: ignore[operator]
-    clients: dict[str, httpx.AsyncClient] = {}
+    started: dict[str, list[tuple[FastAPI, httpx.AsyncClient]]] = {n: [] for n in SERVICES}
     async with contextlib.AsyncExitStack() as stack:
         for name in ("cases", "reminders", "aggregation", "intake"):
-            client = await stack.enter_async_context(running(apps[name]))
+            for _ in range(replicas):
+                app = factories[name](settings[name])  # type: ignore[operator]
+                client = await stack.enter_async_context(running(app))
 
-            async def ready(c: httpx.AsyncClient = client) -> bool:
-                return (await c.get("/readyz")).status_code == 200
+                async def ready(c: httpx.AsyncClient = client) -> bool:
+                    return (await c.get("/readyz")).status_code == 200
 
-            await eventually(ready, timeout=60)
-            clients[name] = client
-        yield Stack(apps, {n: clients[n] for n in SERVICES}, settings)
+                await eventually(ready, timeout=60)
+                started[name].append((app, client))
+        yield Stack(
+            {n: started[n][0][0] for n in SERVICES},
+            {n: started[n][0][1] for n in SERVICES},
+            settings,
+            started,
+        )

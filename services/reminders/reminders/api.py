@@ -128,8 +128,9 @@ SWEEPS_RUN = Permission("sweeps.run", WRITE, ADMINS)
 def build_router(guard: Guard) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
 
-    def reminders(request: Request) -> Reminders:
+    async def reminders(request: Request) -> Reminders:
         svc: Reminders = request.app.state.reminders
+        await svc.fresh()  # units another replica stored since: subtrees and access checks
         return svc
 
     def sweeper(request: Request) -> Sweeper:

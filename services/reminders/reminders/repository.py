@@ -30,6 +30,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from lhpn_shared.clock import ensure_aware, to_millis
 from lhpn_shared.contracts.cases import CaseFacts
@@ -57,6 +58,10 @@ class DeliveryStatus(StrEnum):
 OPEN_DELIVERY = (DeliveryStatus.pending.value, DeliveryStatus.retrying.value)
 
 
+REFERENCE = "reference"
+"""`meta` document counting the writes of units and plans (`Reminders.fresh`)."""
+
+
 class RemindersStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.db = db
@@ -67,6 +72,7 @@ class RemindersStore:
         self.contacts = db["contacts"]
         self.obligations = db["obligations"]
         self.send_log = db["send_log"]
+        self.meta = db["meta"]
 
     @property
     def outbox_collections(self) -> list[AsyncCollection[Doc]]:
@@ -100,6 +106,18 @@ class RemindersStore:
         await self.send_log.create_index(
             [("_id", ASCENDING), ("lease_id", ASCENDING)], unique=True, name="lease_guard"
         )
+
+    async def reference_generation(self) -> int:
+        """How many times a unit or a plan was stored, by any replica."""
+        doc = await self.meta.find_one({"_id": REFERENCE})
+        return 0 if doc is None else int(doc["n"])
+
+    async def next_reference_generation(self) -> None:
+        """Count one more unit or plan stored (after storing it)."""
+        try:
+            await self.meta.update_one({"_id": REFERENCE}, {"$inc": {"n": 1}}, upsert=True)
+        except DuplicateKeyError:  # another replica created the counter at the same moment
+            await self.meta.update_one({"_id": REFERENCE}, {"$inc": {"n": 1}}, upsert=True)
 
 
 def state(doc: Doc) -> Doc:

@@ -103,6 +103,8 @@ class Reminders:
         self._units: dict[str, Unit] | None = None
         self._tree: UnitTree | None = None
         self._plans: dict[str, Plan] | None = None
+        self._generation: int | None = None
+        """the count of unit and plan writes the units and plans in memory include"""
 
     def now(self) -> datetime:
         return to_millis(self.clock.now())
@@ -111,10 +113,26 @@ class Reminders:
 
     async def load_reference_data(self) -> None:
         """Read units and plans again (another replica may have consumed their events)."""
+        generation = await self.store.reference_generation()  # first: nothing older is missed
         units = self.store.units.find({}, batch_size=BATCH)
         self._units = {d["_id"]: unit_from_doc(d) async for d in units}
         self._plans = {d["_id"]: plan_from_doc(d) async for d in self.store.plans.find({})}
         self._tree = None
+        self._generation = generation
+
+    async def fresh(self) -> None:
+        """Read units and plans again if another replica stored some since they were read
+        (one read by `_id`; for the HTTP side, whose subtrees and access checks use them)."""
+        if self._units is None:
+            return  # not loaded yet: the answer is NotReady
+        if await self.store.reference_generation() != self._generation:
+            await self.load_reference_data()
+
+    async def _stored_reference(self) -> None:
+        """Count a unit or plan stored (after storing it): the next `fresh` reads them again.
+        (This process's own write counts too: it cannot tell whether another replica wrote
+        at the same moment.)"""
+        await self.store.next_reference_generation()
 
     @property
     def tree(self) -> UnitTree:
@@ -151,7 +169,8 @@ class Reminders:
     async def on_unit(self, unit: Unit) -> None:
         """Keep the newest revision; (re)derive the unit's obligations from what is stored, so a
         redelivered or older event still leaves everything consistent."""
-        await upsert_if_newer(self.store.units, unit.unit_id, unit.revision, unit_fields(unit))
+        if await upsert_if_newer(self.store.units, unit.unit_id, unit.revision, unit_fields(unit)):
+            await self._stored_reference()
         doc = await self.store.units.find_one({"_id": unit.unit_id})
         assert doc is not None
         stored = unit_from_doc(doc)
@@ -166,7 +185,8 @@ class Reminders:
             await self.sync_obligations(plan, affected)
 
     async def on_plan(self, plan: Plan) -> None:
-        await upsert_if_newer(self.store.plans, plan.plan_id, plan.revision, plan_fields(plan))
+        if await upsert_if_newer(self.store.plans, plan.plan_id, plan.revision, plan_fields(plan)):
+            await self._stored_reference()
         doc = await self.store.plans.find_one({"_id": plan.plan_id})
         assert doc is not None
         stored = plan_from_doc(doc)
