@@ -11,9 +11,10 @@ its own (here: its own database and vhost). So:
 
 1. one process consumes the whole sample (the events of `bench/aggregation.py`, national
    tree, default plan) — the single active consumer of today;
-2. two processes, started together, each consume the half of the same sample whose units lie
-   in its provinces (split by a hash of the province code: one province, one partition); the
-   rate is every event over the time from the first event either stored to the last.
+2. two processes each consume the half of the same sample whose units lie in its provinces
+   (split by a hash of the province code: one province, one partition).
+The rate is every event over the time from the first one published (the processes ready and
+idle) to the last one stored; the two shares are published at once.
 
 Both runs share one DevMongo server and the machine's RabbitMQ, as partitions would. The rate is
 read from each process's /metrics. The answers are not summed and the credit a unit gets for
@@ -82,23 +83,19 @@ def partition_of(event: Envelope, tree: UnitTree, n: int) -> int:
 
 
 async def ingest(partitions: list[Partition], shares: list[list[Envelope]]) -> float:
-    """Publish each share to its partition's queue while nobody consumes, start the processes
-    together, and time them from the first event stored to the last (events/s)."""
-    for part in partitions:
-        part.service.stop()
-    for part, share in zip(partitions, shares, strict=True):
-        await publish(part.vhost, share)
-    await asyncio.gather(*(part.start() for part in partitions))
+    """Events/s from the first event published to the last one stored: each share published
+    to its partition's queue (all at once) while the processes, ready and idle, consume."""
     total = sum(len(s) for s in shares)
     clients = [httpx.AsyncClient(base_url=p.service.url, timeout=120) for p in partitions]
     try:
-        base = [await consumed(c) for c in clients]
-        while sum([await consumed(c) for c in clients]) == sum(base):
-            await asyncio.sleep(0.02)
+        base = sum([await consumed(c) for c in clients])
         started = time.perf_counter()
-        while (done := sum([await consumed(c) for c in clients]) - sum(base)) < total:
+        await asyncio.gather(
+            *(publish(p.vhost, share) for p, share in zip(partitions, shares, strict=True))
+        )
+        while sum([await consumed(c) for c in clients]) - base < total:
             await asyncio.sleep(0.1)
-        return done / (time.perf_counter() - started)
+        return total / (time.perf_counter() - started)
     finally:
         for c in clients:
             await c.aclose()
