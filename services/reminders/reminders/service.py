@@ -114,10 +114,18 @@ class Reminders:
     async def load_reference_data(self) -> None:
         """Read units and plans again (another replica may have consumed their events)."""
         generation = await self.store.reference_generation()  # first: nothing older is missed
-        units = self.store.units.find({}, batch_size=BATCH)
-        self._units = {d["_id"]: unit_from_doc(d) async for d in units}
-        self._plans = {d["_id"]: plan_from_doc(d) async for d in self.store.plans.find({})}
-        self._tree = None
+        found = self.store.units.find({}, batch_size=BATCH)
+        units = {d["_id"]: unit_from_doc(d) async for d in found}
+        plans = {d["_id"]: plan_from_doc(d) async for d in self.store.plans.find({})}
+        # what this process stored while they were read is newer: keep it
+        for unit_id, unit in (self._units or {}).items():
+            if unit_id not in units or units[unit_id].revision < unit.revision:
+                units[unit_id] = unit
+        for plan_id, plan in (self._plans or {}).items():
+            if plan_id not in plans or plans[plan_id].revision < plan.revision:
+                plans[plan_id] = plan
+        # all at once, no await between: a unit event being handled sees one state or the other
+        self._units, self._plans, self._tree = units, plans, None
         self._generation = generation
 
     async def fresh(self) -> None:
@@ -182,7 +190,8 @@ class Reminders:
         tree = self._full_tree([stored, *fresh])
         affected = [tree.units[u] for u in tree.subtree(stored.unit_id)] or [stored]
         for plan in plans:
-            await self.sync_obligations(plan, affected)
+            # the tree read above: the units in memory may be replaced meanwhile (`fresh`)
+            await self.sync_obligations(plan, affected, tree)
 
     async def on_plan(self, plan: Plan) -> None:
         if await upsert_if_newer(self.store.plans, plan.plan_id, plan.revision, plan_fields(plan)):
@@ -284,13 +293,16 @@ class Reminders:
 
     # ---- obligations ------------------------------------------------------------------------
 
-    async def sync_obligations(self, plan: Plan, units: list[Unit]) -> None:
+    async def sync_obligations(
+        self, plan: Plan, units: list[Unit], tree: UnitTree | None = None
+    ) -> None:
         """Make the stored obligations of `plan` for `units` what derivation says: insert new
         ones (fulfilled at once when their report is already here), follow a changed due
-        instant or parent, drop open ones no longer expected (a unit that ceased to exist)."""
-        derived = derive_obligations(
-            plan, self._full_tree(units), only=sorted({u.unit_id for u in units})
-        )
+        instant or parent, drop open ones no longer expected (a unit that ceased to exist).
+        `tree`: the units to derive from (default: every unit known here, with `units`)."""
+        if tree is None:
+            tree = self._full_tree(units)
+        derived = derive_obligations(plan, tree, only=sorted({u.unit_id for u in units}))
         candidates = {
             obligation_id_for(plan.plan_id, s.report_type, p.period, u.unit_id)
             for s in plan.report_schedules
