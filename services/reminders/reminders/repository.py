@@ -90,6 +90,10 @@ class RemindersStore:
             [("unit_id", ASCENDING), ("report_type", ASCENDING), ("period", ASCENDING)]
         )
         await self.obligations.create_index([("plan_id", ASCENDING)])
+        # the fulfilment's filter (`_id`, still open): served by an index on exactly its keys
+        await self.obligations.create_index(
+            [("_id", ASCENDING), ("received_at", ASCENDING)], name="fulfilment_guard"
+        )
         await self.cases.create_index([("next_step_at", ASCENDING)])
         await self.cases.create_index(
             [("_id", ASCENDING), ("revision", ASCENDING)], unique=True, name="revision_guard"

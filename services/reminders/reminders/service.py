@@ -425,10 +425,12 @@ class Reminders:
             if report is None:
                 continue
             _, event = self._fulfilment(ob, report)
-            await self.store.obligations.update_one(
-                {"_id": ob.obligation_id}, with_outbox(_fulfilment_update(report), [event])
+            # only while still open: of two replicas fulfilling it at once, one announces it
+            result = await self.store.obligations.update_one(
+                {"_id": ob.obligation_id, "received_at": None},
+                with_outbox(_fulfilment_update(report), [event]),
             )
-            done += 1
+            done += result.modified_count
         if done:
             self.wake_relay()
 
