@@ -75,7 +75,7 @@ def build_router(guard: Guard) -> APIRouter:
     Caller = Annotated[Principal, guard(AGGREGATES_READ)]
     Exporter = Annotated[Principal, guard(EXPORTS_READ)]
 
-    def aggregation(request: Request) -> Aggregation:
+    async def aggregation(request: Request) -> Aggregation:
         svc: Aggregation = request.app.state.aggregation
         return svc
 

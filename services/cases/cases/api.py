@@ -78,7 +78,7 @@ CASES_REFER = handling("cases.refer")
 def build_router(guard: Guard) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["cases"])
 
-    def cases(request: Request) -> Cases:
+    async def cases(request: Request) -> Cases:
         svc: Cases = request.app.state.cases
         return svc
 

@@ -83,7 +83,7 @@ def scope_units(svc: Intake, caller: Principal, unit_id: str | None) -> list[str
 def build_router(guard: Guard) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
 
-    def intake(request: Request) -> Intake:
+    async def intake(request: Request) -> Intake:
         svc: Intake = request.app.state.intake
         return svc
 

@@ -72,19 +72,19 @@ class EnabledChange(BaseModel):
 def build_accounts_router(settings: ServiceSettings, guard: Guard) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
-    def intake(request: Request) -> Intake:
+    async def intake(request: Request) -> Intake:
         svc: Intake = request.app.state.intake
         return svc
 
-    def users(request: Request) -> Users:
+    async def users(request: Request) -> Users:
         u: Users = request.app.state.users
         return u
 
-    def api_keys(request: Request) -> ApiKeys:
+    async def api_keys(request: Request) -> ApiKeys:
         k: ApiKeys = request.app.state.api_keys
         return k
 
-    def throttle(request: Request) -> SignInThrottle:
+    async def throttle(request: Request) -> SignInThrottle:
         t: SignInThrottle = request.app.state.sign_in_throttle
         return t
 

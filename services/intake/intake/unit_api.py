@@ -111,7 +111,7 @@ def build_unit_router(guard: Guard) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["units"])
     Caller = Annotated[Principal, guard(UNITS_CHANGE)]
 
-    def intake(request: Request) -> Intake:
+    async def intake(request: Request) -> Intake:
         svc: Intake = request.app.state.intake
         return svc
 

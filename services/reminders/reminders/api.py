@@ -133,11 +133,11 @@ def build_router(guard: Guard) -> APIRouter:
         await svc.fresh()  # units another replica stored since: subtrees and access checks
         return svc
 
-    def sweeper(request: Request) -> Sweeper:
+    async def sweeper(request: Request) -> Sweeper:
         s: Sweeper = request.app.state.sweeper
         return s
 
-    def audit_log(request: Request) -> AuditLog:
+    async def audit_log(request: Request) -> AuditLog:
         log: AuditLog = request.app.state.audit
         return log
 
