@@ -10,15 +10,20 @@ A writer puts the state change and its events in ONE document write:
 `with_outbox` appends the events to the document's `outbox` array, sets `outbox_pending`
 and bumps `outbox_seq` (`outbox_fields` does the same for an insert). The relay finds
 pending documents through the `outbox_pending` index, publishes every event with publisher
-confirms, then clears what it published — in one write when nobody touched the document
-meanwhile (same `outbox_seq`), with `$pull` otherwise.
+confirms, then clears what it published — in one write per batch when nobody touched the
+documents meanwhile (same `outbox_seq`), with `$pull` otherwise.
 A crash between publish and clear republishes: consumers dedupe on `event_id`.
+
+Under load the relay must not cost the database more than the writes it follows: a writer
+wakes it naming the collection it wrote (`wake("activities")`), the relay waits a moment
+(`gather_seconds`) so that the events of concurrent requests are published and cleared
+together, and it reads only the collections it was told about — every collection when woken
+without a name, after an idle period, after a failure, or while a batch came back full.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -82,13 +87,17 @@ class OutboxRelay:
         batch: int = 500,
         idle_seconds: float = 1.0,
         publish_timeout: float = 10.0,
+        gather_seconds: float = 0.02,
     ) -> None:
         self._collections = list(collections)
         self._publish = publish
         self._batch = batch
         self._idle = idle_seconds
         self._publish_timeout = publish_timeout
+        self._gather = gather_seconds
         self._wakeup = asyncio.Event()
+        # the collections to read at the next pass; None: all of them
+        self._due: set[str] | None = None
         self._stopped = False
         self.published = 0
         # confirmed by the broker but not yet cleared in the database (e.g. the database went
@@ -100,9 +109,18 @@ class OutboxRelay:
         """Documents whose events are not published yet, per collection (for `/metrics`)."""
         return {c.name: await c.count_documents(PENDING) for c in self._collections}
 
-    def wake(self) -> None:
-        """Called by writers after a write with events: publish now rather than at the next poll."""
+    def wake(self, *collections: str) -> None:
+        """Called by writers after a write with events: publish now rather than at the next
+        poll. Naming the collections written spares the relay reading the others."""
+        if not collections:
+            self._due = None
+        elif self._due is not None:
+            self._due.update(collections)
         self._wakeup.set()
+
+    def _take_due(self) -> list[AsyncCollection[Doc]]:
+        due, self._due = self._due, set()
+        return [c for c in self._collections if due is None or c.name in due]
 
     def stop(self) -> None:
         """Ask `run` to return (some libraries swallow a task's cancellation)."""
@@ -113,13 +131,15 @@ class OutboxRelay:
         delay = 0.2
         task = asyncio.current_task()
         while not self._stopped:
+            collections = self._take_due()
             try:
-                moved = await self.relay_once()
+                full = await self._pass(collections)
             except asyncio.CancelledError:
                 if task is not None and task.cancelling():
                     raise
                 # a CancelledError we did not ask for (a library's internal future): retry
                 log.warning("outbox relay interrupted, retrying")
+                self._due = None
                 await asyncio.sleep(delay)
                 continue
             except Exception as exc:
@@ -128,14 +148,23 @@ class OutboxRelay:
                     raise asyncio.CancelledError from exc
                 level = logging.WARNING if isinstance(exc, TRANSIENT_DB_ERRORS) else logging.ERROR
                 log.log(level, "outbox relay failed, retrying", extra={"error": repr(exc)[:300]})
+                self._due = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
             delay = 0.2
-            if moved == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._idle)
-                self._wakeup.clear()
+            if full:  # more is waiting there: go on at once
+                if self._due is not None:
+                    self._due.update(full)
+                continue
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self._idle)
+            except TimeoutError:
+                self._due = None  # the periodic pass reads every collection
+            else:
+                # let the writes of concurrent requests join this one's batch
+                await asyncio.sleep(self._gather)
+            self._wakeup.clear()
 
     async def _publish_all(self, entries: list[tuple[Doc, Doc]]) -> None:
         """Publish concurrently (confirms pipelined); raise if any failed or timed out, in
@@ -170,11 +199,20 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch from each collection; returns how many events were published."""
-        total = 0
-        for coll in self._collections:
+        before = self.published
+        await self._pass(self._collections)
+        return self.published - before
+
+    async def _pass(self, collections: Sequence[AsyncCollection[Doc]]) -> set[str]:
+        """Publish one batch from each of `collections`; returns the names of those whose
+        batch was full (more may be pending there)."""
+        full: set[str] = set()
+        for coll in collections:
             docs = await coll.find(PENDING, {"outbox": 1, "outbox_seq": 1}).to_list(self._batch)
             if not docs:
                 continue
+            if len(docs) >= self._batch:
+                full.add(coll.name)
             entries = [(doc, e) for doc in docs for e in doc.get("outbox") or []]
             await self._publish_all(
                 [(d, e) for d, e in entries if e["event_id"] not in self._confirmed]
@@ -203,9 +241,8 @@ class OutboxRelay:
                     ordered=False,
                 )
             self._confirmed.difference_update(e["event_id"] for _, e in entries)
-            total += len(entries)
-        self.published += total
-        return total
+            self.published += len(entries)
+        return full
 
 
 def _observe(task: asyncio.Future[None]) -> None:

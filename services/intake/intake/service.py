@@ -63,7 +63,7 @@ class Intake:
         self,
         store: IntakeStore,
         clock: Clock,
-        wake_relay: Callable[[], None],
+        wake_relay: Callable[..., None],
         audit: AuditLog | None = None,
     ) -> None:
         self.store = store
@@ -156,7 +156,7 @@ class Intake:
                 )
             except DuplicateKeyError as exc:
                 raise Conflict("Kế hoạch vừa được người khác tạo, vui lòng thử lại.") from exc
-        self._wake()
+        self._wake(self.store.plans.name)
         await self._load_plans()
         if principal is not None:
             await self.audit.record(
@@ -232,7 +232,7 @@ class Intake:
             raise Conflict(
                 f"Mã hoạt động {activity.activity_id} đã được dùng cho một hoạt động khác."
             ) from None
-        self._wake()
+        self._wake(self.store.activities.name)
         await self._audit(principal, "activities.record", activity.activity_id, activity.unit_id)
         return activity, True
 
@@ -279,7 +279,7 @@ class Intake:
         )
         if result.matched_count == 0:
             raise Conflict("Hoạt động vừa được người khác sửa, vui lòng tải lại rồi thử lại.")
-        self._wake()
+        self._wake(self.store.activities.name)
         await self._audit(principal, "activities.correct", activity_id, updated.unit_id)
         return updated
 
@@ -332,7 +332,7 @@ class Intake:
         )
         if result.matched_count == 0:
             raise Conflict("Hoạt động vừa được người khác sửa, vui lòng tải lại rồi thử lại.")
-        self._wake()
+        self._wake(self.store.activities.name)
         await self._audit(principal, "activities.void", activity_id, current.unit_id)
         return voided
 
@@ -455,7 +455,7 @@ class Intake:
                 return await self.submit_report(
                     sub, principal, event_id=event_id, source=source, correlation_id=correlation_id
                 )
-            self._wake()
+            self._wake(self.store.reports.name)
             await self._audit(principal, "reports.submit", report.report_id, report.unit_id)
             return report, True
 
@@ -487,7 +487,7 @@ class Intake:
         )
         if result.matched_count == 0:
             raise Conflict("Báo cáo vừa được nộp lại bởi người khác, vui lòng thử lại.")
-        self._wake()
+        self._wake(self.store.reports.name)
         await self._audit(principal, "reports.resubmit", report.report_id, report.unit_id)
         return report, True
 

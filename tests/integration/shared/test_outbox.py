@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 
 from lhpn_shared.contracts.events import make_event
 from lhpn_shared.contracts.units import Unit
@@ -63,3 +65,52 @@ async def test_a_failed_publish_clears_nothing(devmongo: DevMongo, db_name: str)
         await OutboxRelay([coll], broken).relay_once()
     assert await coll.count_documents({"outbox_pending": True}) == 1
     await client.close()
+
+
+async def test_woken_for_one_collection_the_relay_reads_only_that_one_and_the_rest_when_idle(
+    devmongo: DevMongo, db_name: str
+) -> None:
+    """Under load the relay follows the writes it is told about (one find per wake, not one
+    per collection); what another writer left without naming it waits at most the idle period."""
+    finds: list[str] = []
+
+    class Finds(monitoring.CommandListener):
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            if event.command_name == "find":
+                finds.append(str(event.command["find"]))
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None: ...
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None: ...
+
+    client: AsyncMongoClient = AsyncMongoClient(devmongo.url, event_listeners=[Finds()])
+    db = client[db_name]
+    activities, reports = db["activities"], db["reports"]
+    published: list[str] = []
+
+    async def publish(routing_key: str, event_id: str, body: bytes) -> None:
+        published.append(event_id)
+
+    relay = OutboxRelay([activities, reports], publish, idle_seconds=1.5, gather_seconds=0.01)
+    task = asyncio.create_task(relay.run())
+    try:
+        # the first pass reads every collection
+        while len(finds) < 2:
+            await asyncio.sleep(0.01)
+        finds.clear()
+        named, unnamed = unit_event("A"), unit_event("B")
+        await activities.insert_one({"_id": "a1", **outbox_fields([named])})
+        await reports.insert_one({"_id": "r1", **outbox_fields([unnamed])})
+        relay.wake("activities")
+        while str(named.event_id) not in published:
+            await asyncio.sleep(0.01)
+        assert finds == ["activities"]
+        assert str(unnamed.event_id) not in published
+        # after the idle period, a pass over every collection finds the other one
+        while str(unnamed.event_id) not in published:
+            await asyncio.sleep(0.05)
+        assert "reports" in finds
+    finally:
+        relay.stop()
+        await task
+        await client.close()
