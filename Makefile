@@ -10,8 +10,8 @@ test:  ## install what is missing, start RabbitMQ, run lint, types and every tes
 lint:
 	uv run ruff check . && uv run ruff format --check . && uv run mypy
 
-bench:  ## the benchmarks (scripts that print tables; not tests)
-	uv run python bench/intake.py
+bench:  ## every benchmark, one table (not tests); make bench BENCH_ARGS="--quick --json bench.json"
+	uv run python bench/run.py $(BENCH_ARGS)
 
 docs:  ## the OpenAPI and AsyncAPI documents of every service, from the code, into docs/api/
 	uv run lhpn docs

@@ -37,7 +37,6 @@ sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != 
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
@@ -49,7 +48,6 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from datetime import UTC, date, datetime, timedelta  # noqa: E402
-from typing import Any  # noqa: E402
 
 import aio_pika  # noqa: E402
 import httpx  # noqa: E402
@@ -58,6 +56,13 @@ from pymongo import AsyncMongoClient  # noqa: E402
 from aggregation.batch import CONSUMED_KEYS  # noqa: E402
 from aggregation.settings import AggregationSettings  # noqa: E402
 from bench.national import build  # noqa: E402
+from bench.table import (  # noqa: E402
+    Row,
+    cpu_seconds,
+    rss_mib,
+    table,
+    write_json,
+)
 from lhpn_shared.auth import Principal, Role, issue_token  # noqa: E402
 from lhpn_shared.clock import LOCAL_TZ  # noqa: E402
 from lhpn_shared.contracts.activities import METRICS, Activity, ActivityKind  # noqa: E402
@@ -320,14 +325,6 @@ async def consumed(client: httpx.AsyncClient) -> int:
     return int(sum(float(v) for v in _CONSUMED.findall(text)))
 
 
-def cpu_seconds(pid: int | None = None) -> float:
-    """CPU time (user + system) a process has used: this one when `pid` is None."""
-    if pid is None:
-        return time.process_time()
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def time_consumption(service: Service, count: int, first: int) -> tuple[float, float]:
     """Events/s from the first consumed event to the last, and over the first `first` events
     (polled on /metrics; the service counts a batch once it is stored)."""
@@ -464,62 +461,6 @@ def p(values: list[float], q: float) -> float:
     )
 
 
-# --- the table ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    name: str
-    value: float
-    unit: str
-    baseline: float | None = None
-    target: str = ""
-    met: bool | None = None
-
-    @property
-    def ratio(self) -> float | None:
-        return self.value / self.baseline if self.baseline else None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "value": round(self.value, 4),
-            "unit": self.unit,
-            "baseline": None if self.baseline is None else round(self.baseline, 4),
-            "ratio": None if self.ratio is None else round(self.ratio, 3),
-            "target": self.target,
-            "met": self.met,
-        }
-
-
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return ""
-    if unit == "ms":
-        return f"{value:,.1f} ms"
-    if unit == "s":
-        return f"{value:,.2f} s"
-    if unit == "µs":
-        return f"{value:,.0f} µs"
-    return f"{value:,.0f} {unit}"
-
-
-def print_table(rows: list[Row]) -> None:
-    width = max(len(r.name) for r in rows)
-    print(
-        f"| {'measure':<{width}} | {'value':>13} | {'baseline':>13} | {'ratio':>7} | "
-        f"{'target':<16} | met |"
-    )
-    print(f"|{'-' * (width + 2)}|{'-' * 15}|{'-' * 15}|{'-' * 9}|{'-' * 18}|-----|")
-    for r in rows:
-        ratio = f"{r.ratio:.2f}×" if r.ratio is not None else ""
-        met = "" if r.met is None else ("yes" if r.met else "NO")
-        print(
-            f"| {r.name:<{width}} | {_fmt(r.value, r.unit):>13} | "
-            f"{_fmt(r.baseline, r.unit):>13} | {ratio:>7} | {r.target:<16} | {met:<3} |"
-        )
-
-
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -561,8 +502,18 @@ async def run(args: argparse.Namespace) -> list[Row]:
         await service.start()
         startup = time.perf_counter() - started
         assert service.process is not None
+        rss_idle = rss_mib(service.process.pid)  # before its first batch: the prefetch fills
+        peak = [rss_idle or 0.0]
+
+        async def watch(pid: int) -> None:
+            while True:
+                peak[0] = max(peak[0], rss_mib(pid) or 0.0)
+                await asyncio.sleep(0.5)
+
+        watcher = asyncio.create_task(watch(service.process.pid))
         cpu = (cpu_seconds(service.process.pid), cpu_seconds(mongo.pid()))
         ours, ours_first = await time_consumption(service, args.events, args.baseline_events)
+        watcher.cancel()
         ours_cpu = [
             (cpu_seconds(service.process.pid) - cpu[0]) / args.events,
             (cpu_seconds(mongo.pid()) - cpu[1]) / args.events,
@@ -601,6 +552,15 @@ async def run(args: argparse.Namespace) -> list[Row]:
             ),
             Row("ingestion: database CPU per event", 1e6 * ours_cpu[1], "µs", 1e6 * base_cpu[1]),
             Row("ingestion: service start to ready (tree, writer's documents)", startup, "s"),
+            Row(
+                "ingestion, two partitions vs one",
+                None,
+                "×",
+                None,
+                "≥ 1.5× one (branch i13-replicas)",
+            ),
+            Row("RSS aggregation: idle (country and plan loaded)", rss_idle, "MiB"),
+            Row(f"RSS aggregation: consuming {args.events:,} events, peak", peak[0], "MiB"),
         ]
 
         # 2. answers of a national read model, from a fresh start
@@ -676,8 +636,38 @@ async def run(args: argparse.Namespace) -> list[Row]:
         f"(baseline on {args.baseline_events:,}); read model of {args.activities:,} activities, "
         f"{built.reports:,} reports, {built.cases:,} cases; {args.requests} requests per answer"
     )
-    print_table(rows)
+    print(table(rows))
     return rows
+
+
+QUICK = {
+    "events": 20_000,
+    "baseline_events": 5_000,
+    "activities": 300_000,
+    "cases": 5_000,
+    "requests": 40,
+}
+FULL = {
+    "events": 100_000,
+    "baseline_events": 20_000,
+    "activities": 2_000_000,
+    "cases": 20_000,
+    "requests": 200,
+}
+# bench/run.py --quick: everything in five minutes, so smaller again (same country)
+QUICKEST = {
+    "events": 8_000,
+    "baseline_events": 3_000,
+    "activities": 150_000,
+    "cases": 2_000,
+    "requests": 30,
+}
+
+
+async def measure(quick: bool = False) -> list[Row]:
+    """The rows, for bench/run.py (`quick`: its five-minute budget)."""
+    args = argparse.Namespace(**(QUICKEST if quick else FULL), baseline_runs=5 if not quick else 3)
+    return await run(args)
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
@@ -696,28 +686,14 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--baseline-runs", type=int, default=5)
     parser.add_argument("--json", type=Path, default=None, help="write the rows to this file")
     args = parser.parse_args(argv)
-    quick = {
-        "events": 20_000,
-        "baseline_events": 5_000,
-        "activities": 300_000,
-        "cases": 5_000,
-        "requests": 40,
-    }
-    full = {
-        "events": 100_000,
-        "baseline_events": 20_000,
-        "activities": 2_000_000,
-        "cases": 20_000,
-        "requests": 200,
-    }
-    for key, value in (quick if args.quick else full).items():
+    for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.baseline_events > args.events:
         parser.error("--baseline-events cannot exceed --events")
     rows = asyncio.run(run(args))
     if args.json is not None:
-        args.json.write_text(json.dumps([r.as_json() for r in rows], ensure_ascii=False, indent=1))
+        write_json(rows, args.json)
     return rows
 
 

@@ -35,6 +35,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.table import Row, rss_mib
 from lhpn_shared.broker import TOPOLOGY
 from tests.support.amqp import purge_queues
 from tests.support.infra import DevMongo, RabbitVhost, free_port
@@ -120,7 +121,7 @@ def seed(urls: dict[str, str]) -> tuple[str, dict[str, str], dict[str, str], str
     return activity, district, admin, case, str(uuid.uuid4())
 
 
-def measure(
+def timings(
     n: int, page: httpx.Client, path: str, api: httpx.Client, call: str, headers: dict[str, str]
 ) -> tuple[list[float], list[float]]:
     """`path` may be several paths joined by ' + ': asked one after another, timed together
@@ -149,7 +150,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=100)
     args = parser.parse_args()
+    measure(requests=args.requests, verbose=True)
 
+
+def measure(quick: bool = False, requests: int | None = None, verbose: bool = False) -> list[Row]:
+    """The pages' p95 against their API call's, and every process's memory (RSS): idle once
+    started with the default data, and after the pages were asked. For bench/run.py."""
+    n = requests or (15 if quick else 100)
+    out: list[Row] = []
     data = Path(tempfile.mkdtemp(prefix="lhpn-bench-portal-"))
     mongo = DevMongo(port=free_port(), data_dir=data / "mongo")
     # development, asked for; the broker users of this run (global in RabbitMQ) get a prefix
@@ -178,6 +186,7 @@ def main() -> None:
             procs.append(p)
         activity, district, admin, case, _ = seed(urls)
         time.sleep(3)  # let aggregation and reminders take in the seeded events
+        idle = {name: rss_mib(p.proc.pid if p.proc else None) for name, p in by_name.items()}
         portal = by_name["portal"].url
         staff = signed_in(portal, "bench-huyen", PASSWORD)
         operator = signed_in(portal, "admin", "admin")
@@ -287,29 +296,53 @@ def main() -> None:
             ),
             ("Tài khoản của tôi", staff, "/tai-khoan", f"{i}/api/v1/me", district),
         ]
-        load = os.getloadavg()[0]
-        print(f"\n{args.requests} requests per page, one after another (after 5 warm-up)")
-        print(f"load average at the start: {load:.1f} on {os.cpu_count()} cores\n")
-        print(
-            "| page | page p50 ms | page p95 ms | API call behind it | API p50 ms | API p95 ms "
-            "| page p95 / API p95 | < 300 ms |"
-        )
-        print("|---|---|---|---|---|---|---|---|")
-        for label, client, path, call, headers in rows:
-            pages, raw = measure(args.requests, client, path, api, call, headers)
-            endpoint = call.split("/api/v1/", 1)[1].split("?", 1)[0]
+        if verbose:
+            load = os.getloadavg()[0]
+            print(f"\n{n} requests per page, one after another (after 5 warm-up)")
+            print(f"load average at the start: {load:.1f} on {os.cpu_count()} cores\n")
             print(
-                f"| {label} | {statistics.median(pages):.0f} | {p95(pages):.0f} "
-                f"| `GET /api/v1/{endpoint}` | {statistics.median(raw):.0f} | {p95(raw):.0f} "
-                f"| {p95(pages) / p95(raw):.1f}× | {'yes' if p95(pages) < TARGET_MS else 'NO'} |"
+                "| page | page p50 ms | page p95 ms | API call behind it | API p50 ms "
+                "| API p95 ms | page p95 / API p95 | < 300 ms |"
             )
-        print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+            print("|---|---|---|---|---|---|---|---|")
+        for label, client, path, call, headers in rows:
+            pages, raw = timings(n, client, path, api, call, headers)
+            endpoint = call.split("/api/v1/", 1)[1].split("?", 1)[0]
+            out.append(
+                Row(
+                    f"portal page {label}: p95 (baseline: GET /api/v1/{endpoint})",
+                    p95(pages),
+                    "ms",
+                    p95(raw),
+                    f"p95 < {TARGET_MS} ms",
+                    p95(pages) < TARGET_MS,
+                )
+            )
+            if verbose:
+                print(
+                    f"| {label} | {statistics.median(pages):.0f} | {p95(pages):.0f} "
+                    f"| `GET /api/v1/{endpoint}` | {statistics.median(raw):.0f} "
+                    f"| {p95(raw):.0f} | {p95(pages) / p95(raw):.1f}× "
+                    f"| {'yes' if p95(pages) < TARGET_MS else 'NO'} |"
+                )
+        for name, p in by_name.items():
+            out.append(Row(f"RSS {name}: idle, default data loaded", idle[name], "MiB"))
+            out.append(
+                Row(
+                    f"RSS {name}: after the portal's pages were asked",
+                    rss_mib(p.proc.pid if p.proc else None),
+                    "MiB",
+                )
+            )
+        if verbose:
+            print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     finally:
         for p in reversed(procs):
             p.stop()
         mongo.stop()
         vhost.delete()
         shutil.rmtree(data, ignore_errors=True)
+    return out
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # run as a script, this file's folder comes first on the path and its name hides the package
 sys.path[0] = str(ROOT)
 
+from bench.table import Row, below
 from lhpn_shared.clock import LOCAL_TZ, FixedClock
 from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.units import Unit, UnitLevel, UnitTree
@@ -315,6 +316,71 @@ def print_table(rows: list[tuple[str, int, float, float]], notes: list[str]) -> 
     )
     for note in notes:
         print(note)
+
+
+def to_rows(rows: list[tuple[str, int, float, float]], scale: str, n_units: int) -> list[Row]:
+    """The table's rows in bench/run.py's form (seconds; the baseline in seconds too)."""
+    derive, catch_up, catch_up_again, daily, daily_again, deliveries = rows
+    out = [
+        Row(
+            f"reminders: derive + store {derive[1]:,} obligations ({scale})",
+            derive[2],
+            "s",
+            derive[3],
+        ),
+        Row(
+            f"reminders: catch-up sweep, {catch_up[1]:,} sends ({scale})",
+            catch_up[2],
+            "s",
+            catch_up[3],
+        ),
+        Row(
+            f"reminders: daily sweep, {daily[1]:,} sends ({scale}, {n_units:,} units)",
+            daily[2],
+            "s",
+            daily[3],
+            "< 5 s",
+            below(5, daily[2]),
+        ),
+        Row(
+            "reminders: the daily sweep again, nothing to send",
+            daily_again[2],
+            "s",
+            None,
+            "< 1 s",
+            below(1, daily_again[2]),
+        ),
+        Row("reminders: the catch-up sweep again, nothing to send", catch_up_again[2], "s"),
+    ]
+    n, took, raw = deliveries[1], deliveries[2], deliveries[3]
+    out.append(
+        Row(
+            f"reminders: deliveries (render, SMTP, status + event), {n:,}",
+            n / took,
+            "sends/s",
+            n / raw if raw else None,
+        )
+    )
+    return out
+
+
+QUICK = {"provinces": 16, "districts": 175, "communes": 2650, "deliveries": 300}
+FULL = {"provinces": 63, "districts": 700, "communes": 10_600, "deliveries": 1000}
+
+
+async def measure(quick: bool = False) -> list[Row]:
+    """For bench/run.py: the whole country, or a quarter of it with `quick`."""
+    args = argparse.Namespace(**(QUICK if quick else FULL), concurrency=10, keep=False)
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-reminders-"))
+    devmongo = DevMongo(port=free_port(), data_dir=data_dir)
+    devmongo.start()
+    try:
+        rows, _ = await run(args, devmongo.url)
+    finally:
+        devmongo.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    scale = "a quarter of the country" if quick else "the country"
+    return to_rows(rows, scale, args.provinces + args.districts + args.communes)
 
 
 def main() -> None:
