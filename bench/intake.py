@@ -46,7 +46,7 @@ from bench.table import Row, at_least, cpu_seconds, rss_mib, table, write_json
 from tests.support.infra import DevMongo, RabbitVhost, free_port
 from tests.support.process import ServiceProcess
 
-QUICK = {"events": 3000, "http": 3000}
+QUICK = {"events": 2000, "http": 2000}
 FULL = {"events": 20_000, "http": 20_000}
 
 

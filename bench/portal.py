@@ -308,6 +308,7 @@ def measure(quick: bool = False, requests: int | None = None, verbose: bool = Fa
         for label, client, path, call, headers in rows:
             pages, raw = timings(n, client, path, api, call, headers)
             endpoint = call.split("/api/v1/", 1)[1].split("?", 1)[0]
+            endpoint = re.sub(r"/[0-9a-f-]{36}$", "/{id}", endpoint)
             out.append(
                 Row(
                     f"portal page {label}: p95 (baseline: GET /api/v1/{endpoint})",

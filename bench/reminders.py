@@ -60,9 +60,21 @@ DAILY_AT = datetime(2021, 12, 17, 8, tzinfo=LOCAL_TZ)
 
 
 def national_units(provinces: int, districts: int, communes: int) -> list[Unit]:
-    units: list[Unit] = []
+    """The central union and its tree: a plan covers only the units under its issuer (issue
+    10), so the national plan is issued by the root."""
+    units: list[Unit] = [
+        Unit(unit_id="VN", name="Trung ương Hội", kind="trung ương", level=UnitLevel.national)
+    ]
     for p in range(provinces):
-        units.append(Unit(unit_id=f"P{p:02d}", name=f"Tỉnh {p}", kind="tỉnh", level="province"))
+        units.append(
+            Unit(
+                unit_id=f"P{p:02d}",
+                name=f"Tỉnh {p}",
+                kind="tỉnh",
+                level=UnitLevel.province,
+                parent_id="VN",
+            )
+        )
     for d in range(districts):
         units.append(
             Unit(
@@ -217,7 +229,7 @@ async def run(
             [{"_id": u.unit_id, "emails": [f"{u.unit_id.lower()}@lhpn.example.vn"]} for u in units]
         )
         plan = Plan.model_validate(json.loads(PLAN_FILE.read_text("utf-8")))
-        plan = plan.model_copy(update={"plan_id": "VN-2021", "issuing_unit_id": "P00"})
+        plan = plan.model_copy(update={"plan_id": "VN-2021", "issuing_unit_id": "VN"})
         # 90% of the reports arrived on time, before the plan reached this service
         expected = derive_obligations(plan, UnitTree(units))
         reports = [
@@ -318,7 +330,9 @@ def print_table(rows: list[tuple[str, int, float, float]], notes: list[str]) -> 
         print(note)
 
 
-def to_rows(rows: list[tuple[str, int, float, float]], scale: str, n_units: int) -> list[Row]:
+def to_rows(
+    rows: list[tuple[str, int, float, float]], scale: str, n_units: int, national: bool
+) -> list[Row]:
     """The table's rows in bench/run.py's form (seconds; the baseline in seconds too)."""
     derive, catch_up, catch_up_again, daily, daily_again, deliveries = rows
     out = [
@@ -339,16 +353,16 @@ def to_rows(rows: list[tuple[str, int, float, float]], scale: str, n_units: int)
             daily[2],
             "s",
             daily[3],
-            "< 5 s",
-            below(5, daily[2]),
+            "< 5 s (national)",
+            below(5, daily[2]) if national else None,
         ),
         Row(
             "reminders: the daily sweep again, nothing to send",
             daily_again[2],
             "s",
             None,
-            "< 1 s",
-            below(1, daily_again[2]),
+            "< 1 s (national)",
+            below(1, daily_again[2]) if national else None,
         ),
         Row("reminders: the catch-up sweep again, nothing to send", catch_up_again[2], "s"),
     ]
@@ -364,12 +378,13 @@ def to_rows(rows: list[tuple[str, int, float, float]], scale: str, n_units: int)
     return out
 
 
-QUICK = {"provinces": 16, "districts": 175, "communes": 2650, "deliveries": 300}
+QUICK = {"provinces": 8, "districts": 88, "communes": 1325, "deliveries": 300}
 FULL = {"provinces": 63, "districts": 700, "communes": 10_600, "deliveries": 1000}
 
 
 async def measure(quick: bool = False) -> list[Row]:
-    """For bench/run.py: the whole country, or a quarter of it with `quick`."""
+    """For bench/run.py: the whole country, or an eighth of it with `quick` (the targets are the
+    country's: a quick run's sweeps are not judged against them)."""
     args = argparse.Namespace(**(QUICK if quick else FULL), concurrency=10, keep=False)
     data_dir = Path(tempfile.mkdtemp(prefix="bench-reminders-"))
     devmongo = DevMongo(port=free_port(), data_dir=data_dir)
@@ -379,8 +394,8 @@ async def measure(quick: bool = False) -> list[Row]:
     finally:
         devmongo.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
-    scale = "a quarter of the country" if quick else "the country"
-    return to_rows(rows, scale, args.provinces + args.districts + args.communes)
+    scale = "an eighth of the country" if quick else "the country"
+    return to_rows(rows, scale, 1 + args.provinces + args.districts + args.communes, not quick)
 
 
 def main() -> None:
