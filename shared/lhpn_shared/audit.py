@@ -7,8 +7,13 @@ the newest-first listing and the time filters walk the `_id` index.
 
 `GET /api/v1/audit` (admins): paged newest first (`limit`, `cursor`), filters `actor`,
 `unit_id` (the unit's subtree), `from`, `to`.
+
+Records written at the same time share one `insert_many` (issue 13: the audit insert was a
+second commit per request on the write path): a request still returns only once its own
+record is stored, or fails with the error that kept it from being stored.
 """
 
+import asyncio
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,6 +23,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
 
 from .access import ADMINS, READ, Guard, Permission, TreeSource
 from .clock import Clock, to_millis
@@ -27,6 +33,7 @@ from .principal import Principal
 
 AUDIT_READ = Permission("audit.read", READ, ADMINS)
 CURSOR = r"^[0-9]{13}-[0-9a-f]+$"
+DUPLICATE_KEY = 11000
 
 
 class AuditEntry(BaseModel):
@@ -63,6 +70,10 @@ class AuditLog:
     def __init__(self, coll: AsyncCollection[Doc], clock: Clock) -> None:
         self._coll = coll
         self._clock = clock
+        # group commit: records waiting to be written, the outcome of those written
+        self._waiting: list[Doc] = []
+        self._outcome: dict[str, BaseException | None] = {}
+        self._writing = asyncio.Lock()
 
     async def ensure_indexes(self) -> None:
         await self._coll.create_index([("actor", ASCENDING), ("_id", DESCENDING)])
@@ -81,7 +92,7 @@ class AuditLog:
         address: str | None = None,
     ) -> None:
         at = to_millis(self._clock.now().astimezone(UTC))
-        await self._coll.insert_one(
+        await self._store(
             {
                 "_id": f"{_millis(at):013d}-{secrets.token_hex(6)}",
                 "at": at,
@@ -97,6 +108,40 @@ class AuditLog:
                 "personal_data": personal_data,
             }
         )
+
+    async def _store(self, doc: Doc) -> None:
+        """Insert `doc` with whatever other records are waiting: whoever holds the lock writes
+        them all; the others find their outcome when their turn comes."""
+        key = doc["_id"]
+        self._waiting.append(doc)
+        async with self._writing:
+            if key not in self._outcome:
+                batch, self._waiting = self._waiting, []
+                try:
+                    await self._coll.insert_many(batch, ordered=False)
+                except asyncio.CancelledError:
+                    # this request was cancelled: the others' records wait for the next writer
+                    self._waiting[:0] = [d for d in batch if d["_id"] != key]
+                    raise
+                except BulkWriteError as exc:
+                    # a record already stored (its writer was cancelled after the server took
+                    # it) is a duplicate of itself: stored; any other error is its own
+                    errors = {
+                        batch[e["index"]]["_id"]: e
+                        for e in exc.details.get("writeErrors", [])
+                        if e.get("code") != DUPLICATE_KEY
+                    }
+                    for d in batch:
+                        self._outcome[d["_id"]] = exc if d["_id"] in errors else None
+                except Exception as exc:
+                    for d in batch:
+                        self._outcome[d["_id"]] = exc
+                else:
+                    for d in batch:
+                        self._outcome[d["_id"]] = None
+        failed = self._outcome.pop(key)
+        if failed is not None:
+            raise failed
 
     async def entries(
         self,
