@@ -555,13 +555,6 @@ async def run(args: argparse.Namespace) -> list[Row]:
             ),
             Row("ingestion: database CPU per event", 1e6 * ours_cpu[1], "µs", 1e6 * base_cpu[1]),
             Row("ingestion: service start to ready (tree, writer's documents)", startup, "s"),
-            Row(
-                "ingestion, two partitions vs one",
-                None,
-                "×",
-                None,
-                "≥ 1.5× one (branch i13-replicas)",
-            ),
             Row("RSS aggregation: idle (country and plan loaded)", rss_idle, "MiB"),
             Row(f"RSS aggregation: consuming {args.events:,} events, peak", peak[0], "MiB"),
         ]

@@ -32,7 +32,6 @@ sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != 
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
@@ -45,14 +44,13 @@ import httpx  # noqa: E402
 
 from aggregation.settings import AggregationSettings  # noqa: E402
 from bench.aggregation import (  # noqa: E402
-    Row,
     Service,
     consumed,
-    print_table,
     publish,
     reference_events,
     sample,
 )
+from bench.table import Row, table, write_json  # noqa: E402
 from lhpn_shared.contracts.events import Envelope  # noqa: E402
 from lhpn_shared.contracts.units import Unit, UnitTree  # noqa: E402
 from tests.support.infra import DevMongo, RabbitVhost, free_port  # noqa: E402
@@ -191,11 +189,9 @@ def main(argv: list[str] | None = None) -> list[Row]:
     result = asyncio.run(measure(events))
     print()
     print(f"machine: {os.cpu_count()} cores, load average at start {load:.1f} (shared)")
-    print_table(result)
+    print(table(result))
     if args.json is not None:
-        args.json.write_text(
-            json.dumps([r.as_json() for r in result], ensure_ascii=False, indent=1)
-        )
+        write_json(result, args.json)
     return result
 
 

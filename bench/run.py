@@ -49,6 +49,12 @@ def _aggregation(quick: bool) -> list[Row]:
     return asyncio.run(aggregation.measure(quick))
 
 
+def _partitions(quick: bool) -> list[Row]:
+    from bench import partitions
+
+    return partitions.rows(quick)
+
+
 def _reminders(quick: bool) -> list[Row]:
     from bench import reminders
 
@@ -64,6 +70,7 @@ def _portal(quick: bool) -> list[Row]:
 BENCHMARKS: dict[str, Benchmark] = {
     "intake": _intake,
     "aggregation": _aggregation,
+    "partitions": _partitions,
     "reminders": _reminders,
     "portal": _portal,
 }
