@@ -4,6 +4,10 @@
 - `lhpn.inbound` (topic): where other systems publish; intake validates and republishes.
 - `lhpn.dead-letter` (direct): every consumer queue dead-letters into its own `<queue>.dlq`,
   both when the broker rejects a message and when we refuse one with `x-rejection-reason`.
+- `lhpn.replay` (topic): every consumer queue is bound to it with its own name as the routing
+  key, and each service may publish on it only with its own queues' names (a topic
+  permission): an operator's replay of a dead letter reaches the one queue it came from, not
+  every queue bound to its original exchange (`dead_letters`, `sender_of`).
 
 Queues are durable classic queues with only `x-dead-letter-*` arguments, which RabbitMQ 3.10
 and 4.x both accept.
@@ -31,7 +35,7 @@ from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
 
 from . import correlation
-from .consumers import QueueProgress, delivery_channel
+from .consumers import QueueProgress, delivery_channel, message_key
 from .contracts.events import Envelope, UnknownEventType
 from .mongo import TRANSIENT_DB_ERRORS
 from .principal import Principal
@@ -48,9 +52,15 @@ INBOUND = RabbitExchange("lhpn.inbound", type=ExchangeType.TOPIC, durable=True, 
 DEAD_LETTERS = RabbitExchange(
     "lhpn.dead-letter", type=ExchangeType.DIRECT, durable=True, declare=False
 )
-EXCHANGES = (EVENTS, INBOUND, DEAD_LETTERS)
+REPLAY = RabbitExchange("lhpn.replay", type=ExchangeType.TOPIC, durable=True, declare=False)
+EXCHANGES = (EVENTS, INBOUND, DEAD_LETTERS, REPLAY)
 
 REJECTION_HEADER = "x-rejection-reason"
+ORIGINAL_EXCHANGE_HEADER = "x-original-exchange"
+ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
+ORIGINAL_USER_HEADER = "x-original-user-id"
+ATTEMPTS_HEADER = "x-attempts"
+"""on a dead letter refused after repeated failures: how many times it was tried"""
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     *TRANSIENT_DB_ERRORS,
     AMQPError,
@@ -105,6 +115,8 @@ def make_broker(settings: ServiceSettings) -> RabbitBroker:
         logger=None,
         app_id=settings.service_name,
         middlewares=[publish_as(settings.broker_user)],
+        # at shutdown a subscriber waits this long for the handlers it runs (`runtime`)
+        graceful_timeout=settings.shutdown_grace_seconds,
     )
 
 
@@ -136,7 +148,8 @@ async def declare_consumer_topology(
     exchange: RabbitExchange,
     routing_keys: Iterable[str],
 ) -> None:
-    """Declare the queue, its DLQ and every binding (FastStream binds only one key itself)."""
+    """Declare the queue, its DLQ and every binding (FastStream binds only one key itself),
+    including the queue's own binding on `lhpn.replay`."""
     dlx = await broker.declare_exchange(DEAD_LETTERS)
     dlq = await broker.declare_queue(dead_letter_queue(queue.name))
     await dlq.bind(dlx, routing_key=queue.name)
@@ -144,6 +157,7 @@ async def declare_consumer_topology(
     q = await broker.declare_queue(queue)
     for key in routing_keys:
         await q.bind(exch, routing_key=key)
+    await q.bind(await broker.declare_exchange(REPLAY), routing_key=queue.name)
 
 
 @dataclass(frozen=True)
@@ -240,19 +254,63 @@ message id, the body to keep and the headers that say what was done (e.g. the ca
 queue seals personal data, so that the DLQ does not keep it readable)."""
 
 
+def replayed(raw: Any) -> bool:
+    """Delivered through `lhpn.replay`: a dead letter an operator replayed to this queue."""
+    return bool(raw.exchange == REPLAY.name)
+
+
+def sender_of(raw: Any, own_user: str | None) -> str | None:
+    """Who published a delivery, as the admissions check it: its AMQP `user_id` (RabbitMQ
+    refuses a forged one) — except for a dead letter this service replayed to its own queue.
+
+    A replay reaches a consumer through `lhpn.replay` and carries this service's own user as
+    `user_id` (only its connection can set that, and only it may publish to its own queues
+    there); the publisher that counts is then the original one, which the service itself
+    recorded in `x-original-user-id` when it dead-lettered the message (`dead_letter`), and
+    which the admission checks as if the message had just arrived. Anything else arriving
+    through `lhpn.replay` is refused."""
+    if not replayed(raw):
+        return str(raw.user_id) if raw.user_id else None
+    if own_user is None or raw.user_id != own_user:
+        sender = f"'{raw.user_id}'" if raw.user_id else "someone without a user_id"
+        raise Reject(f"replayed through {REPLAY.name} by {sender}, not by the consuming service")
+    original = (raw.headers or {}).get(ORIGINAL_USER_HEADER)
+    return str(original) if original else None
+
+
+def original_headers(raw: Any) -> dict[str, str]:
+    """Where a delivery was first published, and by whom: from the delivery itself, or — for a
+    replayed dead letter — from what was recorded when it was first dead-lettered."""
+    if replayed(raw):
+        headers = raw.headers or {}
+        names = (ORIGINAL_EXCHANGE_HEADER, ORIGINAL_ROUTING_KEY_HEADER, ORIGINAL_USER_HEADER)
+        return {name: str(headers.get(name) or "") for name in names}
+    return {
+        ORIGINAL_EXCHANGE_HEADER: raw.exchange or "",
+        ORIGINAL_ROUTING_KEY_HEADER: raw.routing_key or "",
+        ORIGINAL_USER_HEADER: raw.user_id or "",
+    }
+
+
 async def dead_letter(
     broker: RabbitBroker,
     msg: RabbitMessage,
     queue_name: str,
     reason: str,
     dead_letter_filter: DeadLetterFilter | None = None,
+    *,
+    attempts: int | None = None,
 ) -> None:
+    """Publish a copy of the delivery to `<queue_name>.dlq` with the reason and where it was
+    first published (a replayed dead letter keeps its first origin)."""
     raw = msg.raw_message
     headers: dict[str, Any] = dict(raw.headers or {})
     headers[REJECTION_HEADER] = reason[:1000]
-    headers["x-original-exchange"] = raw.exchange or ""
-    headers["x-original-routing-key"] = raw.routing_key or ""
-    headers["x-original-user-id"] = raw.user_id or ""
+    headers.update(original_headers(raw))
+    if attempts is not None:
+        headers[ATTEMPTS_HEADER] = attempts
+    else:
+        headers.pop(ATTEMPTS_HEADER, None)
     body, content_type = raw.body, raw.content_type
     if dead_letter_filter is not None:
         body, added = dead_letter_filter(raw.body, raw.message_id)
@@ -301,6 +359,9 @@ async def settle(step: Callable[[], Awaitable[Any]], msg: RabbitMessage, queue_n
     return True
 
 
+DEFAULT_MAX_ATTEMPTS = 5
+
+
 async def process_delivery(
     broker: RabbitBroker,
     msg: RabbitMessage,
@@ -311,26 +372,40 @@ async def process_delivery(
     retry_delay: float = 1.0,
     dead_letter_filter: DeadLetterFilter | None = None,
     progress: QueueProgress | None = None,
+    own_user: str | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> None:
     """Parse the envelope, admit its publisher, run `handle`, then ack; never ack a failure.
 
-    - not an envelope, a publisher `admission` refuses (by the message's AMQP `user_id`),
+    - not an envelope, a publisher `admission` refuses (by the message's AMQP `user_id`, or for
+      a dead letter replayed by this service — `own_user` — the original one: `sender_of`),
       `Reject`, a validation error or an unknown type: dead-letter with the reason in
       `x-rejection-reason`, then ack the original (it is safe in the DLQ);
-    - database or broker unavailable: wait, then nack with requeue: nothing is lost;
-    - any other error: dead-lettered with the error's class name (never retried forever);
+    - database or broker unavailable: wait, then nack with requeue: nothing is lost, and such
+      an outage never counts as a failure of the message;
+    - any other error: requeued after a pause growing with each failure, and dead-lettered
+      with the error's class name once it failed `max_attempts` times (a poison message never
+      holds up the queue; a passing glitch does not lose the message);
     - the delivery's channel closed meanwhile (a broker restart): nothing to settle, the
       broker redelivers it.
-    `progress` (the service's `Consumers.queue(queue_name)`) is told what is held and settled.
-    While the event is handled, its correlation id (or its event id) is the current one: every
-    log line carries it and every event the handler makes inherits it.
+    `progress` (the service's `Consumers.queue(queue_name)`) is told what is held and settled,
+    and keeps the count of failures. While the event is handled, its correlation id (or its
+    event id) is the current one: every log line carries it and every event the handler makes
+    inherits it.
     """
     if progress is not None:
         progress.received(msg)
     try:
         with correlation.scope():
             applied = await _process(
-                broker, msg, queue_name, handle, admission, retry_delay, dead_letter_filter
+                broker,
+                msg,
+                queue_name,
+                handle,
+                admission,
+                _Retries(retry_delay, max_attempts, progress),
+                dead_letter_filter,
+                own_user,
             )
         if applied and progress is not None:
             progress.applied()
@@ -339,14 +414,34 @@ async def process_delivery(
             progress.settled(msg)
 
 
+@dataclass
+class _Retries:
+    delay: float
+    max_attempts: int
+    progress: QueueProgress | None
+
+    def failed(self, msg: RabbitMessage) -> int:
+        if self.progress is None:
+            return self.max_attempts  # nobody counts: dead-letter at once
+        return self.progress.attempts.failed(message_key(msg))
+
+    def forget(self, msg: RabbitMessage) -> None:
+        if self.progress is not None:
+            self.progress.attempts.forget(message_key(msg))
+
+    def pause(self, attempt: int) -> float:
+        return min(self.delay * attempt, 10.0)
+
+
 async def _process(
     broker: RabbitBroker,
     msg: RabbitMessage,
     queue_name: str,
     handle: EnvelopeHandler,
     admission: Admission,
-    retry_delay: float,
+    retries: _Retries,
     dead_letter_filter: DeadLetterFilter | None,
+    own_user: str | None,
 ) -> bool:
     """True when the message was applied and acked."""
     try:
@@ -355,7 +450,7 @@ async def _process(
         except ValidationError as exc:
             raise Reject(f"invalid envelope: {describe_validation_error(exc)}") from exc
         correlation.set_current(correlation.for_event(envelope.correlation_id, envelope.event_id))
-        principal = await admission.admit(envelope, msg.raw_message.user_id)
+        principal = await admission.admit(envelope, sender_of(msg.raw_message, own_user))
         try:
             await handle(envelope, principal)
         except ValidationError as exc:
@@ -367,8 +462,9 @@ async def _process(
             "message dead-lettered",
             extra={"queue": queue_name, "message_id": msg.message_id, "reason": str(exc)},
         )
+        retries.forget(msg)
         await _dead_letter_or_requeue(
-            broker, msg, queue_name, str(exc), retry_delay, dead_letter_filter
+            broker, msg, queue_name, str(exc), retries.delay, dead_letter_filter
         )
         return False
     except TRANSIENT_ERRORS as exc:
@@ -376,23 +472,41 @@ async def _process(
             "dependency unavailable, message requeued",
             extra={"queue": queue_name, "message_id": msg.message_id, "error": type(exc).__name__},
         )
-        await asyncio.sleep(retry_delay)
+        await asyncio.sleep(retries.delay)
         await settle(lambda: msg.nack(requeue=True), msg, queue_name)
         return False
     except Exception as exc:
+        attempt = retries.failed(msg)
+        if attempt < retries.max_attempts:
+            log.warning(
+                "handler failed, message requeued",
+                extra={
+                    "queue": queue_name,
+                    "message_id": msg.message_id,
+                    "error": repr(exc)[:300],
+                    "attempt": attempt,
+                    "max_attempts": retries.max_attempts,
+                },
+            )
+            await asyncio.sleep(retries.pause(attempt))
+            await settle(lambda: msg.nack(requeue=True), msg, queue_name)
+            return False
         log.exception(
-            "handler failed, message dead-lettered",
-            extra={"queue": queue_name, "message_id": msg.message_id},
+            "handler failed again, message dead-lettered",
+            extra={"queue": queue_name, "message_id": msg.message_id, "attempts": attempt},
         )
+        retries.forget(msg)
         await _dead_letter_or_requeue(
             broker,
             msg,
             queue_name,
-            f"handler error: {type(exc).__name__}",
-            retry_delay,
+            f"handler error: {type(exc).__name__} (failed {attempt} times)",
+            retries.delay,
             dead_letter_filter,
+            attempts=attempt,
         )
         return False
+    retries.forget(msg)
     acked = await settle(msg.ack, msg, queue_name)
     if acked:
         log.info(
@@ -409,9 +523,11 @@ async def _dead_letter_or_requeue(
     reason: str,
     retry_delay: float,
     dead_letter_filter: DeadLetterFilter | None,
+    *,
+    attempts: int | None = None,
 ) -> None:
     try:
-        await dead_letter(broker, msg, queue_name, reason, dead_letter_filter)
+        await dead_letter(broker, msg, queue_name, reason, dead_letter_filter, attempts=attempts)
     except Exception:
         log.exception("could not dead-letter, message requeued", extra={"queue": queue_name})
         await asyncio.sleep(retry_delay)

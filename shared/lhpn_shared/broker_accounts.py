@@ -6,7 +6,9 @@ Each service connects as its own user (`<prefix><service>`) that may:
 - write to `lhpn.events` only with the routing keys of the event types it owns (a topic
   permission), to `lhpn.dead-letter` (refused messages), and bind its own queues;
 - read its own queues and the exchanges they are bound to, binding only the routing keys its
-  queues consume (a topic read permission).
+  queues consume (a topic read permission);
+- publish on `lhpn.replay` only with its own queues' names as routing keys (a topic
+  permission): a dead letter it replays reaches the queue it came from and no other.
 
 An inbound system's user may only write to `lhpn.inbound`, with the routing keys of its binding.
 An operator account (compose's management UI, the tests) may do everything.
@@ -42,7 +44,7 @@ from faststream.rabbit import RabbitExchange
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .broker import DEAD_LETTERS, EVENTS, EXCHANGES, INBOUND, TOPOLOGY, queues_of
+from .broker import DEAD_LETTERS, EVENTS, EXCHANGES, INBOUND, REPLAY, TOPOLOGY, queues_of
 from .contracts.owners import SERVICES, owned_by
 from .inbound import InboundBinding, parse_inbound_systems
 from .settings import DEFAULT_BROKER_USER_PREFIX
@@ -96,7 +98,8 @@ def routing_keys_of(event_types: Iterable[str]) -> str:
 
 
 def service_account(service: str, user: str, password: str) -> Account:
-    own = [name for b in queues_of(service) for name in (b.queue, f"{b.queue}.dlq")]
+    consumed = [b.queue for b in queues_of(service)]
+    own = [name for q in consumed for name in (q, f"{q}.dlq")]
     sources = {b.exchange.name for b in queues_of(service)}
 
     def bound_keys(exchange: RabbitExchange) -> list[str]:
@@ -110,14 +113,18 @@ def service_account(service: str, user: str, password: str) -> Account:
         password=password,
         permissions=Permissions(
             configure=exactly(own),
-            write=exactly([*own, DEAD_LETTERS.name, *([EVENTS.name] if publishes else [])]),
-            read=exactly([*own, DEAD_LETTERS.name, *sources]),
+            write=exactly(
+                [*own, DEAD_LETTERS.name, REPLAY.name, *([EVENTS.name] if publishes else [])]
+            ),
+            read=exactly([*own, DEAD_LETTERS.name, REPLAY.name, *sources]),
         ),
         topic_permissions=(
             TopicPermission(
                 EVENTS.name, write=routing_keys_of(publishes), read=exactly(bound_keys(EVENTS))
             ),
             TopicPermission(INBOUND.name, write=NOTHING, read=exactly(bound_keys(INBOUND))),
+            # its own queues' names: replays to them, and their bindings
+            TopicPermission(REPLAY.name, write=exactly(consumed), read=exactly(consumed)),
         ),
     )
 
@@ -130,6 +137,7 @@ def system_account(binding: InboundBinding, password: str) -> Account:
         topic_permissions=(
             TopicPermission(INBOUND.name, write=exactly(binding.routing_keys), read=NOTHING),
             TopicPermission(EVENTS.name, write=NOTHING, read=NOTHING),
+            TopicPermission(REPLAY.name, write=NOTHING, read=NOTHING),
         ),
     )
 
@@ -191,6 +199,7 @@ def topology(vhost: str) -> dict[str, list[dict[str, Any]]]:
             )
         for key in b.routing_keys:
             bind(b.exchange.name, b.queue, key)
+        bind(REPLAY.name, b.queue, b.queue)
         bind(DEAD_LETTERS.name, f"{b.queue}.dlq", b.queue)
     return {"exchanges": exchanges, "queues": queues, "bindings": bindings}
 

@@ -16,7 +16,9 @@ nothing else notices. So every consumer reports here what it receives and what i
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -40,11 +42,51 @@ def delivery_channel(msg: Any) -> Any | None:
     return None if channel.is_closed else channel
 
 
+def message_key(msg: Any) -> str:
+    """What identifies a message across its redeliveries: its `message_id` (our `event_id`),
+    or a digest of its body when it has none."""
+    raw = msg.raw_message
+    if raw.message_id:
+        return f"id:{raw.message_id}"
+    return "body:" + hashlib.sha256(raw.body or b"").hexdigest()
+
+
+class Attempts:
+    """How many times each message has failed in this consumer, so that one failing the same
+    way again and again is dead-lettered after a bounded number of attempts (RabbitMQ's classic
+    queues count no deliveries; a requeued message comes straight back).
+
+    Kept in memory, at most `capacity` messages (the oldest forgotten first): a message failing
+    in several replicas is tried at most `max_attempts` times in each; one that kills the process
+    itself is not counted (the run command's restart log shows it)."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._failures: OrderedDict[str, int] = OrderedDict()
+        self._capacity = capacity
+
+    def failed(self, key: str) -> int:
+        """Count one more failure of `key`; returns how many so far."""
+        count = self._failures.pop(key, 0) + 1
+        self._failures[key] = count
+        while len(self._failures) > self._capacity:
+            self._failures.popitem(last=False)
+        return count
+
+    def forget(self, key: str) -> None:
+        """It succeeded, or was dead-lettered."""
+        self._failures.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+
 class QueueProgress:
     """The deliveries one consumer queue holds, and when it last made progress."""
 
     def __init__(self, queue: str, *, now: Clock = time.monotonic, wall: Clock = time.time):
         self.queue = queue
+        self.attempts = Attempts()
+        """failures per message, for the bound on attempts (`broker.process_delivery`)"""
         self._now = now
         self._wall = wall
         self._held: dict[int, tuple[Any, float]] = {}

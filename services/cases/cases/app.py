@@ -120,6 +120,8 @@ def build_broker(
                 admission=admission,
                 dead_letter_filter=dead_letter_filter,
                 progress=progress,
+                own_user=settings.broker_user,
+                max_attempts=settings.consumer_max_attempts,
             )
 
         broker.subscriber(

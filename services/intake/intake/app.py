@@ -135,7 +135,14 @@ def build_broker(
                 raise Reject(str(exc)) from exc
 
         await process_delivery(
-            broker, msg, INBOUND_QUEUE, handle, admission=gate, progress=progress
+            broker,
+            msg,
+            INBOUND_QUEUE,
+            handle,
+            admission=gate,
+            progress=progress,
+            own_user=settings.broker_user,
+            max_attempts=settings.consumer_max_attempts,
         )
 
     refs = access_ref if access_ref is not None else {}

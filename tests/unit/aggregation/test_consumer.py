@@ -19,6 +19,7 @@ from lhpn_shared.contracts.activities import Activity, ActivityKind
 from lhpn_shared.contracts.events import Envelope, make_event
 from lhpn_shared.trust import EventOwners
 from tests.support.fake_amqp import FakeBroker, FakeChannel, FakeMessage
+from tests.support.http import eventually
 
 OWNERS = EventOwners("lhpn-")
 INTAKE = OWNERS.user_of("intake")  # the owner of activity.recorded
@@ -125,12 +126,17 @@ async def test_a_message_that_is_not_an_event_is_dead_lettered_and_the_others_ap
     assert len(apply.batches[0]) == 3
 
 
-async def test_when_a_batch_fails_only_the_event_that_fails_alone_is_dead_lettered():
+async def test_an_event_that_fails_every_time_is_dead_lettered_after_max_attempts_and_never_holds_the_others_back():  # noqa: E501
     poison = event("99999")
-    messages = deliveries(event(), poison, event())
+    channel = FakeChannel()
+    messages = deliveries(event(), poison, event(), channel=channel)
+    for m in messages:
+        m.raw_message.message_id = m.message_id = str(uuid4())
+    tried: list[int] = []
 
     def choke(events: Sequence[Event]) -> None:
         if any(e.envelope.event_id == poison.event_id for e in events):
+            tried.append(len(events))
             raise RuntimeError("bug")
 
     broker = FakeBroker()
@@ -141,12 +147,33 @@ async def test_when_a_batch_fails_only_the_event_that_fails_alone_is_dead_letter
         size=10,
         interval=0.01,
         owners=OWNERS,
+        max_attempts=3,
     )
-    await run(batcher, messages)
-    assert [m.state for m in messages] == ["acked", "acked", "acked"]
+    task = asyncio.create_task(batcher.run())
+    for m in messages:
+        await batcher.add(m)  # type: ignore[arg-type]
+    deliveries_of_poison = [messages[1]]
+
+    async def redeliver_requeued() -> bool:
+        """What RabbitMQ does with a requeued message: deliver it again (same id, new tag)."""
+        last = deliveries_of_poison[-1]
+        if last.state == "requeued":
+            again = channel.deliver(last.raw_message.body)
+            again.raw_message.user_id = INTAKE
+            again.raw_message.message_id = again.message_id = last.message_id
+            deliveries_of_poison.append(again)
+            await batcher.add(again)  # type: ignore[arg-type]
+        return last.state == "acked"  # acked once it is safe in the DLQ
+
+    await eventually(redeliver_requeued, timeout=5)
+    batcher.stop()
+    await asyncio.wait_for(task, 5)
+    assert [m.state for m in messages[::2]] == ["acked", "acked"]  # the others went through
+    assert [m.state for m in deliveries_of_poison] == ["requeued", "requeued", "acked"]
     ((body, headers),) = broker.dead
-    assert body == messages[1].raw_message.body
-    assert headers["x-rejection-reason"] == "handler error: RuntimeError"
+    assert body == poison.model_dump_json().encode()
+    assert headers["x-rejection-reason"] == "handler error: RuntimeError (failed 3 times)"
+    assert headers["x-attempts"] == 3
 
 
 async def test_a_partial_batch_waits_at_most_the_flush_interval():

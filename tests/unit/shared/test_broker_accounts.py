@@ -39,7 +39,7 @@ from lhpn_shared.trust import EventOwners, InboundGate
 
 PASSWORDS = {s: f"password-of-{s}" for s in SERVICES}
 ALL_QUEUES = [n for q in TOPOLOGY for n in (q, f"{q}.dlq")]
-EXCHANGES = ["lhpn.events", "lhpn.inbound", "lhpn.dead-letter"]
+EXCHANGES = ["lhpn.events", "lhpn.inbound", "lhpn.dead-letter", "lhpn.replay"]
 
 
 def matches(pattern: str, names: list[str]) -> set[str]:
@@ -83,6 +83,8 @@ def test_a_service_may_bind_only_the_routing_keys_its_queues_consume(service: st
     (account,) = [a for a in service_accounts("lhpn-", PASSWORDS) if a.name == f"lhpn-{service}"]
     keys = [f"{t}.v1" for t in EVENT_OWNERS] + ["activity.recorded.v1", "case.opened.v1"]
     for topic in account.topic_permissions:
+        if topic.exchange == "lhpn.replay":
+            continue  # its own queues' names: the test below
         consumed = {
             k
             for b in TOPOLOGY.values()
@@ -90,6 +92,17 @@ def test_a_service_may_bind_only_the_routing_keys_its_queues_consume(service: st
             for k in b.routing_keys
         }
         assert matches(topic.read, keys) == consumed, topic.exchange
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_may_replay_dead_letters_only_to_its_own_queues(service: str) -> None:
+    (account,) = [a for a in service_accounts("lhpn-", PASSWORDS) if a.name == f"lhpn-{service}"]
+    (replay,) = [t for t in account.topic_permissions if t.exchange == "lhpn.replay"]
+    own = {q for q in TOPOLOGY if q.startswith(f"{service}.")}
+    names = [*TOPOLOGY, "#", "*.events", f"{service}.events.dlq", "activity.recorded.v1"]
+    assert own and matches(replay.write, names) == own
+    assert matches(replay.read, names) == own  # the binding of each of its queues
+    assert "lhpn.replay" in matches(account.permissions.write, EXCHANGES)
 
 
 def test_an_inbound_system_may_write_only_its_routing_keys_to_lhpn_inbound() -> None:
@@ -114,8 +127,18 @@ def test_the_definitions_declare_every_queue_its_dlq_and_binding_with_the_servic
     assert set(queues) == set(ALL_QUEUES)
     for name, binding in TOPOLOGY.items():
         assert queues[name]["arguments"] == binding.arguments  # what the service declares
-        keys = {b["routing_key"] for b in doc["bindings"] if b["destination"] == name}
+        keys = {
+            b["routing_key"]
+            for b in doc["bindings"]
+            if b["destination"] == name and b["source"] == binding.exchange.name
+        }
         assert keys == set(binding.routing_keys)
+        others = [
+            (b["source"], b["routing_key"])
+            for b in doc["bindings"]
+            if b["destination"] == name and b["source"] != binding.exchange.name
+        ]
+        assert others == [("lhpn.replay", name)]
         dlq = [b for b in doc["bindings"] if b["destination"] == f"{name}.dlq"]
         assert [(b["source"], b["routing_key"]) for b in dlq] == [("lhpn.dead-letter", name)]
     assert {e["name"] for e in doc["exchanges"]} == set(EXCHANGES)
