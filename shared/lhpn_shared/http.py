@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import correlation
 from .access import AccessDenied
 from .mongo import TRANSIENT_DB_ERRORS
+from .settings import ServiceSettings
 
 if TYPE_CHECKING:
     from faststream.rabbit import RabbitBroker
@@ -463,3 +464,29 @@ def ops_router(
             return Response(document(), media_type="application/json")
 
     return router
+
+
+def serve(app: FastAPI, settings: ServiceSettings, port: int) -> None:
+    """Run the app with uvicorn until SIGTERM or SIGINT, then shut down within
+    `SHUTDOWN_GRACE_SECONDS`: the listening socket closes, the requests in flight get
+    `http_drain_seconds` to finish, then the lifespan stops the rest (`runtime.Background.stop`).
+    The process then exits with status 0."""
+    import signal
+
+    import uvicorn
+
+    def exit_zero(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    # uvicorn re-raises the signal it caught once it has shut down, under the handlers found
+    # when it started: these make that a normal exit (status 0) rather than a death by signal
+    signal.signal(signal.SIGTERM, exit_zero)
+    signal.signal(signal.SIGINT, exit_zero)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=max(1, round(settings.http_drain_seconds)),
+    )

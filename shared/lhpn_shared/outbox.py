@@ -100,6 +100,8 @@ class OutboxRelay:
         self._due: set[str] | None = None
         self._stopped = False
         self.published = 0
+        self.flushed_at_stop = 0
+        """events published after `stop()`: the outbox flushed at shutdown"""
         # confirmed by the broker but not yet cleared in the database (e.g. the database went
         # away in between): cleared without publishing again, so a database outage does not
         # duplicate events. Only a crash of this process in that window republishes them.
@@ -123,15 +125,22 @@ class OutboxRelay:
         return [c for c in self._collections if due is None or c.name in due]
 
     def stop(self) -> None:
-        """Ask `run` to return (some libraries swallow a task's cancellation)."""
+        """Ask `run` to publish what is pending and return (the service is shutting down; some
+        libraries swallow a task's cancellation, so this is a flag, not only a cancel)."""
         self._stopped = True
         self._wakeup.set()
 
     async def run(self) -> None:
+        """Publish pending events until `stop()`; then flush what is pending and return — or
+        return at the first failure then (the broker or the database is away: the next start
+        publishes it)."""
         delay = 0.2
         task = asyncio.current_task()
-        while not self._stopped:
-            collections = self._take_due()
+        while True:
+            stopping = self._stopped
+            # stopping: read every collection, until nothing moves
+            collections = self._collections if stopping else self._take_due()
+            before = self.published
             try:
                 full = await self._pass(collections)
             except asyncio.CancelledError:
@@ -146,6 +155,12 @@ class OutboxRelay:
                 if task is not None and task.cancelling():
                     # a library turned our cancellation into another error: still stop
                     raise asyncio.CancelledError from exc
+                if stopping:
+                    log.warning(
+                        "outbox not flushed at shutdown, the next start publishes it",
+                        extra={"error": repr(exc)[:300]},
+                    )
+                    return
                 level = logging.WARNING if isinstance(exc, TRANSIENT_DB_ERRORS) else logging.ERROR
                 log.log(level, "outbox relay failed, retrying", extra={"error": repr(exc)[:300]})
                 self._due = None
@@ -153,6 +168,12 @@ class OutboxRelay:
                 delay = min(delay * 2, 5.0)
                 continue
             delay = 0.2
+            if stopping:
+                moved = self.published - before
+                self.flushed_at_stop += moved
+                if moved == 0 and not full:
+                    return  # nothing pending any more
+                continue
             if full:  # more is waiting there: go on at once
                 if self._due is not None:
                     self._due.update(full)

@@ -18,6 +18,11 @@ again after a pause that doubles up to `MAX_BACKOFF_SECONDS`; while it waits, `/
 not ready (`readiness_checks`), and so it does while a consumer holds deliveries without
 settling any for longer than `CONSUMER_STALL_SECONDS`. A task that works for a consumer queue
 (`consumer=`) and stalls that long is cancelled and started again.
+
+On SIGTERM (`serve` runs uvicorn, which first finishes the HTTP requests in flight) the lifespan
+calls `Background.stop()`, which shuts down in order within `SHUTDOWN_GRACE_SECONDS`: stop
+consuming and let the handlers in flight finish, let the work in hand finish (tasks given a
+`stop`), flush the outbox, close the broker connection — and logs how long each step took.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ MAX_BACKOFF_SECONDS = 30.0
 HEALTHY_RUN_SECONDS = 60.0
 """A run that lasted this long resets the pause before the next restart to the first one."""
 STOP_GRACE_SECONDS = 10.0
+CANCELLED_WAIT_SECONDS = 2.0
+"""At the shutdown deadline: how long cancelled tasks get to unwind."""
 
 
 async def retry_while_database_down(step: Callable[[], Awaitable[None]]) -> None:
@@ -107,6 +114,8 @@ class Supervised:
     forever: bool
     consumer: QueueProgress | None = None
     stop: Callable[[], None] | None = None
+    last: bool = False
+    """stopped after every other task: the outbox relay, which publishes what they wrote"""
     state: TaskState = TaskState.waiting
     restarts: int = 0
     started_at: float = 0.0
@@ -142,6 +151,8 @@ class Background:
         self._tasks: dict[str, Supervised] = {}
         self._watchdog: asyncio.Task[None] | None = None
         self._stopping = False
+        self.last_stop_seconds: float | None = None
+        """how long the last `stop()` took"""
 
     # ---- starting ----------------------------------------------------------------------------
 
@@ -154,6 +165,7 @@ class Background:
         after: Awaitable[bool] | None = None,
         stop: Callable[[], None] | None = None,
         consumer: QueueProgress | None = None,
+        last: bool = False,
     ) -> asyncio.Task[bool]:
         """Run `work` in the background, supervised.
 
@@ -161,7 +173,9 @@ class Background:
           raises, or — with `forever` — returns; a coroutine object runs once (a failure is
           logged and leaves the service not ready).
         - `after`: a task returned by `start` to wait for first (e.g. the database preparation).
-        - `stop`: asks the work to finish by itself at shutdown, before it is cancelled.
+        - `stop`: asks the work to finish what it has in hand and return at shutdown (it is
+          cancelled if it has not by the end of the grace period); without one, a task is
+          cancelled at once. `last`: stopped after all the others (the outbox relay).
         - `consumer`: the queue this task settles; it is cancelled and started again when that
           queue holds deliveries without progress for longer than `CONSUMER_STALL_SECONDS`.
 
@@ -172,7 +186,7 @@ class Background:
         if name in self._tasks:
             raise ValueError(f"a background task named {name} is already running")
         self._stopping = False
-        supervised = Supervised(name, forever, consumer, stop)
+        supervised = Supervised(name, forever, consumer, stop, last)
         self._tasks[name] = supervised
         task = asyncio.create_task(self._supervise(supervised, work, after), name=name)
         supervised.task = task
@@ -188,7 +202,9 @@ class Background:
         connected = self.start(self.connect, "broker", after=after)
         self.relay = relay
         if relay is not None:
-            self.start(relay.run, "relay", forever=True, after=connected, stop=relay.stop)
+            self.start(
+                relay.run, "relay", forever=True, after=connected, stop=relay.stop, last=True
+            )
         return connected
 
     async def connect(self) -> None:
@@ -290,34 +306,96 @@ class Background:
     # ---- stopping ----------------------------------------------------------------------------
 
     async def stop(self) -> None:
-        """Ask the running work that can finish by itself to do so (the relay, the batch in
-        hand), cancel the rest, wait a little, cancel what is left, then stop the broker. The
-        app can start its tasks again afterwards."""
+        """Shut down in order, within `SHUTDOWN_GRACE_SECONDS` less what HTTP was given:
+
+        1. stop consuming: the subscribers take no new delivery, and the handlers in flight
+           finish and settle theirs (what a subscriber had prefetched goes back to the queue);
+        2. finish the work in hand: tasks with a `stop` finish by themselves (a batch flusher
+           its buffer, the delivery worker the deliveries it started); the others are cancelled;
+        3. flush the outbox: the relay publishes what is pending (`last` tasks), then returns;
+        4. close the broker connection.
+
+        Whatever still runs when the time is up is cancelled: what it held goes back to the
+        queue (every consumer is idempotent) or stays in the outbox for the next start. The app
+        can start its tasks again afterwards."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        budget = max(self.settings.shutdown_grace_seconds - self.settings.http_drain_seconds, 1.0)
+        deadline = began + budget
+        # the work in hand may not take the time the outbox needs to be published
+        work_deadline = deadline - min(5.0, budget / 3)
         self._stopping = True
-        graceful, cancelled = [], []
-        for s in self.tasks():
-            if s.task is None:
-                continue
-            if s.stop is not None and s.state is TaskState.running:
-                s.stop()
-                graceful.append(s.task)
-            else:
-                s.task.cancel()
-                cancelled.append(s.task)
-        if graceful:
-            _, pending = await asyncio.wait(graceful, timeout=STOP_GRACE_SECONDS)
-            for t in pending:
-                t.cancel()
-        if graceful or cancelled:
-            await asyncio.wait([*graceful, *cancelled], timeout=STOP_GRACE_SECONDS)
+        took: dict[str, float] = {}
+
+        def left() -> float:
+            return max(deadline - loop.time(), 0.0)
+
+        def left_for_work() -> float:
+            return max(work_deadline - loop.time(), 0.0)
+
+        def lap(name: str, since: float) -> float:
+            took[name] = round(loop.time() - since, 3)
+            return loop.time()
+
+        await self._stop_consuming(left)
+        at = lap("consumers", began)
+        tasks = [s for s in self.tasks() if s.task is not None and not s.task.done()]
+        graceful = [s for s in tasks if s.stop is not None and not s.last]
+        flushers = [s for s in tasks if s.stop is not None and s.last]
+        for s in tasks:
+            if s.stop is None:
+                cast(asyncio.Task[bool], s.task).cancel()
+        await self._finish([s for s in graceful if s.state is TaskState.running], left_for_work)
+        at = lap("work", at)
+        await self._finish([s for s in flushers if s.state is TaskState.running], left)
+        at = lap("outbox", at)
+        pending = [t for s in tasks if (t := s.task) is not None and not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=CANCELLED_WAIT_SECONDS)
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watchdog
-        await stop_broker(self.broker)
+        await stop_broker(self.broker, max(left(), 2.0))
+        lap("broker", at)
+        total = round(loop.time() - began, 3)
+        (log.warning if pending else log.info)(
+            "stopped" + (f": {len(pending)} task(s) cancelled at the deadline" if pending else ""),
+            extra={
+                "service": self.settings.service_name,
+                "seconds": total,
+                "steps": took,
+                "cancelled": [t.get_name() for t in pending],
+            },
+        )
+        self.last_stop_seconds = total
         self._tasks.clear()
         self._watchdog = None
         self.consuming.clear()
+
+    async def _stop_consuming(self, left: Callable[[], float]) -> None:
+        """Every subscriber stops taking deliveries and waits for its handlers in flight
+        (FastStream's own graceful stop, bounded by the broker's `graceful_timeout`)."""
+        subscribers = list(getattr(self.broker, "subscribers", []))
+        if not subscribers:
+            return
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(sub.stop() for sub in subscribers), return_exceptions=True),
+                timeout=left(),
+            )
+        except TimeoutError:
+            log.warning("handlers still running at the shutdown deadline")
+
+    async def _finish(self, supervised: list[Supervised], left: Callable[[], float]) -> None:
+        """Ask each to stop by itself, and wait for them until the deadline."""
+        for s in supervised:
+            cast(Callable[[], None], s.stop)()
+        running = [cast(asyncio.Task[bool], s.task) for s in supervised]
+        if running:
+            await asyncio.wait(running, timeout=left())
 
 
 def readiness_checks(

@@ -79,6 +79,21 @@ class ServiceSettings(BaseSettings):
         description="a consumer holding deliveries without settling any for longer is not "
         "ready (/readyz 503), and its batch flusher is started again",
     )
+    consumer_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="a message whose handling fails this many times with an unexpected error "
+        "(not an outage of the database or broker, which is retried for as long as it lasts) is "
+        "dead-lettered with the error, so that it never holds up the queue",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=20.0,
+        ge=2,
+        description="on SIGTERM the service stops taking work and finishes within this: its "
+        "in-flight HTTP requests (a quarter of it at most), the messages its consumers hold, its "
+        "background work, then it publishes its outbox and closes its connections; the run "
+        "command waits this long (plus a margin) before it kills the process",
+    )
     http_host: str = "127.0.0.1"
     max_request_bytes: int = Field(
         default=10 * 1024 * 1024,
@@ -93,6 +108,11 @@ class ServiceSettings(BaseSettings):
     """False for a process that never connects to RabbitMQ (the portal): RABBIT_URL unchecked"""
     uses_database: ClassVar[bool] = True
     """False for a process without a database of its own (the portal): MONGO_URL unchecked"""
+
+    @property
+    def http_drain_seconds(self) -> float:
+        """The part of `shutdown_grace_seconds` left to in-flight HTTP requests."""
+        return min(5.0, self.shutdown_grace_seconds / 4)
 
     @property
     def database(self) -> str:

@@ -9,9 +9,8 @@ import logging
 import sys
 import time
 
-import uvicorn
-
 from lhpn_shared.clock import SystemClock
+from lhpn_shared.http import serve
 from lhpn_shared.logs import configure_logging
 from lhpn_shared.mongo import database, make_client
 from lhpn_shared.settings import load_settings
@@ -74,13 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args:
         sys.exit("usage: python -m aggregation [rebuild | asyncapi]")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.aggregation_port,
-        log_config=None,
-        access_log=False,
-    )
+    serve(create_app(settings), settings, settings.aggregation_port)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,8 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
             outcome=lambda t, o, n: metrics.events.labels("aggregation", t, o).inc(n),
             owners=EventOwners(settings.broker_user_prefix),
             progress=consumers.queue(EVENTS_QUEUE),
+            own_user=settings.broker_user,
+            max_attempts=settings.consumer_max_attempts,
         )
         batcher_ref["batcher"] = batcher
         access = AccessCopy(registry, store.db["access"])

@@ -6,7 +6,8 @@ is stored — with one `multiple` ack when the batch follows on from what is alr
 - the database is down (or a rebuild is running): the batch is nacked with requeue after a
   pause, so nothing is lost and nothing is acked unwritten;
 - any other failure of a batch: its events are applied one at a time, so only the event that
-  fails is dead-lettered (with the error's class name) and the others go through;
+  fails is held back: requeued, and dead-lettered (with the error's class name) once it has
+  failed `max_attempts` times, while the others go through;
 - a broker restart: deliveries whose channel closed are dropped from the buffer and from the
   batch in hand (RabbitMQ redelivers them on the new channel; applying an event twice changes
   nothing), and no ack, nack or dead-letter on a closed channel can end the flusher;
@@ -29,8 +30,16 @@ from typing import Any
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.message import RabbitMessage
 
-from lhpn_shared.broker import SETTLE_SECONDS, TRANSIENT_ERRORS, Reject, dead_letter, settle
-from lhpn_shared.consumers import QueueProgress, delivery_channel
+from lhpn_shared.broker import (
+    DEFAULT_MAX_ATTEMPTS,
+    SETTLE_SECONDS,
+    TRANSIENT_ERRORS,
+    Reject,
+    dead_letter,
+    sender_of,
+    settle,
+)
+from lhpn_shared.consumers import QueueProgress, delivery_channel, message_key
 from lhpn_shared.trust import EventOwners
 
 from .batch import Event, parse_event
@@ -59,9 +68,14 @@ class Batcher:
         outcome: Outcome | None = None,
         owners: EventOwners,
         progress: QueueProgress | None = None,
+        own_user: str | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         self._broker = broker
         self._owners = owners
+        self._own_user = own_user
+        """this service's broker user: a dead letter it replayed counts as its first sender's"""
+        self._max_attempts = max_attempts
         self._queue = queue_name
         self._apply = apply
         self._size = size
@@ -88,7 +102,9 @@ class Batcher:
         database) and keep it for the next batch, not acked yet."""
         try:
             self._parsed[id(msg)] = parse_event(
-                msg.raw_message.body, publisher=msg.raw_message.user_id, owners=self._owners
+                msg.raw_message.body,
+                publisher=sender_of(msg.raw_message, self._own_user),
+                owners=self._owners,
             )
         except Reject as exc:
             self._parsed[id(msg)] = exc
@@ -103,20 +119,21 @@ class Batcher:
             self._full.set()
 
     def stop(self) -> None:
-        """Ask `run` to return after the batch in hand (the rest is requeued by the broker)."""
+        """Ask `run` to flush what is buffered now, without waiting for a batch to fill, and
+        return (at shutdown, once the subscriber takes no more deliveries)."""
         self._stopped = True
         self._arrived.set()
         self._full.set()
 
     async def run(self) -> None:
-        """Flush batches until `stop()`. Started again after a failure, it first requeues the
-        batch the failed run held."""
+        """Flush batches until `stop()`, then what is left in the buffer. Started again after a
+        failure, it first requeues the batch the failed run held."""
         await self._requeue_in_hand()
-        while not self._stopped:
-            await self._arrived.wait()
-            if self._stopped:
+        while True:
+            if self._stopped and not self._buffer:
                 return
-            if self._buffer:
+            await self._arrived.wait()
+            if self._buffer and not self._stopped:
                 wait = self._arrived_at[0] + self._interval - time.monotonic()
                 if len(self._buffer) < self._size and wait > 0:
                     with contextlib.suppress(TimeoutError):
@@ -199,9 +216,32 @@ class Batcher:
                 await self._requeue([m for m, _ in accepted[index:]], exc)
                 return
             except Exception as exc:
-                log.exception("event failed", extra={"event_id": str(event.envelope.event_id)})
-                await self._reject(msg, f"handler error: {type(exc).__name__}", event.envelope.type)
+                attempt = self.progress.attempts.failed(message_key(msg))
+                if attempt < self._max_attempts:
+                    log.warning(
+                        "event failed, requeued",
+                        extra={
+                            "event_id": str(event.envelope.event_id),
+                            "error": repr(exc)[:300],
+                            "attempt": attempt,
+                            "max_attempts": self._max_attempts,
+                        },
+                    )
+                    await self._nack(msg)
+                    continue
+                log.exception(
+                    "event failed again, dead-lettered",
+                    extra={"event_id": str(event.envelope.event_id), "attempts": attempt},
+                )
+                self.progress.attempts.forget(message_key(msg))
+                await self._reject(
+                    msg,
+                    f"handler error: {type(exc).__name__} (failed {attempt} times)",
+                    event.envelope.type,
+                    attempts=attempt,
+                )
                 continue
+            self.progress.attempts.forget(message_key(msg))
             self.progress.applied()
             self._outcome(event.envelope.type, "applied" if did else "unchanged", 1)
             await self._ack(msg)
@@ -220,13 +260,15 @@ class Batcher:
         for msg in messages:
             await self._nack(msg)
 
-    async def _reject(self, msg: RabbitMessage, reason: str, event_type: str) -> None:
+    async def _reject(
+        self, msg: RabbitMessage, reason: str, event_type: str, *, attempts: int | None = None
+    ) -> None:
         log.warning(
             "message dead-lettered",
             extra={"queue": self._queue, "message_id": msg.message_id, "reason": reason},
         )
         try:
-            await dead_letter(self._broker, msg, self._queue, reason)
+            await dead_letter(self._broker, msg, self._queue, reason, attempts=attempts)
         except Exception:
             log.exception("could not dead-letter, message requeued", extra={"queue": self._queue})
             await asyncio.sleep(self._retry_delay)

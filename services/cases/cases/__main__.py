@@ -10,8 +10,7 @@ import asyncio
 import json
 import sys
 
-import uvicorn
-
+from lhpn_shared.http import serve
 from lhpn_shared.logs import configure_logging
 from lhpn_shared.settings import load_settings
 
@@ -37,13 +36,7 @@ def main() -> None:
         return
     if sys.argv[1:2] == ["reencrypt"]:
         sys.exit(reencrypt_command(settings, sys.argv[2:]))
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.cases_port,
-        log_config=None,
-        access_log=False,
-    )
+    serve(create_app(settings), settings, settings.cases_port)
 
 
 def reencrypt_command(settings: CasesSettings, argv: list[str]) -> int:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-import uvicorn
-
 from lhpn_shared.clock import SystemClock
+from lhpn_shared.http import serve
 from lhpn_shared.logs import configure_logging
 from lhpn_shared.mongo import database, make_client
 from lhpn_shared.settings import load_settings
@@ -50,13 +49,7 @@ def main() -> None:
             sys.exit(f"no stored user '{settings.admin_username}' (ADMIN_USERNAME)")
         print(f"password of '{settings.admin_username}' replaced")
         return
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.intake_port,
-        log_config=None,
-        access_log=False,
-    )
+    serve(create_app(settings), settings, settings.intake_port)
 
 
 if __name__ == "__main__":

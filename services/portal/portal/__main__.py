@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uvicorn
-
+from lhpn_shared.http import serve
 from lhpn_shared.logs import configure_logging
 
 from .app import create_app
@@ -13,13 +12,7 @@ from .settings import PortalSettings
 def main() -> None:
     settings = PortalSettings()
     configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.portal_port,
-        log_config=None,
-        access_log=False,
-    )
+    serve(create_app(settings), settings, settings.portal_port)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,7 @@ import asyncio
 import json
 import sys
 
-import uvicorn
-
+from lhpn_shared.http import serve
 from lhpn_shared.logs import configure_logging
 from lhpn_shared.settings import load_settings
 
@@ -33,13 +32,7 @@ def main() -> None:
         return
     if sys.argv[1:2] == ["reencrypt"]:
         sys.exit(reencrypt_command(settings))
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.reminders_port,
-        log_config=None,
-        access_log=False,
-    )
+    serve(create_app(settings), settings, settings.reminders_port)
 
 
 def reencrypt_command(settings: RemindersSettings) -> int:

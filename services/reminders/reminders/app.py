@@ -98,7 +98,16 @@ def build_broker(
         async def handle(envelope: Envelope, publisher: Principal) -> None:
             await ref["reminders"].handle(envelope)
 
-        await process_delivery(broker, msg, QUEUE, handle, admission=owners, progress=progress)
+        await process_delivery(
+            broker,
+            msg,
+            QUEUE,
+            handle,
+            admission=owners,
+            progress=progress,
+            own_user=settings.broker_user,
+            max_attempts=settings.consumer_max_attempts,
+        )
 
     refs = access_ref if access_ref is not None else {}
     subscribe_access(
@@ -111,26 +120,38 @@ def build_broker(
     return broker, publisher
 
 
-async def _every(
-    name: str, seconds: float, work: Callable[[], Awaitable[object]], *, again: bool = False
-) -> None:
-    """Run `work` forever, `seconds` apart; with `again`, at once while it reports progress.
-    A failure is logged and tried at the next turn (database or SMTP down, a bug in one run)."""
-    task = asyncio.current_task()
-    while True:
-        progressed: object = False
-        try:
-            progressed = await work()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if task is not None and task.cancelling():
-                # a library turned our cancellation into another error: still stop
-                raise asyncio.CancelledError from exc
-            level = logging.WARNING if isinstance(exc, TRANSIENT_DB_ERRORS) else logging.ERROR
-            log.log(level, "%s failed, trying again later", name, exc_info=exc)
-        if not (again and progressed):
-            await asyncio.sleep(seconds)
+class Every:
+    """Run `work` forever, `seconds` apart; with `again`, at once while it reports progress. A
+    failure is logged and tried at the next turn (database or SMTP down, a bug in one run).
+    `stop()` lets the run in hand finish, then `run` returns (shutdown)."""
+
+    def __init__(
+        self, name: str, seconds: float, work: Callable[[], Awaitable[object]], *, again: bool
+    ) -> None:
+        self.name, self.seconds, self.work, self.again = name, seconds, work, again
+        self._stopped = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def run(self) -> None:
+        task = asyncio.current_task()
+        self._stopped.clear()
+        while not self._stopped.is_set():
+            progressed: object = False
+            try:
+                progressed = await self.work()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if task is not None and task.cancelling():
+                    # a library turned our cancellation into another error: still stop
+                    raise asyncio.CancelledError from exc
+                level = logging.WARNING if isinstance(exc, TRANSIENT_DB_ERRORS) else logging.ERROR
+                log.log(level, "%s failed, trying again later", self.name, exc_info=exc)
+            if not (self.again and progressed):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), timeout=self.seconds)
 
 
 def create_app(
@@ -206,19 +227,34 @@ def create_app(
             await access.load()
             access_ref["copy"] = access
 
-        async def scheduler() -> None:
-            await _every("sweep", settings.sweep_interval_seconds, lambda: sweeper.run(clock.now()))
+        scheduler = Every(
+            "sweep", settings.sweep_interval_seconds, lambda: sweeper.run(clock.now()), again=False
+        )
+        worker = Every(
+            "delivery", settings.delivery_poll_seconds, dispatcher.deliver_due, again=True
+        )
 
-        async def delivery_worker() -> None:
-            await _every(
-                "delivery", settings.delivery_poll_seconds, dispatcher.deliver_due, again=True
-            )
+        def stop_sending() -> None:
+            """At shutdown: the deliveries already started finish and are recorded; the others
+            are released at once for the next process (`Dispatcher.stop`)."""
+            dispatcher.stop()
+            worker.stop()
+
+        def stop_sweeping() -> None:
+            dispatcher.stop()
+            scheduler.stop()
 
         prepared = background.start(lambda: retry_while_database_down(prepare), "prepare")
         background.start_broker(after=prepared, relay=relay)
-        background.start(delivery_worker, "delivery", forever=True, after=prepared)
+        background.start(worker.run, "delivery", forever=True, after=prepared, stop=stop_sending)
         if settings.sweep_interval_seconds > 0:
-            background.start(scheduler, "scheduler", forever=True, after=prepared)
+            background.start(
+                scheduler.run,
+                "scheduler",
+                forever=True,
+                after=prepared,
+                stop=stop_sweeping,
+            )
         try:
             yield
         finally:

@@ -94,6 +94,14 @@ class Dispatcher:
         self.http = http
         self.templates = templates
         self.on_outcome = on_outcome or (lambda _channel, _status: None)
+        self.stopping = False
+        """shutting down: no delivery is started any more (`stop`)"""
+
+    def stop(self) -> None:
+        """The deliveries in progress finish and are recorded; a send not started yet is
+        released at once (not left leased for `DELIVERY_LEASE_SECONDS`), so the next process —
+        or another replica — delivers it."""
+        self.stopping = True
 
     async def deliver_due(self) -> int:
         """One pass of the delivery worker: take the sends with a delivery due whose lease
@@ -139,6 +147,8 @@ class Dispatcher:
 
         async def one(send: Doc) -> Doc:
             async with gate:
+                if self.stopping:
+                    return await self._release(send, lease_id)
                 try:
                     return await self._deliver_one(send, lease_id, context, secrets)
                 except Exception:
@@ -146,6 +156,17 @@ class Dispatcher:
                     return send
 
         return list(await asyncio.gather(*(one(s) for s in sends)))
+
+    async def _release(self, send: Doc, lease_id: str) -> Doc:
+        """Give back a send taken but not attempted (shutdown): due again at once."""
+        fields = {"lease_id": uuid.uuid4().hex, "lease_until": self.reminders.now()}
+        try:
+            await self.reminders.store.send_log.update_one(
+                {"_id": send["_id"], "lease_id": lease_id}, {"$set": fields}
+            )
+        except Exception as exc:  # its lease ends by itself
+            log.warning("send not released", extra={"send_id": send["_id"], "error": repr(exc)})
+        return {**send, **fields}
 
     async def _deliver_one(
         self, send: Doc, lease_id: str, context: RenderContext, secrets: dict[str, Contacts]
