@@ -4,6 +4,7 @@
 #   deploy/rabbitmq.sh import-definitions <FILE     users, permissions, vhost, exchanges, queues
 #                                                   (python -m lhpn_shared.broker_accounts)
 #   deploy/rabbitmq.sh vhost-delete NAME [USER...]  delete a vhost and the users given
+#   deploy/rabbitmq.sh stop                         stop the node, every step bounded in time
 # rabbitmqctl honours RABBITMQ_NODENAME, so the same commands serve a private test node.
 set -euo pipefail
 
@@ -44,10 +45,29 @@ vhost_delete() {
     log "vhost $name and $# user(s) gone"
 }
 
+stop() {
+    # `rabbitmqctl stop <pidfile>` waits for the process the file names, and waits forever when
+    # the file is missing or stale: every step here is bounded, and a node still running at the
+    # end is killed by the pid it wrote.
+    local pid=
+    [ -f "$PIDF" ] && pid=$(tr -dc 0-9 <"$PIDF" 2>/dev/null || true)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        timeout -k 5 60 rabbitmqctl -q stop "$PIDF" || log "rabbitmqctl stop did not finish in 60 s"
+    else
+        timeout -k 5 30 rabbitmqctl -q stop 2>/dev/null || log "no running node answered the stop"
+    fi
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        log "node pid $pid still running: killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    log "stopped"
+}
+
 case "${1:-ensure}" in
     ensure) ensure ;;
+    stop) stop ;;
     import-definitions) import_definitions ;;
     vhost-delete) [ $# -ge 2 ] || { echo "usage: $0 vhost-delete NAME [USER...]" >&2; exit 2; }
                   shift; vhost_delete "$@" ;;
-    *) echo "usage: $0 [ensure | import-definitions <FILE | vhost-delete NAME [USER...]]" >&2; exit 2 ;;
+    *) echo "usage: $0 [ensure | stop | import-definitions <FILE | vhost-delete NAME [USER...]]" >&2; exit 2 ;;
 esac
