@@ -4,6 +4,13 @@ A send in the send log holds one delivery per channel, each `pending` → `sent`
 `retrying` (with `next_attempt_at`) → … → `failed`. Whoever sends holds a lease on the send
 document: the sweep that claimed it, or the delivery worker for what is due again. Each final
 outcome writes `notification.sent` / `notification.failed` in the same document update.
+
+A lease is taken for a whole batch (a sweep may claim thousands of sends), but it must hold
+while each send is attempted: right before attempting one, its holder renews its lease, and
+only if it still holds it (`_hold`); the worker takes a send only once its lease has ended.
+So a batch that outlives its lease — a big catch-up sweep, a slow mail server — never has one
+of its sends delivered by two processes: the fault suite found 261 reminders sent twice that
+way (the sweep went on sending what the worker had taken after the lease ended).
 """
 
 from __future__ import annotations
@@ -117,9 +124,14 @@ class Dispatcher:
         lease_id = uuid.uuid4().hex
         taken: list[Doc] = []
         for send in candidates:
-            # compare-and-swap on the version read: another worker's take or release changed it
+            # compare-and-swap on the version read (another worker's take or release changed
+            # it), and only while the lease is still over (its holder renews it before sending)
             result = await send_log.update_one(
-                {"_id": send["_id"], "lease_id": send.get("lease_id")},
+                {
+                    "_id": send["_id"],
+                    "lease_id": send.get("lease_id"),
+                    "lease_until": {"$lte": now},
+                },
                 {"$set": {"lease_id": lease_id, "lease_until": now + self.options.lease}},
             )
             if result.modified_count:
@@ -150,12 +162,25 @@ class Dispatcher:
                 if self.stopping:
                     return await self._release(send, lease_id)
                 try:
+                    if not await self._hold(send, lease_id):
+                        return send  # its lease ended and another worker took it
                     return await self._deliver_one(send, lease_id, context, secrets)
                 except Exception:
                     log.exception("delivery crashed", extra={"send_id": send["_id"]})
                     return send
 
         return list(await asyncio.gather(*(one(s) for s in sends)))
+
+    async def _hold(self, send: Doc, lease_id: str) -> bool:
+        """Renew our lease on `send` for one attempt; False when we no longer hold it."""
+        result = await self.reminders.store.send_log.update_one(
+            {"_id": send["_id"], "lease_id": lease_id},
+            {"$set": {"lease_until": self.reminders.now() + self.options.lease}},
+        )
+        if result.matched_count == 0:
+            log.warning("send taken by another worker", extra={"send_id": send["_id"]})
+            return False
+        return True
 
     async def _release(self, send: Doc, lease_id: str) -> Doc:
         """Give back a send taken but not attempted (shutdown): due again at once."""
