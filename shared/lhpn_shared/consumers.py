@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiormq.exceptions import ChannelInvalidStateError
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 Clock = Callable[[], float]
@@ -96,10 +96,15 @@ class QueueProgress:
         """Unix time of the last batch applied (a per-message consumer: the last message)."""
         self.received_total = 0
         self.settled_total = 0
+        self.redelivered_total = 0
+        """deliveries the broker marked as delivered before (requeued, or held by a consumer,
+        a channel or a process that went away): what failures cost in work done again"""
 
     def received(self, msg: Any) -> None:
         self._held[id(msg.raw_message)] = (msg, self._now())
         self.received_total += 1
+        if getattr(msg.raw_message, "redelivered", False):
+            self.redelivered_total += 1
 
     def settled(self, msg: Any) -> None:
         """The delivery was acked, requeued or dead-lettered — or given up because its channel
@@ -169,8 +174,14 @@ class ConsumerMetrics(Collector):
         self.service = service
         self.consumers = consumers
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         labels = ["service", "queue"]
+        redelivered = CounterMetricFamily(
+            "lhpn_consumer_redelivered",
+            "Deliveries the broker had delivered before: requeued after a failure or an outage, "
+            "or held by a consumer, channel or process that went away",
+            labels=labels,
+        )
         held = GaugeMetricFamily(
             "lhpn_consumer_unacked_messages",
             "Deliveries received by the consumer and not settled yet",
@@ -199,4 +210,5 @@ class ConsumerMetrics(Collector):
             idle.add_metric(key, q.idle_for())
             if q.last_applied_at is not None:
                 applied.add_metric(key, q.last_applied_at)
-        yield from (held, oldest, idle, applied)
+            redelivered.add_metric(key, q.redelivered_total)
+        yield from (held, oldest, idle, applied, redelivered)

@@ -57,6 +57,7 @@ class FakeRaw:
         self.message_id: str | None = None
         self.user_id: str | None = None
         self.content_type = "application/json"
+        self.redelivered = False
 
     @property
     def channel(self) -> FakeChannel:

@@ -79,11 +79,17 @@ def test_a_delivery_whose_channel_closed_is_no_longer_held() -> None:
     assert (progress.held(), progress.stalled(60)) == (0, False)
 
 
-def test_the_metrics_give_per_queue_the_oldest_unacked_age_and_the_last_batch_time() -> None:
+def test_the_metrics_give_per_queue_the_oldest_unacked_age_the_last_batch_and_redeliveries() -> (
+    None
+):
     clock, wall = Clock(), Clock()
     consumers = Consumers(now=clock, wall=wall)
     channel = FakeChannel()
     consumers.queue("aggregation.events").received(channel.deliver(b"1"))
+    again = channel.deliver(b"2")
+    again.raw_message.redelivered = True  # requeued, or held by a consumer that went away
+    consumers.queue("aggregation.events").received(again)
+    consumers.queue("aggregation.events").settled(again)
     consumers.queue("aggregation.events").applied()
     consumers.queue("reminders.events")
     clock.t += 12.5
@@ -94,6 +100,7 @@ def test_the_metrics_give_per_queue_the_oldest_unacked_age_and_the_last_batch_ti
     assert f"lhpn_consumer_oldest_unacked_age_seconds{{{labels}}} 12.5" in text
     assert f"lhpn_consumer_unacked_messages{{{labels}}} 1.0" in text
     assert f"lhpn_consumer_last_batch_applied_timestamp_seconds{{{labels}}} 1000.0" in text
+    assert f"lhpn_consumer_redelivered_total{{{labels}}} 1.0" in text
     quiet = 'queue="reminders.events",service="aggregation"'
     assert f"lhpn_consumer_unacked_messages{{{quiet}}} 0.0" in text
     assert f"lhpn_consumer_last_batch_applied_timestamp_seconds{{{quiet}}}" not in text
