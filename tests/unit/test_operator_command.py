@@ -44,6 +44,10 @@ COMMANDS = [
     ["backup", "create"],
     ["backup", "restore"],
     ["backup", "check"],
+    ["dead-letters", "list"],
+    ["dead-letters", "show"],
+    ["dead-letters", "replay"],
+    ["dead-letters", "purge"],
     ["docs"],
 ]
 
@@ -62,7 +66,7 @@ def test_the_command_lists_every_group() -> None:
     result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "120"})
 
     groups = ("units", "plans", "users", "keys", "broker", "reminders", "aggregation", "backup")
-    for group in (*groups, "docs"):
+    for group in (*groups, "dead-letters", "docs"):
         assert f"│ {group} " in result.output
 
 
@@ -304,3 +308,22 @@ def test_the_api_documents_in_docs_api_are_those_of_the_code() -> None:
         assert json.loads(documents[f"{name}.openapi.json"])["info"]["title"] == f"LHPN {name}"
     channels = json.loads(documents["intake.asyncapi.json"])["channels"]
     assert "lhpn.events:activity.recorded.v1" in channels
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["replay", "intake.inbound"], "--reason, --message-id, hoặc --all"),
+        (["purge", "cases.inbound", "--yes"], "--reason, --message-id, hoặc --all"),
+        (["replay", "intake.inbound", "--all", "--reason", "x"], "--all không đi cùng"),
+        (["replay", "portal.inbound", "--all"], "không phải hàng đợi của dịch vụ nào"),
+        (["show", "inbound", "some-id"], "không phải hàng đợi của dịch vụ nào"),
+    ],
+)
+def test_a_dead_letter_command_without_a_clear_selection_is_refused_before_anything_is_sent(
+    args: list[str], says: str
+) -> None:
+    result = CliRunner().invoke(app, ["dead-letters", *args], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 2
+    assert says in " ".join(result.output.split())

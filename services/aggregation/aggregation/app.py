@@ -22,6 +22,7 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.specification import AsyncAPI
 from pymongo import AsyncMongoClient
 
+from lhpn_shared import dead_letters
 from lhpn_shared.access import Guard, document_permissions
 from lhpn_shared.accounts import AccessCopy, AccessRegistry, subscribe_access
 from lhpn_shared.audit import AuditLog, audit_router
@@ -207,6 +208,7 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
     )
     app.include_router(build_router(guard))
     app.include_router(audit_router(guard, lambda: app.state.audit, tree))
+    dead_letters.install(app, broker, settings, guard)
     document_permissions(app)
 
     @app.exception_handler(NotFound)

@@ -24,6 +24,7 @@ from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
 from pymongo import AsyncMongoClient
 
+from lhpn_shared import dead_letters
 from lhpn_shared.access import Guard, document_permissions, uuid_key
 from lhpn_shared.accounts import (
     AccessCopy,
@@ -62,7 +63,7 @@ from lhpn_shared.runtime import (
 )
 from lhpn_shared.trust import Admission, EventOwners, InboundGate
 
-from .adapters.dead_letters import DeadLetterSealer
+from .adapters.dead_letters import DeadLetterSealer, opener
 from .api import build_router
 from .data import load_vn_holidays
 from .domain.succession import handlers
@@ -289,6 +290,9 @@ def create_app(settings: CasesSettings, clock: Clock | None = None) -> FastAPI:
     )
     app.include_router(build_router(guard))
     app.include_router(audit_router(guard, lambda: app.state.audit, tree))
+    dead_letters.install(
+        app, broker, settings, guard, openers={INBOUND_QUEUE: opener(cipher.keyring)}
+    )
     document_permissions(app)
 
     answer_with_status(app, {NotFound: 404, Forbidden: 403, Conflict: 409})

@@ -19,6 +19,7 @@ from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
 from pymongo import AsyncMongoClient
 
+from lhpn_shared import dead_letters
 from lhpn_shared.access import AccessDenied, Guard, document_permissions, uuid_key
 from lhpn_shared.accounts import (
     AccessCopy,
@@ -270,6 +271,7 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
     app.include_router(build_router(guard))
     app.include_router(build_unit_router(guard))
     app.include_router(audit_router(guard, lambda: app.state.audit, tree))
+    dead_letters.install(app, broker, settings, guard)
     document_permissions(app)
 
     answer_with_status(

@@ -23,6 +23,7 @@ from faststream.specification import AsyncAPI
 from prometheus_client import Counter
 from pymongo import AsyncMongoClient
 
+from lhpn_shared import dead_letters
 from lhpn_shared.access import Guard, document_permissions
 from lhpn_shared.accounts import AccessCopy, AccessRegistry, subscribe_access
 from lhpn_shared.audit import AuditLog, audit_router
@@ -301,6 +302,7 @@ def create_app(
     )
     app.include_router(build_router(access))
     app.include_router(audit_router(access, lambda: app.state.audit, tree))
+    dead_letters.install(app, broker, settings, access)
     document_permissions(app)
 
     answer_with_status(app, {NotReady: 503})

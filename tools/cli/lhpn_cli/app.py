@@ -10,6 +10,8 @@ lhpn plans import plan.json                  publish a plan (targets, report cal
 lhpn broker add-system lhpn-sys-hotline --unit 555 --event case.opened.v1
 lhpn reminders sweep --as-of 2021-11-04T08:00:00+07:00
 lhpn aggregation rebuild                     replay aggregation's archive into its read models
+lhpn dead-letters list                       each DLQ: messages, reasons
+lhpn dead-letters replay intake.inbound --reason "unknown unit_id"
 lhpn backup create /backups/2025-01-31       every service's database, gzip BSON
 lhpn backup restore /backups/2025-01-31 --drop
 lhpn docs                                    OpenAPI and AsyncAPI documents into docs/api/
@@ -26,6 +28,7 @@ import typer
 from .aggregation_cmd import aggregation_app
 from .backup_cmd import backup_app
 from .broker_cmd import broker_app
+from .dead_letters_cmd import dead_letters_app
 from .docs_cmd import docs
 from .keys_cmd import keys_app
 from .plans_cmd import plans_app
@@ -35,8 +38,8 @@ from .users_cmd import users_app
 
 app = typer.Typer(
     help="Công cụ vận hành LHPN — the operator command: units, plans, users and API keys, broker "
-    "accounts of other systems, reminder sweeps, aggregation rebuilds, backups and the API "
-    "documents.",
+    "accounts of other systems, reminder sweeps, aggregation rebuilds, backups, dead letters and "
+    "the API documents.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
@@ -48,6 +51,7 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(reminders_app, name="reminders")
 app.add_typer(aggregation_app, name="aggregation")
 app.add_typer(backup_app, name="backup")
+app.add_typer(dead_letters_app, name="dead-letters")
 app.command("docs")(docs)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -158,3 +159,20 @@ def _open(keyring: Keyring, stored: StoredValue, message_id: str, path: str) -> 
 
 def _dump(doc: Any) -> bytes:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def opener(
+    keyring: Keyring,
+) -> Callable[[bytes, dict[str, Any], str | None], tuple[bytes, list[str]]]:
+    """For a replay (`lhpn_shared.dead_letters`): the body as first published, and the headers
+    that described the sealing (no longer true of it)."""
+
+    def open_(
+        body: bytes, headers: dict[str, Any], message_id: str | None
+    ) -> tuple[bytes, list[str]]:
+        return open_dead_letter(keyring, body, headers, message_id), [
+            PERSONAL_DATA_HEADER,
+            SEALED_FIELDS_HEADER,
+        ]
+
+    return open_
