@@ -7,6 +7,10 @@ class NotFound(Exception):
     pass
 
 
+class StaleRevision(Exception):
+    """An inbound correction older than (or as old as) the stored revision: nothing to do."""
+
+
 class Conflict(Exception):
     pass
 

@@ -19,7 +19,7 @@ from lhpn_shared.contracts.events import ActivityVoided, Envelope, parse_data
 from lhpn_shared.http import FieldProblem
 from lhpn_shared.principal import Principal
 
-from .errors import Conflict, NotFound
+from .errors import Conflict, NotFound, StaleRevision
 from .models import ReportSubmission
 
 if TYPE_CHECKING:
@@ -54,7 +54,9 @@ async def handle_inbound(intake: Intake, envelope: Envelope, principal: Principa
             assert isinstance(data, ActivityVoided)
             if await _seen(intake, str(data.activity_id), envelope):
                 return "duplicate"
-            await intake.void_activity(data.activity_id, principal, reason=data.reason, **kw)
+            await intake.void_activity(
+                data.activity_id, principal, reason=data.reason, revision=data.revision, **kw
+            )
             return "accepted"
         if envelope.type == "report.submitted":
             sub = ReportSubmission.model_validate(envelope.data)
@@ -78,10 +80,12 @@ async def _activity(
     fields = ActivityFields.model_validate(
         data.model_dump(include=set(ActivityFields.model_fields))
     )
-    # insert first: the common case (a new activity) costs one write and no read
+    # insert first: the common case (a new activity) costs one write and no read; the
+    # sender's revision is kept, so that its corrections — handled in whatever order they are
+    # delivered, several at once — leave the newest
     try:
         _, created = await intake.record_activity(
-            fields, principal, activity_id=data.activity_id, **kw
+            fields, principal, activity_id=data.activity_id, revision=data.revision, **kw
         )
     except Conflict:
         created = None  # the id exists with other content: a correction, or stale
@@ -92,13 +96,16 @@ async def _activity(
         return "duplicate"
     if existing["unit_id"] not in intake.tree or not _may_write(intake, principal, existing):
         raise Conflict(f"Mã hoạt động {data.activity_id} đã được dùng cho một hoạt động khác.")
-    if data.revision <= existing["revision"]:
+    try:
+        await intake.correct_activity(
+            data.activity_id, fields, principal, revision=data.revision, **kw
+        )
+    except StaleRevision:
         log.info(
             "inbound activity not newer than stored, ignored",
             extra={"activity_id": str(data.activity_id), "revision": data.revision},
         )
         return "duplicate"
-    await intake.correct_activity(data.activity_id, fields, principal, **kw)
     return "accepted"
 
 

@@ -32,7 +32,7 @@ from lhpn_shared.outbox import outbox_fields, with_outbox
 from lhpn_shared.principal import Principal
 
 from . import domain
-from .errors import Conflict, NotFound, NotReady
+from .errors import Conflict, NotFound, NotReady, StaleRevision
 from .inbound import handle_inbound
 from .models import AttachmentIn, ReportSubmission
 from .repository import (
@@ -196,16 +196,18 @@ class Intake:
         event_id: UUID | None = None,
         source: str = SOURCE,
         correlation_id: str | None = None,
+        revision: int = 1,
     ) -> tuple[Activity, bool]:
         """Record a new activity. Returns (activity, created). The same `activity_id` with the
-        same content is a safe retry (nothing new); with other content it is a conflict."""
+        same content is a safe retry (nothing new); with other content it is a conflict.
+        `revision`: the sender's, for an activity another system numbers itself (inbound)."""
         self._require_write(principal, fields.unit_id)
         self._check_activity(fields)
         actor = principal.subject
         activity = Activity(
             **fields.model_dump(),
             activity_id=activity_id or uuid4(),
-            revision=1,
+            revision=revision,
             recorded_at=self.now(),
             recorded_by=actor,
         )
@@ -245,22 +247,29 @@ class Intake:
         event_id: UUID | None = None,
         source: str = SOURCE,
         correlation_id: str | None = None,
+        revision: int | None = None,
     ) -> Activity:
         """A correction: a new revision of the whole activity, by someone who may write for
-        both the unit it belongs to and the unit it names now."""
+        both the unit it belongs to and the unit it names now.
+
+        `revision`: the sender's number for it (inbound): applied only over an older one —
+        written with a guard on the stored revision, so two corrections handled at once end
+        with the newer, whichever writes first — else `StaleRevision`."""
         current = await self.get_activity(activity_id)
         self._require_write(principal, current.unit_id)
         self._require_write(principal, fields.unit_id)
         actor = principal.subject
+        if revision is not None and current.revision >= revision:
+            raise StaleRevision(f"revision {revision} <= {current.revision} stored")
         if current.voided:
             raise Conflict("Hoạt động đã bị hủy, không thể sửa.")
         self._check_activity(fields)
-        if _same_content(current, fields):
+        if _same_content(current, fields) and revision is None:
             return current
         updated = Activity(
             **fields.model_dump(),
             activity_id=activity_id,
-            revision=current.revision + 1,
+            revision=current.revision + 1 if revision is None else revision,
             recorded_at=self.now(),
             recorded_by=actor,
         )
@@ -274,10 +283,23 @@ class Intake:
         )
         update = with_outbox({"$set": activity_to_doc(updated)}, [event])
         update["$push"]["source_event_ids"] = str(event.event_id)
-        result = await self.store.activities.update_one(
-            {"_id": str(activity_id), "revision": current.revision}, update
+        guard: dict[str, Any] = (
+            {"revision": current.revision}
+            if revision is None
+            else {"revision": {"$lt": revision}, "voided": {"$ne": True}}
         )
+        result = await self.store.activities.update_one({"_id": str(activity_id), **guard}, update)
         if result.matched_count == 0:
+            if revision is not None:  # a newer revision or a void was written meanwhile
+                return await self.correct_activity(
+                    activity_id,
+                    fields,
+                    principal,
+                    event_id=event_id,
+                    source=source,
+                    correlation_id=correlation_id,
+                    revision=revision,
+                )
             raise Conflict("Hoạt động vừa được người khác sửa, vui lòng tải lại rồi thử lại.")
         self._wake(self.store.activities.name)
         await self._audit(principal, "activities.correct", activity_id, updated.unit_id)
@@ -292,14 +314,18 @@ class Intake:
         event_id: UUID | None = None,
         source: str = SOURCE,
         correlation_id: str | None = None,
+        revision: int | None = None,
     ) -> Activity:
+        """`revision`: the sender's number for the void (inbound), kept when it is above the
+        stored one, so that a correction it follows, handled after it, is seen as older."""
         current = await self.get_activity(activity_id)
         self._require_write(principal, current.unit_id)
         actor = principal.subject
         if current.voided:
             return current
         now = self.now()
-        voided = current.model_copy(update={"voided": True, "revision": current.revision + 1})
+        number = current.revision + 1 if revision is None else max(revision, current.revision + 1)
+        voided = current.model_copy(update={"voided": True, "revision": number})
         data = ActivityVoided(
             activity_id=activity_id,
             unit_id=current.unit_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.integration.intake.test_activities import make_activity
@@ -25,3 +27,33 @@ async def test_a_higher_revision_from_another_system_corrects_and_a_lower_one_is
     assert got["revision"] == 2
     assert got["metrics"] == {"sessions": 4, "participants": 120}
     assert got["title"] == first["title"]
+
+
+async def test_revisions_handled_newest_first_or_all_at_once_leave_the_newest(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """Found by the fault suite: a consumer handles up to its prefetch of messages at once, so
+    two corrections of one activity may be handled in either order or together; intake used
+    to number them itself (stored + 1), and the older one, applied second, won."""
+    base = make_activity()
+    revisions = [
+        {**base, "revision": n, "metrics": {"sessions": n, "participants": 10 * n}}
+        for n in (1, 2, 3, 4)
+    ]
+
+    async def send(activity: dict[str, object]) -> str:
+        r = await client.post("/api/v1/events", json=envelope(activity), headers=admin)
+        assert r.status_code == 202, r.text
+        return str(r.json()["status"])
+
+    # the newest first: the older ones after it are stale
+    assert await send(revisions[2]) == "accepted"
+    assert [await send(revisions[1]), await send(revisions[0])] == ["duplicate", "duplicate"]
+    got = (await client.get(f"/api/v1/activities/{base['activity_id']}", headers=admin)).json()
+    assert (got["revision"], got["metrics"]["sessions"]) == (3, 3)
+
+    # several at once, the newest among them: it stands, whatever order they are written in
+    statuses = await asyncio.gather(*(send(r) for r in [revisions[1], revisions[3], revisions[2]]))
+    assert statuses.count("accepted") == 1
+    got = (await client.get(f"/api/v1/activities/{base['activity_id']}", headers=admin)).json()
+    assert (got["revision"], got["metrics"]["sessions"]) == (4, 4)
