@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -26,6 +27,8 @@ class EventListener:
         self.url, self.exchange, self.keys = url, exchange, keys
         self.messages: list[AbstractIncomingMessage] = []
         self._conn: aio_pika.abc.AbstractRobustConnection | None = None
+        self._marker_key = f"test-marker.{uuid.uuid4().hex}"
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
 
     async def __aenter__(self) -> EventListener:
         self._conn = await aio_pika.connect_robust(self.url)
@@ -34,8 +37,9 @@ class EventListener:
             self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
         queue = await channel.declare_queue(exclusive=True)
-        for key in self.keys:
+        for key in (*self.keys, self._marker_key):
             await queue.bind(exchange, routing_key=key)
+        self._exchange = exchange
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             self.messages.append(message)
@@ -52,8 +56,24 @@ class EventListener:
         return [
             json.loads(m.body)
             for m in self.messages
-            if routing_key is None or m.routing_key == routing_key
+            if m.routing_key != self._marker_key
+            and (routing_key is None or m.routing_key == routing_key)
         ]
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Publish a marker to this listener's queue and wait for it: every message the broker
+        had routed here before — all that was published and confirmed so far — has then arrived
+        (a queue keeps its order). Instead of a sleep for "nothing more arrives"."""
+        assert self._exchange is not None
+        marker = uuid.uuid4().hex
+        await self._exchange.publish(
+            aio_pika.Message(marker.encode(), message_id=marker), routing_key=self._marker_key
+        )
+        deadline = time.monotonic() + timeout
+        while not any(m.message_id == marker for m in self.messages):
+            if time.monotonic() > deadline:
+                raise AssertionError("the listener's marker never came back")
+            await asyncio.sleep(0.05)
 
     async def wait_for(
         self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0

@@ -417,7 +417,9 @@ class Reminders:
         """Fulfil those of these open obligations whose report is stored.
 
         The write is commutative (`$min` of the arrival, `$max` of on-time), so a racing
-        duplicate cannot undo it; a duplicate event carries the same id and is deduped."""
+        duplicate cannot undo it; and it only applies — with its event — while it changes the
+        arrival, so the same report handled twice at once (two deliveries of it in flight)
+        makes one event, not the same one twice."""
         reports = await self._reports_for(obligations)
         done = 0
         for ob in obligations:
@@ -425,9 +427,14 @@ class Reminders:
             if report is None:
                 continue
             _, event = self._fulfilment(ob, report)
-            # only while still open: of two replicas fulfilling it at once, one announces it
+            # only while still open (or fulfilled by a later arrival): of two replicas, or two
+            # deliveries, fulfilling it at once, one announces it
+            arrival = to_millis(report["received_at"])
             result = await self.store.obligations.update_one(
-                {"_id": ob.obligation_id, "received_at": None},
+                {
+                    "_id": ob.obligation_id,
+                    "$or": [{"received_at": None}, {"received_at": {"$gt": arrival}}],
+                },
                 with_outbox(_fulfilment_update(report), [event]),
             )
             done += result.modified_count

@@ -291,6 +291,20 @@ class Service:
         result: dict[str, Any] = r.json()
         return result
 
+    async def outbox_published(self) -> None:
+        """Wait until nothing the service wrote is left to publish (its outbox gauges)."""
+
+        async def empty() -> bool:
+            text = (await self.client.get("/metrics")).text
+            pending = [
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("lhpn_outbox_pending_documents{")
+            ]
+            return bool(pending) and not any(pending)
+
+        await eventually(empty, timeout=20)
+
     async def notifications(self, unit_id: str = PROVINCE) -> list[dict[str, Any]]:
         r = await self.client.get(
             "/api/v1/notifications",

@@ -143,8 +143,8 @@ async def test_a_sweep_publishes_obligation_overdue_once_when_it_first_finds_it_
         first = await province.sweep(vn(2021, 10, 30, 8))
         await province.sweep(vn(2021, 10, 31, 8))
         await province.sweep(vn(2021, 11, 5, 8))
-        await events.wait_for(lambda bodies: len(bodies) >= 8)
-        await asyncio.sleep(1.0)  # every chance for a duplicate to show up
+        await province.outbox_published()  # every sweep wrote its events before answering
+        await events.flush()
 
     overdue = events.bodies()
     assert first["newly_overdue"] == 8
