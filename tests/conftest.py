@@ -19,6 +19,34 @@ from tests.support.broker_node import BrokerNode, started_broker_node
 from tests.support.infra import DevMongo, RabbitVhost, free_port
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fault-seed",
+        type=int,
+        default=None,
+        help="seed of the whole-system fault suite (tests/faults): its stream and where each "
+        "fault strikes; default FAULT_SEED, else a new one (printed, and in a failure's message)",
+    )
+
+
+def fault_seed_of(config: pytest.Config) -> int:
+    """The run's seed, chosen once per session."""
+    seed = config.getoption("--fault-seed")
+    if seed is None:
+        seed = int(os.environ.get("FAULT_SEED") or secrets.randbelow(1_000_000))
+        config.option.fault_seed = seed
+    return int(seed)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"fault seed: {fault_seed_of(config)} (tests/faults; reproduce with --fault-seed)"
+
+
+@pytest.fixture(scope="session")
+def fault_seed(pytestconfig: pytest.Config) -> int:
+    return fault_seed_of(pytestconfig)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Through the environment, so every settings object and service process of the session
     gets them: development must be asked for (ENV unset counts as production), and broker
