@@ -38,3 +38,31 @@ async def eventually(
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+async def metric(client: httpx.AsyncClient, name: str, **labels: str) -> float:
+    """The sum of a service's `/metrics` samples called `name` with these labels."""
+    total = 0.0
+    for line in (await client.get("/metrics")).text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        sample, value = line.rsplit(" ", 1)
+        if all(f'{k}="{v}"' in sample for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+async def outbox_published(client: httpx.AsyncClient, timeout: float = 20) -> None:
+    """Wait until nothing the service wrote is left to publish (its outbox gauges are 0): with
+    `EventListener.flush` after it, every event it made has reached the listener."""
+
+    async def empty() -> bool:
+        text = (await client.get("/metrics")).text
+        pending = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("lhpn_outbox_pending_documents{")
+        ]
+        return bool(pending) and not any(pending)
+
+    await eventually(empty, timeout=timeout)

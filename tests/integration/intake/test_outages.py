@@ -18,7 +18,7 @@ from intake.settings import IntakeSettings
 from tests.integration.intake.test_activities import make_activity
 from tests.integration.intake.test_inbound import envelope
 from tests.support.amqp import EventListener, publish_raw, purge_queues
-from tests.support.http import eventually, login, running
+from tests.support.http import eventually, login, metric, outbox_published, running
 from tests.support.infra import DevMongo, RabbitVhost, free_port
 from tests.support.tcpproxy import TcpProxy
 
@@ -65,14 +65,14 @@ async def test_activities_posted_while_the_broker_is_down_are_all_published_once
         ]
         assert statuses == [201] * 50
         assert (await client.get("/readyz")).status_code == 503
-        await asyncio.sleep(1.0)
         wanted = {b["activity_id"] for b in bodies}
         assert not wanted & {e["data"].get("activity_id") for e in events.bodies()}
         await proxy.restore()
         await events.wait_for(
             lambda got: wanted <= {e["data"].get("activity_id") for e in got}, timeout=60
         )
-        await asyncio.sleep(1.0)
+        await outbox_published(client)  # a second copy would be published by now…
+        await events.flush()  # …and here
         ids = [
             e["data"]["activity_id"]
             for e in events.bodies("activity.recorded.v1")
@@ -122,7 +122,8 @@ async def test_every_acknowledged_activity_survives_a_kill_9_of_the_database(
         await events.wait_for(
             lambda got: set(accepted) <= {e["data"].get("activity_id") for e in got}, timeout=60
         )
-        await asyncio.sleep(1.0)
+        await outbox_published(client)
+        await events.flush()
         for activity_id in accepted:
             r = await client.get(f"/api/v1/activities/{activity_id}", headers=admin)
             assert r.status_code == 200, (activity_id, r.text)
@@ -162,7 +163,11 @@ async def test_with_the_database_down_writes_get_503_and_inbound_waits_unacked(
             json.dumps(env).encode(),
             str(env["event_id"]),
         )
-        await asyncio.sleep(3.0)  # the consumer is retrying, not acking, not dead-lettering
+
+        async def retried() -> bool:  # the consumer nacked it back at least twice
+            return await metric(client, "lhpn_consumer_redelivered_total") >= 2
+
+        await eventually(retried, timeout=60, interval=0.2)
         assert not [e for e in events.bodies() if e["event_id"] == env["event_id"]]
         own_mongo.start()
         await events.wait_for(

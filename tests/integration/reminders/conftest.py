@@ -35,7 +35,7 @@ from reminders.app import QUEUE, create_app
 from reminders.delivery.addresses import Resolver
 from reminders.settings import RemindersSettings
 from tests.support.amqp import publish_raw, purge_queues
-from tests.support.http import eventually, running
+from tests.support.http import eventually, outbox_published, running
 from tests.support.infra import DevMongo, RabbitVhost
 
 pytestmark = pytest.mark.integration
@@ -293,17 +293,7 @@ class Service:
 
     async def outbox_published(self) -> None:
         """Wait until nothing the service wrote is left to publish (its outbox gauges)."""
-
-        async def empty() -> bool:
-            text = (await self.client.get("/metrics")).text
-            pending = [
-                float(line.rsplit(" ", 1)[1])
-                for line in text.splitlines()
-                if line.startswith("lhpn_outbox_pending_documents{")
-            ]
-            return bool(pending) and not any(pending)
-
-        await eventually(empty, timeout=20)
+        await outbox_published(self.client)
 
     async def notifications(self, unit_id: str = PROVINCE) -> list[dict[str, Any]]:
         r = await self.client.get(

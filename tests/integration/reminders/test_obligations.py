@@ -118,6 +118,8 @@ async def test_the_same_report_event_twice_fulfils_once_and_publishes_one_event(
         await province.outbox_published()
         await events.flush()
 
-    assert [e["data"]["unit_id"] for e in events.bodies()].count("557") == 1, [(e["event_id"], e["occurred_at"], e["data"]) for e in events.bodies()]
+    assert [e["data"]["unit_id"] for e in events.bodies()].count("557") == 1, [
+        (e["event_id"], e["occurred_at"], e["data"]) for e in events.bodies()
+    ]
     (obligation,) = await province.obligations(report_type=THEMATIC, unit_id="557")
     assert obligation["status"] == "fulfilled_on_time"
