@@ -29,6 +29,7 @@ class EventListener:
         self._conn: aio_pika.abc.AbstractRobustConnection | None = None
         self._marker_key = f"test-marker.{uuid.uuid4().hex}"
         self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._markers: set[str] = set()
 
     async def __aenter__(self) -> EventListener:
         self._conn = await aio_pika.connect_robust(self.url)
@@ -42,7 +43,10 @@ class EventListener:
         self._exchange = exchange
 
         async def on_message(message: AbstractIncomingMessage) -> None:
-            self.messages.append(message)
+            if message.routing_key == self._marker_key:
+                self._markers.add(str(message.message_id))
+            else:
+                self.messages.append(message)
             await message.ack()
 
         await queue.consume(on_message)
@@ -56,8 +60,7 @@ class EventListener:
         return [
             json.loads(m.body)
             for m in self.messages
-            if m.routing_key != self._marker_key
-            and (routing_key is None or m.routing_key == routing_key)
+            if routing_key is None or m.routing_key == routing_key
         ]
 
     async def flush(self, timeout: float = 10.0) -> None:
@@ -70,7 +73,7 @@ class EventListener:
             aio_pika.Message(marker.encode(), message_id=marker), routing_key=self._marker_key
         )
         deadline = time.monotonic() + timeout
-        while not any(m.message_id == marker for m in self.messages):
+        while marker not in self._markers:
             if time.monotonic() > deadline:
                 raise AssertionError("the listener's marker never came back")
             await asyncio.sleep(0.05)

@@ -27,7 +27,7 @@ from tests.integration.aggregation.streams import (
     wait_consumed,
 )
 from tests.support.amqp import drain_queue, publish_raw
-from tests.support.http import eventually
+from tests.support.http import eventually, metric
 from tests.support.infra import DevMongo, RabbitVhost
 from tests.unit.aggregation.generated import Generated, generate
 
@@ -146,7 +146,11 @@ async def test_a_database_outage_requeues_the_batches_and_loses_no_event(
     devmongo.kill9()
     try:
         await publish_all(rabbit, events)
-        await asyncio.sleep(3)  # batches fail against the dead database and are requeued
+
+        async def requeued() -> bool:  # the batch failed against the dead database, came back
+            return await metric(client, "lhpn_consumer_redelivered_total") >= len(events)
+
+        await eventually(requeued, timeout=60, interval=0.2)
         assert await consumed(client) == before  # nothing acked unwritten
     finally:
         await asyncio.to_thread(devmongo.start)

@@ -6,7 +6,6 @@ of their reads audited. Every answer that leaves it out says so.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any
@@ -27,6 +26,7 @@ from tests.integration.cases.builders import (
     make_case,
 )
 from tests.support.amqp import EventListener
+from tests.support.http import outbox_published
 from tests.support.infra import RabbitVhost
 
 NAME = "Hồ Thị Quỳnh Zephyrine"
@@ -322,7 +322,8 @@ async def test_personal_data_reaches_only_the_union_holding_the_case_and_nothing
 
         await events.wait_for(lambda b: sum(e["type"] == "case.opened" for e in b) == 2)
         await events.wait_for(lambda b: any(e["type"] == "case.closed" for e in b))
-        await asyncio.sleep(0.5)
+        await outbox_published(client)  # everything cases wrote is published…
+        await events.flush()  # …and here
 
     # the events: the facts of every step, none of the personal data
     published = events.messages

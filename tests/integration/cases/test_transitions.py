@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -13,6 +12,7 @@ from lhpn_shared.clock import FixedClock
 from lhpn_shared.contracts.cases import CaseStatus
 from tests.integration.cases.builders import Caller, make_case
 from tests.support.amqp import EventListener
+from tests.support.http import outbox_published
 from tests.support.infra import RabbitVhost
 
 S = CaseStatus
@@ -104,7 +104,8 @@ async def test_a_closed_case_is_reopened_once_and_the_timeline_keeps_every_step(
         assert again.status_code == 409
         assert "mở lại một lần" in again.json()["detail"] and again.json()["allowed"] == []
         await events.wait_for(lambda b: len([e for e in b if e["type"] == "case.closed"]) == 2)
-        await asyncio.sleep(0.5)
+        await outbox_published(client)
+        await events.flush()
     case = (await client.get(f"/api/v1/cases/{case_id}", headers=commune.headers)).json()
     assert [e["to_status"] for e in case["timeline"]] == [
         "received",
