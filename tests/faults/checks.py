@@ -77,15 +77,20 @@ async def set_contacts(stack: FaultStack, tokens: Tokens, stream: Stream) -> Non
     """Each unit's e-mail address and webhook, at reminders."""
     async with httpx.AsyncClient(timeout=10) as http:
         for unit in stream.units:
-            r = await http.put(
-                f"{stack.url('reminders')}/api/v1/contacts/{unit.unit_id}",
-                json={
-                    "emails": [f"hoi-{unit.unit_id}@lhpn.example.vn"],
-                    "webhook_url": stack.webhook.url(unit.unit_id),
-                    "webhook_secret": f"bi-mat-cua-don-vi-{unit.unit_id}",
-                },
-                headers=tokens.admin(),
-            )
+
+            async def put(unit_id: str = unit.unit_id) -> httpx.Response | None:
+                r = await http.put(
+                    f"{stack.url('reminders')}/api/v1/contacts/{unit_id}",
+                    json={
+                        "emails": [f"hoi-{unit_id}@lhpn.example.vn"],
+                        "webhook_url": stack.webhook.url(unit_id),
+                        "webhook_secret": f"bi-mat-cua-don-vi-{unit_id}",
+                    },
+                    headers=tokens.admin(),
+                )
+                return None if r.status_code == 503 else r  # its database slow: again
+
+            r = await eventually(put, timeout=60, interval=0.5)
             assert r.status_code == 200, r.text
 
 

@@ -2,6 +2,10 @@
 
 During the stream (at a share of the sends handed over):
 - each consumer service killed with SIGKILL (its supervisor starts it again);
+- each consumer service asked to stop with SIGTERM: it must exit 0 by itself within its
+  `SHUTDOWN_GRACE_SECONDS` (plus the run command's margin) — having stopped consuming, finished
+  what it held and published its outbox, which the final checks show: nothing lost —, and its
+  supervisor starts it again;
 - the private RabbitMQ node stopped and started again (its Erlang VM exits);
 - DevMongo stopped with SIGSTOP for 20 seconds, then continued with SIGCONT.
 
@@ -29,14 +33,16 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
-from lhpn_cli.supervisor import Supervisor
+from lhpn_cli.supervisor import STOP_MARGIN_SECONDS, Supervisor, describe
 from tests.faults.infra import MailSink, PausableMongo, WebhookSink, restart_node
 from tests.support.broker_node import BrokerNode
 
 CONSUMERS = ("intake", "cases", "reminders", "aggregation")
+STREAM_FAULTS = ("kill", "term", "broker", "database")
 DATABASE_PAUSE_SECONDS = 20.0
 _REDELIVERED = re.compile(r"^lhpn_consumer_redelivered_total\{[^}]*\} (\S+)$", re.M)
 
@@ -44,7 +50,7 @@ _REDELIVERED = re.compile(r"^lhpn_consumer_redelivered_total\{[^}]*\} (\S+)$", r
 @dataclass(frozen=True)
 class Fault:
     kind: str
-    """kill | broker | database | smtp | webhook"""
+    """kill | term | broker | database | smtp | webhook"""
     target: str = ""
     at: float = 0.0
     """share of the stream sent (kill, broker, database); for smtp and webhook: which sweep it
@@ -54,6 +60,7 @@ class Fault:
     def label(self) -> str:
         return {
             "kill": f"SIGKILL {self.target}",
+            "term": f"SIGTERM {self.target}",
             "broker": "RabbitMQ node restarted",
             "database": f"DevMongo SIGSTOP {self.seconds:g} s",
             "smtp": f"SMTP refuses {self.seconds:.1f} s",
@@ -62,14 +69,15 @@ class Fault:
 
 
 def schedule(seed: int, sweeps: int) -> list[Fault]:
-    """The faults of a run, drawn from its seed: the stream's at least 4 % apart."""
+    """The faults of a run, drawn from its seed: the stream's at least 3 % apart."""
     rng = random.Random(f"faults-{seed}")
     while True:
-        kills = [Fault("kill", s, rng.uniform(0.08, 0.92)) for s in CONSUMERS]
+        kills = [Fault("kill", s, rng.uniform(0.05, 0.92)) for s in CONSUMERS]
+        terms = [Fault("term", s, rng.uniform(0.05, 0.92)) for s in CONSUMERS]
         broker = Fault("broker", at=rng.uniform(0.15, 0.85))
         database = Fault("database", at=rng.uniform(0.15, 0.8), seconds=DATABASE_PAUSE_SECONDS)
-        during = sorted([*kills, broker, database], key=lambda f: f.at)
-        if all(b.at - a.at >= 0.04 for a, b in itertools.pairwise(during)):
+        during = sorted([*kills, *terms, broker, database], key=lambda f: f.at)
+        if all(b.at - a.at >= 0.03 for a, b in itertools.pairwise(during)):
             break
     smtp = Fault("smtp", at=rng.randrange(sweeps), seconds=round(rng.uniform(4, 10), 1))
     webhook = Fault("webhook", at=rng.randrange(sweeps), seconds=round(rng.uniform(4, 10), 1))
@@ -109,7 +117,11 @@ class Harness:
     mail: MailSink
     webhook: WebhookSink
     say: Callable[[str], None]
+    shutdown_grace: float = 10.0
+    """the services' SHUTDOWN_GRACE_SECONDS"""
     outcomes: list[Outcome] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """what a fault showed wrong at once (a SIGTERM not ending in a clean exit in time)"""
     _snapshots: list[dict[str, tuple[int | None, int]]] = field(default_factory=list)
 
     # ---- during the stream --------------------------------------------------------------------
@@ -118,7 +130,7 @@ class Harness:
         """Run each stream fault once the stream has reached its share (all of them, whatever
         the stream does meanwhile), each in its own task, then wait for them."""
         running = []
-        for fault in [f for f in self.faults if f.kind in ("kill", "broker", "database")]:
+        for fault in [f for f in self.faults if f.kind in STREAM_FAULTS]:
             while progress() < fault.at:
                 await asyncio.sleep(0.05)
             self._snapshots.append(await self.redeliveries())
@@ -135,6 +147,18 @@ class Harness:
             self.supervisor.send(fault.target, signal.SIGKILL)
             exits = await self._ready_again(fault.target, outcome.began)
             outcome.recovered = exits
+        elif fault.kind == "term":
+            self.supervisor.send(fault.target, signal.SIGTERM)
+            exit_ = await self._exit_of(fault.target, outcome.began)
+            outcome.away = exit_.exited_at - outcome.began
+            outcome.note = f"exited with {describe(exit_.status)} {outcome.away:.1f} s after"
+            bound = self.shutdown_grace + STOP_MARGIN_SECONDS
+            if exit_.status != 0 or outcome.away > bound:
+                self.problems.append(
+                    f"SIGTERM {fault.target}: {describe(exit_.status)} after {outcome.away:.1f} s "
+                    f"(a clean stop is status 0 within {bound:g} s)"
+                )
+            outcome.recovered = await self._ready_again(fault.target, outcome.began)
         elif fault.kind == "broker":
             outcome.away = await asyncio.to_thread(restart_node, self.node)
             back = time.monotonic()
@@ -150,6 +174,14 @@ class Harness:
             outcome.away = back - outcome.began
             await self.all_ready()
             outcome.recovered = time.monotonic() - back
+
+    async def _exit_of(self, name: str, since: float) -> Any:
+        """The supervisor's record of the program's first exit since `since`."""
+        while True:
+            for exit_ in self.supervisor.exits:
+                if exit_.name == name and exit_.exited_at >= since:
+                    return exit_
+            await asyncio.sleep(0.1)
 
     async def _ready_again(self, name: str, since: float) -> float:
         """Seconds from the kill to its supervisor seeing it ready again."""
@@ -182,7 +214,7 @@ class Harness:
         """After the stream settled: what each stream fault cost in redeliveries, counted from
         its start to the next one's (to the end for the last)."""
         self._snapshots.append(await self.redeliveries())
-        stream = [o for o in self.outcomes if o.fault.kind in ("kill", "broker", "database")]
+        stream = [o for o in self.outcomes if o.fault.kind in STREAM_FAULTS]
         for n, outcome in enumerate(stream):
             if n + 1 >= len(self._snapshots):
                 break

@@ -39,7 +39,7 @@ from tests.faults.checks import (
 from tests.faults.driver import Driver, Endpoints, Tokens
 from tests.faults.harness import Harness, schedule
 from tests.faults.recount import compare_aggregation
-from tests.faults.stack import FaultStack, fault_stack
+from tests.faults.stack import SHUTDOWN_GRACE_SECONDS, FaultStack, fault_stack
 from tests.faults.stream import make_stream
 from tests.integration.aggregation.streams import answers
 from tests.support.broker_node import BrokerNode
@@ -55,7 +55,7 @@ SWEEPS = [
 """the instants the test sweeps reminders as of, after the stream"""
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)
 async def test_the_whole_platform_ends_exactly_where_the_stream_says_whatever_fails_meanwhile(
     fault_seed: int, broker_node: BrokerNode, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -113,7 +113,15 @@ async def _run(
     )
     driver = Driver(stream, endpoints, tokens)
     harness = Harness(
-        seed, faults, stack.supervisor, stack.node, stack.mongo, stack.mail, stack.webhook, say
+        seed,
+        faults,
+        stack.supervisor,
+        stack.node,
+        stack.mongo,
+        stack.mail,
+        stack.webhook,
+        say,
+        shutdown_grace=SHUTDOWN_GRACE_SECONDS,
     )
     sending = asyncio.create_task(driver.run())
     await harness.during_stream(lambda: driver.share, sending)
@@ -126,6 +134,7 @@ async def _run(
     await harness.close_stream_window()
     say(f"settled {settling:.0f} s after the stream: every queue drained, every outbox empty")
     problems += [f"{f.what} [{f.entity}]: {f.detail}" for f in driver.stats.failures]
+    problems += harness.problems
 
     problems += await check_intake(stack, tokens, stream)
     cases = await stored_cases(stack, tokens)
