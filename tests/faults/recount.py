@@ -3,8 +3,8 @@ alone, in plain Python — no code of the services.
 
 - aggregation: the reference computations of `tests/unit/aggregation/generated.py` (walk the
   final activities, reports and cases, filter, count) over what the stream means
-  (`stream.Expected`); a case's `overdue` is the one flag taken from the cases service (it
-  depends on deadlines and the clock, which are the cases service's own rules);
+  (`stream.Expected`); a case's `overdue` flag and its `next_due_at` are the only facts taken
+  from the cases service (they follow from its deadline rules and the clock);
 - reminders: which reminders are due by the sweeps' instants (SPEC §7's default policy: the unit
   3 days before the due instant and on its last day, then on days +1 and +3, its parent one digest
   on day +5; a case deadline: warning 2 days before, overdue on the day, escalation to the parent
@@ -39,7 +39,11 @@ DIGEST = ("parent_digest", 5)
 CASE_STEPS = (("warning", -2, False), ("overdue", 0, False), ("escalation", 3, True))
 
 
-def final_events(stream: Stream, overdue: dict[str, bool]) -> Raw:
+CaseClock = dict[str, tuple[bool, datetime | None]]
+"""per case, from the cases service: (overdue, next_due_at)"""
+
+
+def final_events(stream: Stream, clock: CaseClock) -> Raw:
     """One event per entity: its final state as the stream left it."""
     raw: Raw = []
     for final in stream.expected.activities.values():
@@ -51,10 +55,11 @@ def final_events(stream: Stream, overdue: dict[str, bool]) -> Raw:
     for case_id, (facts, path) in stream.expected.cases.items():
         statuses = ["received", *path]
         change = CaseStatusChange(
-            **facts.model_dump(exclude={"status", "revision", "overdue"}),
+            **facts.model_dump(exclude={"status", "revision", "overdue", "next_due_at"}),
             status=CaseStatus(statuses[-1]),
             revision=len(statuses),
-            overdue=overdue.get(case_id, False),
+            overdue=clock.get(case_id, (False, None))[0],
+            next_due_at=clock.get(case_id, (False, None))[1],
             from_status=CaseStatus(statuses[-2]) if len(statuses) > 1 else None,
             changed_at=datetime(2021, 12, 31).astimezone(),
         )
@@ -67,12 +72,13 @@ def roots(units: list[Unit]) -> list[str]:
 
 
 def compare_aggregation(
-    stream: Stream, answers: dict[str, Any], overdue: dict[str, bool]
+    stream: Stream, answers: dict[str, Any], clock: CaseClock, now: datetime
 ) -> tuple[list[str], Counter[str]]:
     """Every difference between aggregation's answers and the recount, and how many figures
-    were compared."""
+    were compared; `now`: when aggregation answered (a case still open is overdue once its next
+    deadline has passed)."""
     units, plan = stream.units, stream.plan
-    events = final_events(stream, overdue)
+    events = final_events(stream, clock)
     wrong: list[str] = []
     checked: Counter[str] = Counter()
 
@@ -117,7 +123,7 @@ def compare_aggregation(
                     (totals.recorded.get(row["code"], 0), totals.declared.get(row["code"])),
                 )
             stats = answers[f"cases {root} {period}"]
-            want = reference_case_stats(units, root, period, events)
+            want = reference_case_stats(units, root, period, events, now)
             for name in ("received", "overdue"):
                 same(f"cases {root} {period} {name}", stats[name], want[name])
             for name in ("by_kind", "by_topic", "by_status", "by_outcome", "by_flag"):

@@ -15,7 +15,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -162,10 +162,16 @@ async def _run(
     say(f"deliveries: {figures}")
 
     # aggregation: every figure against the recount
-    overdue = {c["case_id"]: c["overdue"] for c in cases}
+    clock = {
+        c["case_id"]: (
+            c["overdue"],
+            datetime.fromisoformat(c["next_due_at"]) if c.get("next_due_at") else None,
+        )
+        for c in cases
+    }
     async with httpx.AsyncClient(base_url=stack.url("aggregation"), timeout=60) as http:
         got = await answers(http, tokens.admin(), Generated(stream.units, stream.plan))
-    wrong, checked = compare_aggregation(stream, got, overdue)
+    wrong, checked = compare_aggregation(stream, got, clock, datetime.now(UTC))
     problems += [f"aggregation: {w}" for w in wrong[:20]]
     total = sum(checked.values())
     say(f"aggregation: {total} figures compared {dict(checked)}, {len(wrong)} differ")
