@@ -4,6 +4,7 @@ by every file of this package (started once: each file uses units and data of it
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -55,6 +56,12 @@ def stack(
             p.start(timeout=90)
             started.append(p)
         yield procs
+        # the portal stops gracefully on SIGTERM like the services (issue 12): status 0, not a
+        # death by signal nor the SIGKILL `stop` sends when its wait runs out
+        began = time.monotonic()
+        status = procs["portal"].stop()
+        print(f"portal stopped on SIGTERM in {time.monotonic() - began:.1f} s, status {status}")
+        assert status == 0, procs["portal"].log_path.read_text()[-2000:]
     finally:
         for p in reversed(started):
             p.stop()

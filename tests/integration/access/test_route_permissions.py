@@ -79,6 +79,8 @@ def request_for(stack: Stack, method: str, path: str, p: Permission, target: str
         "username": "no-such-user",
         "key_id": "no-such-key",
         "change_id": "no-such-change",
+        "queue": "intake.inbound.dlq",  # the dead-letter routes' (another service's: its 404)
+        "message_id": "no-such-message",
     }
     url = re.sub(r"\{(\w+)\}", lambda m: entity_ids[m.group(1)], path)
     params = {"plan_id": PLAN, "period": "2021-03", "report_type": "monthly"}
