@@ -175,6 +175,12 @@ def create_app(
         ["service", "channel", "status"],
         registry=metrics.registry,
     )
+    scheduled_sweeps = Counter(
+        "lhpn_scheduled_sweeps_total",
+        "Sweeps the scheduler ran to their end (their sends attempted)",
+        ["service"],
+        registry=metrics.registry,
+    )
     spec = AsyncAPI(broker, title="LHPN reminders", version="1.0.0")
 
     @contextlib.asynccontextmanager
@@ -228,9 +234,12 @@ def create_app(
             await access.load()
             access_ref["copy"] = access
 
-        scheduler = Every(
-            "sweep", settings.sweep_interval_seconds, lambda: sweeper.run(clock.now()), again=False
-        )
+        async def scheduled_sweep() -> object:
+            result = await sweeper.run(clock.now())
+            scheduled_sweeps.labels("reminders").inc()
+            return result
+
+        scheduler = Every("sweep", settings.sweep_interval_seconds, scheduled_sweep, again=False)
         worker = Every(
             "delivery", settings.delivery_poll_seconds, dispatcher.deliver_due, again=True
         )
