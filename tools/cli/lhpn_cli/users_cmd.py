@@ -111,12 +111,7 @@ def disable(
     password: Password = DEV_PASSWORD,
 ) -> None:
     """Lock an account: every session of it is refused from the next request."""
-
-    async def work() -> dict[str, Any]:
-        async with admin_client(url or default_url("intake"), username, password) as client:
-            return await accounts.set_enabled(client, who, False)
-
-    _done(run(work), "đã khóa, mọi phiên đăng nhập bị từ chối")
+    _set_enabled(who, False, url, username, password)
 
 
 @users_app.command("enable")
@@ -127,12 +122,15 @@ def enable(
     password: Password = DEV_PASSWORD,
 ) -> None:
     """Unlock a locked account: the user signs in again with the same password."""
+    _set_enabled(who, True, url, username, password)
 
+
+def _set_enabled(who: str, enabled: bool, url: str, username: str, password: str) -> None:
     async def work() -> dict[str, Any]:
         async with admin_client(url or default_url("intake"), username, password) as client:
-            return await accounts.set_enabled(client, who, True)
+            return await accounts.set_enabled(client, who, enabled)
 
-    _done(run(work), "đã mở khóa")
+    _done(run(work), "đã mở khóa" if enabled else "đã khóa, mọi phiên đăng nhập bị từ chối")
 
 
 @users_app.command("reset-password")
