@@ -4,7 +4,9 @@
 // What it adds to the stock server (see shared/PLATFORM-NOTES.md, "MongoDB here"):
 //  - reports MongoDB 6.0.0 / wire version 17 (PyMongo 4.x refuses the built-in wire 8);
 //  - commits the store after every write command, so `kill -9` loses no acknowledged write;
-//  - chunk retention 0 and auto-compaction, so commit-per-write keeps the file small.
+//  - chunk retention 0 and auto-compaction, so commit-per-write keeps the file small;
+//  - each command registers the store version it reads, so those chunks outlive it (retention 0
+//    alone let a command read a chunk freed under it: "Chunk N not found" under heavy writes).
 // Binds 127.0.0.1 only; prints "DevMongo listening on 127.0.0.1:PORT" when ready; SIGTERM commits and closes.
 
 import java.nio.file.Files;
@@ -43,12 +45,21 @@ public class DevMongo {
 
         @Override
         public Document handleCommand(Channel channel, String database, String command, Document query) {
+            // With retention 0 a chunk is reused as soon as the versions the store keeps (5)
+            // no longer need it; after a burst of commits (e.g. the server resumed from a pause)
+            // a command still walking an older root would find its chunk gone. A registered
+            // version is kept until deregistered.
+            MVStore.TxCounter reading = store.registerVersionUsage();
             try {
                 return super.handleCommand(channel, database, command, query);
             } finally {
-                // commit() takes the store lock, so it also waits for a commit already under way
-                if (WRITE_COMMANDS.contains(command.toLowerCase()) || store.hasUnsavedChanges()) {
-                    store.commit();
+                try {
+                    // commit() takes the store lock, so it also waits for a commit under way
+                    if (WRITE_COMMANDS.contains(command.toLowerCase()) || store.hasUnsavedChanges()) {
+                        store.commit();
+                    }
+                } finally {
+                    store.deregisterVersionUsage(reading);
                 }
             }
         }
