@@ -317,7 +317,9 @@ class Intake:
         revision: int | None = None,
     ) -> Activity:
         """`revision`: the sender's number for the void (inbound), kept when it is above the
-        stored one, so that a correction it follows, handled after it, is seen as older."""
+        stored one, so that a correction it follows, handled after it, is seen as older. An
+        inbound void applies to whatever is stored when it is written (a correction handled at
+        the same time is voided with it); a staff member's void over HTTP answers 409 instead."""
         current = await self.get_activity(activity_id)
         self._require_write(principal, current.unit_id)
         actor = principal.subject
@@ -357,6 +359,16 @@ class Intake:
             {"_id": str(activity_id), "revision": current.revision}, update
         )
         if result.matched_count == 0:
+            if revision is not None:  # another system's void: of whatever is stored now
+                return await self.void_activity(
+                    activity_id,
+                    principal,
+                    reason=reason,
+                    event_id=event_id,
+                    source=source,
+                    correlation_id=correlation_id,
+                    revision=revision,
+                )
             raise Conflict("Hoạt động vừa được người khác sửa, vui lòng tải lại rồi thử lại.")
         self._wake(self.store.activities.name)
         await self._audit(principal, "activities.void", activity_id, current.unit_id)

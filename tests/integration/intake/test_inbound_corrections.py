@@ -57,3 +57,48 @@ async def test_revisions_handled_newest_first_or_all_at_once_leave_the_newest(
     assert statuses.count("accepted") == 1
     got = (await client.get(f"/api/v1/activities/{base['activity_id']}", headers=admin)).json()
     assert (got["revision"], got["metrics"]["sessions"]) == (4, 4)
+
+
+async def test_a_void_handled_together_with_a_correction_of_the_same_activity_voids_it(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """Found by the fault suite (seed 108232): the void read revision 1, a correction wrote
+    revision 2 before the void's write, and the void — guarded on revision 1 — was refused as
+    'edited by someone else' and dead-lettered. A void from another system applies to whatever
+    revision is stored when it is written."""
+    pairs = []
+    for _ in range(12):
+        first = make_activity(revision=1)
+        r = await client.post("/api/v1/events", json=envelope(first), headers=admin)
+        assert r.status_code == 202, r.text
+        corrected = {**first, "revision": 2, "metrics": {"sessions": 3, "participants": 90}}
+        void = {
+            "activity_id": first["activity_id"],
+            "unit_id": first["unit_id"],
+            "revision": 3,
+            "voided_at": "2021-03-06T09:00:00+07:00",
+            "reason": "nhập trùng",
+        }
+        pairs.append((first, corrected, void))
+
+    async def send(body: dict[str, object]) -> httpx.Response:
+        return await client.post("/api/v1/events", json=body, headers=admin)
+
+    # each pair sent at once, in both orders (which one reads first depends on the database)
+    answers = await asyncio.gather(
+        *(
+            send(x)
+            for n, (_, corrected, void) in enumerate(pairs)
+            for x in (
+                (envelope(corrected), envelope(void, type="activity.voided"))
+                if n % 2
+                else (envelope(void, type="activity.voided"), envelope(corrected))
+            )
+        ),
+    )
+    assert [a.status_code for a in answers] == [202] * len(answers), [
+        a.text for a in answers if a.status_code != 202
+    ]
+    for first, _, _ in pairs:
+        got = await client.get(f"/api/v1/activities/{first['activity_id']}", headers=admin)
+        assert got.json()["voided"] is True, got.text
