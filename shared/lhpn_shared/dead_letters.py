@@ -118,7 +118,8 @@ class DeadLetters:
             total = int(declared.declaration_result.message_count or 0)
             held: list[_Held] = []
             try:
-                while len(held) < min(total, MAX_EXAMINED):
+                # until the queue answers empty, not up to `total`: a count is only a moment's
+                while len(held) < MAX_EXAMINED:
                     message = await declared.get(no_ack=False, fail=False, timeout=10)
                     if message is None:
                         break
@@ -140,7 +141,7 @@ class DeadLetters:
                 {
                     "queue": queue,
                     "dead_letter_queue": f"{queue}.dlq",
-                    "messages": total,
+                    "messages": max(total, len(held)),
                     "examined": len(held),
                     "reasons": [{"reason": r, "messages": n} for r, n in sorted(reasons.items())],
                 }
