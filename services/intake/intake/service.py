@@ -524,6 +524,10 @@ class Intake:
             {"_id": existing["_id"], "revision": current.revision}, update
         )
         if result.matched_count == 0:
+            if event_id is not None:  # another system's: applied over what is stored now
+                return await self.submit_report(
+                    sub, principal, event_id=event_id, source=source, correlation_id=correlation_id
+                )
             raise Conflict("Báo cáo vừa được nộp lại bởi người khác, vui lòng thử lại.")
         self._wake(self.store.reports.name)
         await self._audit(principal, "reports.resubmit", report.report_id, report.unit_id)

@@ -138,3 +138,41 @@ async def test_reports_are_listed_by_subtree_a_page_at_a_time(
     assert units == {"555", "557", "558"} and rest.json()["next_cursor"] is None
     only = await client.get("/api/v1/reports", params={"unit_id": "557"}, headers=admin)
     assert [r["unit_id"] for r in only.json()["items"]] == ["557"]
+
+
+async def test_resubmissions_from_another_system_handled_at_once_are_each_applied(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """Another system's resubmissions, handled together (a consumer takes several messages at
+    once), used to race: the loser's write, guarded on the revision it read, was refused as
+    'resubmitted by someone else' and dead-lettered. Each is applied over what is stored."""
+    import asyncio
+
+    from tests.integration.intake.test_inbound import envelope
+
+    unit = "22015"
+    first = await client.post(
+        "/api/v1/reports",
+        json=thematic(unit_id=unit, report_type="monthly", period="2021-02"),
+        headers=admin,
+    )
+    assert first.status_code == 201, first.text
+    stored = first.json()
+    subs = [
+        {
+            **stored,
+            "indicators": {"supervision.count": n},
+            "revision": n,
+        }
+        for n in range(3, 11)
+    ]
+    answers = await asyncio.gather(
+        *(
+            client.post("/api/v1/events", json=envelope(s, type="report.submitted"), headers=admin)
+            for s in subs
+        )
+    )
+    assert [a.status_code for a in answers] == [202] * len(subs), [a.text for a in answers]
+    assert [a.json()["status"] for a in answers] == ["accepted"] * len(subs)
+    got = await client.get(f"/api/v1/reports/{first.json()['report_id']}", headers=admin)
+    assert got.json()["revision"] == 1 + len(subs)
