@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
 from lhpn_shared.access import (
     ADMINS,
@@ -18,12 +18,15 @@ from lhpn_shared.access import (
     Permission,
 )
 from lhpn_shared.audit import AuditLog
-from lhpn_shared.auth import Principal
+from lhpn_shared.auth import Principal, Role
 from lhpn_shared.http import CODE, FieldProblem
 from lhpn_shared.mongo import Doc
 
 from .dispatch import notification_id
 from .domain.obligations import ObligationStatus
+from .domain.policy import ReminderStep
+from .domain.policy_rules import CaseSteps, PolicyStep, ReportSteps, checked_policy
+from .policy_store import StalePolicy, StoredPolicy
 from .service import Contacts, Reminders
 from .sweep import Sweeper
 
@@ -96,6 +99,41 @@ class ContactsOut(BaseModel):
     has_webhook_secret: bool
 
 
+class ReminderPolicyOut(BaseModel):
+    """The policy every sweep uses: steps relative to each due instant (offsets as ISO 8601
+    durations, negative before it)."""
+
+    revision: int
+    """0: the settings' policy, never changed here; a PUT must send the revision it read"""
+    reports: ReportSteps
+    cases: CaseSteps
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+class ReminderPolicyIn(BaseModel):
+    revision: Annotated[int, Field(ge=0, description="the revision read before editing")]
+    reports: ReportSteps
+    cases: CaseSteps
+
+
+def _steps(steps: tuple[ReminderStep, ...]) -> list[PolicyStep]:
+    return [PolicyStep(step=s.step, offset=s.offset, audience=s.audience) for s in steps]
+
+
+def policy_out(stored: StoredPolicy) -> ReminderPolicyOut:
+    return ReminderPolicyOut(
+        revision=stored.revision,
+        reports=ReportSteps(
+            steps=_steps(stored.reports.steps),
+            by_report_type={t: _steps(s) for t, s in sorted(stored.reports.by_report_type.items())},
+        ),
+        cases=CaseSteps(steps=_steps(stored.cases.steps)),
+        updated_at=stored.updated_at,
+        updated_by=stored.updated_by,
+    )
+
+
 def notification_items(send: Doc) -> list[NotificationOut]:
     return [
         NotificationOut(
@@ -123,6 +161,13 @@ OBLIGATIONS_LIST = Permission("obligations.list", READ, RECORDS, (QUERY,))
 NOTIFICATIONS_LIST = Permission("notifications.list", READ, RECORDS, (QUERY,))
 CONTACTS_WRITE = Permission("contacts.write", WRITE, RECORDS, (PATH,))
 SWEEPS_RUN = Permission("sweeps.run", WRITE, ADMINS)
+REMINDER_POLICY_READ = Permission(
+    "reminder_policy.read",
+    READ,
+    frozenset({Role.admin, Role.province_staff}),
+    refusal="Chỉ quản trị viên và cán bộ cấp tỉnh được xem chính sách nhắc hạn.",
+)
+REMINDER_POLICY_WRITE = Permission("reminder_policy.write", WRITE, ADMINS)
 
 
 def build_router(guard: Guard) -> APIRouter:
@@ -239,6 +284,51 @@ def build_router(guard: Guard) -> APIRouter:
             already_claimed=result.already_claimed,
             notifications=[n for d in result.claimed for n in notification_items(d)],
         )
+
+    @router.get("/reminder-policy", response_model=ReminderPolicyOut, tags=["reminder policy"])
+    async def get_reminder_policy(
+        caller: Annotated[Principal, guard(REMINDER_POLICY_READ)], svc: Svc
+    ) -> ReminderPolicyOut:
+        """The policy as stored now (the settings' until an administrator changes it)."""
+        return policy_out(await svc.policy_book.read())
+
+    @router.put(
+        "/reminder-policy",
+        response_model=ReminderPolicyOut,
+        tags=["reminder policy"],
+        responses={409: {"description": "the policy changed since `revision` was read"}},
+    )
+    async def put_reminder_policy(
+        body: ReminderPolicyIn,
+        caller: Annotated[Principal, guard(REMINDER_POLICY_WRITE)],
+        svc: Svc,
+        audit: Audit,
+    ) -> ReminderPolicyOut:
+        """Replace the policy (admin). It applies from the next sweep to the obligations and
+        cases still open: steps already sent stay sent, steps still ahead follow the new
+        policy, and a new step whose instant has already passed is not sent late."""
+        checked = checked_policy(body.reports, body.cases)
+        if isinstance(checked, list):
+            raise FieldProblem(checked)
+        reports, cases = checked
+        try:
+            stored = await svc.policy_book.replace(
+                body.revision, reports, cases, caller.subject, svc.now()
+            )
+        except StalePolicy as exc:
+            raise HTTPException(
+                409,
+                detail=f"Chính sách nhắc hạn đã được thay đổi (nay là phiên bản {exc.current}) "
+                f"sau khi bạn mở nó (phiên bản {body.revision}). Hãy tải lại và sửa lại.",
+            ) from None
+        svc.use_policy(stored)
+        await audit.record(
+            caller,
+            "reminder_policy.write",
+            entity_type="reminder_policy",
+            entity_id=str(stored.revision),
+        )
+        return policy_out(stored)
 
     return router
 

@@ -231,6 +231,7 @@ def create_app(
             await store.ensure_indexes()
             await audit.ensure_indexes()
             await reminders.load_reference_data()
+            await reminders.refresh_policy()
             await access.load()
             access_ref["copy"] = access
 

@@ -95,6 +95,9 @@ class RemindersStore:
             [("_id", ASCENDING), ("received_at", ASCENDING)], name="fulfilment_guard"
         )
         await self.cases.create_index([("next_step_at", ASCENDING)])
+        # the sweep's search for subjects planned with an older policy (`policy_store`)
+        await self.obligations.create_index([("policy_revision", ASCENDING)])
+        await self.cases.create_index([("policy_revision", ASCENDING)])
         await self.cases.create_index(
             [("_id", ASCENDING), ("revision", ASCENDING)], unique=True, name="revision_guard"
         )

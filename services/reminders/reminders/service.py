@@ -46,6 +46,7 @@ from .domain.obligations import (
 )
 from .domain.policy import ReminderPolicy
 from .domain.progress import next_case_step_at, next_obligation_step_at
+from .policy_store import PolicyBook, StoredPolicy
 from .repository import (
     RemindersStore,
     case_fields,
@@ -99,6 +100,9 @@ class Reminders:
         self.clock = clock
         self.policy = policy
         self.case_policy = case_policy
+        self.policy_revision = 0
+        """the revision of `policy` and `case_policy` (0: the settings'); see `policy_store`"""
+        self.policy_book = PolicyBook(store.meta, StoredPolicy(0, policy, case_policy))
         self.wake_relay = wake_relay
         self._units: dict[str, Unit] | None = None
         self._tree: UnitTree | None = None
@@ -108,6 +112,18 @@ class Reminders:
 
     def now(self) -> datetime:
         return to_millis(self.clock.now())
+
+    # ---- the reminder policy ----------------------------------------------------------------
+
+    def use_policy(self, stored: StoredPolicy) -> None:
+        self.policy, self.case_policy = stored.reports, stored.cases
+        self.policy_revision = stored.revision
+
+    async def refresh_policy(self) -> StoredPolicy:
+        """Read the stored policy (another replica may have changed it) and use it."""
+        stored = await self.policy_book.read()
+        self.use_policy(stored)
+        return stored
 
     # ---- this service's copy of units and plans ---------------------------------------------
 
@@ -237,7 +253,10 @@ class Reminders:
         case = CaseFacts.model_validate(facts.model_dump(include=set(CaseFacts.model_fields)))
         next_step_at = next_case_step_at(case, self.case_policy, None)
         await upsert_if_newer(
-            self.store.cases, str(case.case_id), case.revision, case_fields(case, next_step_at)
+            self.store.cases,
+            str(case.case_id),
+            case.revision,
+            {**case_fields(case, next_step_at), "policy_revision": self.policy_revision},
         )
 
     async def _units_around(self, unit: Unit, issuers: Iterable[str]) -> list[Unit]:
@@ -366,10 +385,15 @@ class Reminders:
     def _new_obligation_doc(self, ob: Obligation, report: Doc | None) -> Doc:
         if report is None:
             next_step_at = next_obligation_step_at(ob, self.policy, None)
-            return {**obligation_doc(ob, next_step_at=next_step_at), **outbox_fields([])}
+            return {
+                **obligation_doc(ob, next_step_at=next_step_at),
+                "policy_revision": self.policy_revision,
+                **outbox_fields([]),
+            }
         fulfilled, event = self._fulfilment(ob, report)
         return {
             **obligation_doc(fulfilled, next_step_at=None, on_time=report["on_time"]),
+            "policy_revision": self.policy_revision,
             **outbox_fields([event]),
         }
 
@@ -381,6 +405,7 @@ class Reminders:
             if doc.get("received_at") is None:
                 # a moved deadline: every step again; the send log drops what was sent already
                 update["$set"]["next_step_at"] = next_obligation_step_at(ob, self.policy, None)
+                update["$set"]["policy_revision"] = self.policy_revision
         if doc.get("received_at") is None and report is not None:
             _, event = self._fulfilment(ob, report)
             update = with_outbox(_merge(update, _fulfilment_update(report)), [event])

@@ -41,6 +41,7 @@ from .domain.progress import (
     next_case_step_at,
     next_obligation_step_at,
 )
+from .policy_store import StoredPolicy, apply_policy
 from .repository import (
     DeliveryStatus,
     case_from_doc,
@@ -74,7 +75,10 @@ class SweepResult:
     claimed: list[Doc] = field(default_factory=list)
     """The sends this sweep claimed (after `run`: with the outcome of their first attempt)."""
     seconds: dict[str, float] = field(default_factory=dict)
-    """Time spent in each phase: load + plan, claim, advance."""
+    """Time spent in each phase: policy, load + plan, claim, advance."""
+    policy_revision: int = 0
+    replanned: int = 0
+    """Subjects whose next step was re-planned under a changed policy before this sweep."""
 
 
 class _Stopwatch:
@@ -106,6 +110,12 @@ class Sweeper:
         as_of = to_millis(as_of.astimezone(UTC))
         result = SweepResult(sweep_id=uuid.uuid4().hex, as_of=as_of)
         timings = _Stopwatch()
+        # the newest policy, whichever replica stored it; subjects planned with an older one
+        # are planned again first (bounded: a very large change finishes over a few sweeps)
+        policy = await r.refresh_policy()
+        result.policy_revision = policy.revision
+        result.replanned = await apply_policy(r.store.obligations, r.store.cases, policy)
+        timings.lap("policy")
         due: Doc = {"next_step_at": {"$lte": as_of}}
         ob_docs, case_docs, _ = await asyncio.gather(
             r.store.obligations.find(
@@ -124,16 +134,16 @@ class Sweeper:
         ]
         messages: list[PlannedMessage] = due_reminders(
             (ob for ob, _, _ in obligations),
-            r.policy,
+            policy.reports,
             as_of,
-            handled_obligation_keys(((ob, at) for ob, at, _ in obligations), r.policy),
+            handled_obligation_keys(((ob, at) for ob, at, _ in obligations), policy.reports),
         )
         messages += due_case_reminders(
             (case for case, _, _ in cases),
             r.tree,
-            r.case_policy,
+            policy.cases,
             as_of,
-            handled_case_keys(((c, at) for c, at, _ in cases), r.tree, r.case_policy),
+            handled_case_keys(((c, at) for c, at, _ in cases), r.tree, policy.cases),
         )
         result.obligations_examined, result.cases_examined = len(obligations), len(cases)
         result.planned = len(messages)
@@ -141,8 +151,8 @@ class Sweeper:
         result.claimed = await self._claim(messages, result)
         result.already_claimed = len(messages) - len(result.claimed)
         timings.lap("claim")
-        result.newly_overdue = await self._advance_obligations(obligations, as_of)
-        await self._advance_cases(cases, as_of)
+        result.newly_overdue = await self._advance_obligations(obligations, as_of, policy)
+        await self._advance_cases(cases, as_of, policy)
         timings.lap("advance")
         result.seconds = timings.laps
         if result.newly_overdue or any(d["outbox_pending"] for d in result.claimed):
@@ -157,6 +167,8 @@ class Sweeper:
                 "planned": result.planned,
                 "claimed": len(result.claimed),
                 "newly_overdue": result.newly_overdue,
+                "policy_revision": policy.revision,
+                "replanned": result.replanned,
                 "seconds": result.seconds,
             },
         )
@@ -222,7 +234,10 @@ class Sweeper:
         return {**doc, **outbox_fields(events)}
 
     async def _advance_obligations(
-        self, obligations: list[tuple[Obligation, datetime | None, bool]], as_of: datetime
+        self,
+        obligations: list[tuple[Obligation, datetime | None, bool]],
+        as_of: datetime,
+        policy: StoredPolicy,
     ) -> int:
         """Store each one's next step instant; mark overdue those whose due instant passed.
 
@@ -233,8 +248,10 @@ class Sweeper:
         newly_overdue = 0
         now = self.reminders.now()
         for ob, _, marked in obligations:
-            next_step_at = next_obligation_step_at(ob, self.reminders.policy, as_of)
-            update: dict[str, Any] = {"$set": {"next_step_at": next_step_at}}
+            next_step_at = next_obligation_step_at(ob, policy.reports, as_of)
+            update: dict[str, Any] = {
+                "$set": {"next_step_at": next_step_at, "policy_revision": policy.revision}
+            }
             if not marked and as_of >= ob.due_at:
                 update["$set"]["overdue_at"] = as_of
                 event = make_event(
@@ -255,13 +272,20 @@ class Sweeper:
         return newly_overdue
 
     async def _advance_cases(
-        self, cases: list[tuple[CaseFacts, datetime | None, int]], as_of: datetime
+        self,
+        cases: list[tuple[CaseFacts, datetime | None, int]],
+        as_of: datetime,
+        policy: StoredPolicy,
     ) -> None:
-        policy = self.reminders.case_policy
         ops = [
             UpdateOne(
                 {"_id": str(case.case_id), "revision": revision},  # newer facts start afresh
-                {"$set": {"next_step_at": next_case_step_at(case, policy, as_of)}},
+                {
+                    "$set": {
+                        "next_step_at": next_case_step_at(case, policy.cases, as_of),
+                        "policy_revision": policy.revision,
+                    }
+                },
             )
             for case, _, revision in cases
         ]

@@ -13,7 +13,7 @@ spare a sweep from planning sends it would find claimed already.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from lhpn_shared.clock import ensure_aware
 from lhpn_shared.contracts.cases import CaseFacts, CaseStatus
@@ -114,3 +114,15 @@ def handled_case_keys(
         for key, at in case_step_keys(case, units, policy)
         if key is not None and (next_step_at is None or at < next_step_at)
     }
+
+
+def resume_after(previous_next_step_at: datetime | None, now: datetime) -> datetime:
+    """After a policy change: the instant after which a subject's steps are still to come.
+
+    Every step strictly before the stored `next_step_at` was handled under the old policy, so
+    the new policy starts at that instant (a step of the new policy at exactly that instant
+    still fires), or at `now` if that is earlier: a new step whose instant has passed already
+    is not sent late, one still ahead is."""
+    if previous_next_step_at is None:
+        return now
+    return min(now, previous_next_step_at - timedelta(milliseconds=1))
