@@ -34,7 +34,9 @@ from .pages import (
     account,
     activities,
     admin,
+    admin_dead_letters,
     admin_keys,
+    admin_policy,
     admin_users,
     auth,
     cases,
@@ -230,6 +232,8 @@ def create_app(
         admin,
         admin_users,
         admin_keys,
+        admin_dead_letters,
+        admin_policy,
         account,
         exports,
     ):

@@ -30,6 +30,8 @@ ADMIN_TABS = [
     ("/quan-tri", "Nhắc việc", "reminders"),
     ("/quan-tri/nguoi-dung", "Người dùng", "users"),
     ("/quan-tri/khoa-api", "Khóa API", "keys"),
+    ("/quan-tri/chinh-sach-nhac-han", "Chính sách nhắc hạn", "policy"),
+    ("/quan-tri/hang-doi-loi", "Hàng đợi lỗi", "dlq"),
 ]
 """the Quản trị section's own tabs"""
 ADMIN_NAV = ("/quan-tri", "Quản trị", "admin")

@@ -1,7 +1,6 @@
-"""Quản trị (admins), the reminders tab: contacts for reminders and a manual sweep. Users and API
-keys have their own tabs (`admin_users`, `admin_keys`). The reminder policy and the dead-letter
-queues need APIs the services do not expose yet; the page keeps a marked place for each
-(`FOLLOW_UP`)."""
+"""Quản trị (admins), the reminders tab: contacts for reminders and a manual sweep. Users, API
+keys, the reminder policy and the dead-letter queues have their own tabs (`admin_users`,
+`admin_keys`, `admin_policy`, `admin_dead_letters`)."""
 
 from __future__ import annotations
 
@@ -20,17 +19,6 @@ from ..session import SignedIn
 from ..web import Admin, Api, Form, render
 
 router = APIRouter()
-
-FOLLOW_UP = [
-    (
-        "chinh-sach-nhac-viec",
-        "Chính sách nhắc việc",
-        "Xem và đổi các bước nhắc trước hạn, đúng hạn, sau hạn và báo cấp trên.",
-    ),
-    ("hang-doi-loi", "Hàng đợi thư lỗi", "Số thư trong từng hàng đợi lỗi (DLQ), lý do, gửi lại."),
-]
-"""Each becomes a section once its API exists: the reminder policy when reminders exposes it,
-the dead-letter queues with issue 12."""
 
 
 async def _page(
@@ -57,7 +45,6 @@ async def _page(
             "contacts_saved": contacts_saved,
             "sweep": sweep,
             "sweep_error": sweep_error,
-            "follow_up": FOLLOW_UP,
             "tab": "reminders",
         },
         user=user,
