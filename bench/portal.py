@@ -294,6 +294,20 @@ def measure(quick: bool = False, requests: int | None = None, verbose: bool = Fa
                 f"{i}/api/v1/api-keys",
                 admin,
             ),
+            (
+                "Quản trị: chính sách nhắc hạn (admin)",
+                operator,
+                "/quan-tri/chinh-sach-nhac-han",
+                f"{r}/api/v1/reminder-policy",
+                admin,
+            ),
+            (
+                "Quản trị: hàng đợi lỗi, 4 dịch vụ (admin)",
+                operator,
+                "/quan-tri/hang-doi-loi",
+                f"{i}/api/v1/dead-letters",
+                admin,
+            ),
             ("Tài khoản của tôi", staff, "/tai-khoan", f"{i}/api/v1/me", district),
         ]
         if verbose:

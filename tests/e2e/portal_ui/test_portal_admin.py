@@ -2,23 +2,29 @@
 (first with a mistake intake refuses), disables it — its user is signed out on the next page —,
 unlocks it and resets its password; the user changes their own password; the admin moves them to
 another ward (signed out again, then signed in there); the admin creates an
-API key, shown once, that another system uses until the admin revokes it. axe-core checks every
-page."""
+API key, shown once, that another system uses until the admin revokes it; the admin changes the
+reminder policy (first with a step name reminders refuses) and sees it, and replays then purges
+a message intake could not read. axe-core checks every page."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.portal_ui.browser import accessible, screenshot, sign_in
+from tests.e2e.portal_ui.browser import accessible, screenshot, sign_in, until
+from tests.support.amqp import publish_raw
+from tests.support.infra import RabbitVhost
 from tests.support.process import ServiceProcess
 
 pytestmark = pytest.mark.e2e
 
 NEW_USER = "xa-phuong2-moi"  # Phường 2 of Tuy Hoà: no other scenario signs in there
+DL_ID = "e2e-unreadable-1"
 
 
 def test_an_admin_disables_a_user_who_is_then_signed_out(
@@ -170,3 +176,93 @@ def test_an_admin_creates_an_api_key_shown_once_and_revokes_it(
         assert "Đã thu hồi" in admin.locator("table.keys tr", has_text="ho-so-tuy-hoa").inner_text()
         accessible(admin, checked)
         assert system.get("/api/v1/me").status_code == 401  # refused from the next request
+
+
+def test_an_admin_changes_the_reminder_policy_and_replays_then_purges_a_dead_letter(
+    stack: dict[str, ServiceProcess], rabbit: RabbitVhost, new_page: Any
+) -> None:
+    portal = stack["portal"].url
+    admin = new_page()
+    checked: list[str] = []
+
+    # the reminder policy: the default's first step, first with a name reminders refuses
+    sign_in(admin, portal, "admin", "admin", "/quan-tri/chinh-sach-nhac-han")
+    current = admin.locator("section[aria-labelledby=cs-hien-tai]")
+    assert "3 ngày trước hạn" in current.inner_text()
+    accessible(admin, checked)
+    admin.fill("#reports-steps-0-step", "nhắc sớm")
+    admin.fill("#reports-steps-0-days", "5")
+    admin.click("form[action='/quan-tri/chinh-sach-nhac-han'] button[type=submit]")
+    error = admin.locator("#loi-reports-steps-0-step").inner_text()
+    assert "chữ thường không dấu" in error
+    assert admin.locator("#reports-steps-0-step").get_attribute("aria-invalid") == "true"
+    assert admin.input_value("#reports-steps-0-days") == "5"  # what was typed stays
+    accessible(admin, checked)
+    admin.fill("#reports-steps-0-step", "before_5d")
+    admin.click("form[action='/quan-tri/chinh-sach-nhac-han'] button[type=submit]")
+    admin.wait_for_url(re.compile(r"/quan-tri/chinh-sach-nhac-han$"))
+    assert "Đã lưu chính sách nhắc hạn (phiên bản 1)" in admin.locator(".flash").inner_text()
+    shown = admin.locator("section[aria-labelledby=cs-hien-tai]").inner_text()
+    assert "before_5d" in shown and "5 ngày trước hạn" in shown
+    assert "Phiên bản 1" in shown
+    screenshot(admin, "admin-reminder-policy")
+    accessible(admin, checked)
+    with httpx.Client(timeout=10) as http:
+        tok = http.post(
+            f"{stack['intake'].url}/api/v1/auth/token",
+            data={"username": "admin", "password": "admin"},
+        ).json()["access_token"]
+        stored = http.get(
+            f"{stack['reminders'].url}/api/v1/reminder-policy",
+            headers={"Authorization": f"Bearer {tok}"},
+        ).json()
+    assert stored["reports"]["steps"][0] == {
+        "step": "before_5d",
+        "offset": "-P5D",
+        "audience": "unit",
+    }
+
+    # a message intake cannot read lands in its dead-letter queue
+    unreadable = publish_raw(
+        rabbit.system.url, "lhpn.inbound", "activity.recorded.v1", b"{ not json", DL_ID
+    )
+    with ThreadPoolExecutor(1) as pool:  # Playwright's own event loop runs in this thread
+        pool.submit(asyncio.run, unreadable).result(timeout=30)
+
+    def intake_holds_it() -> bool:
+        admin.goto(portal + "/quan-tri/hang-doi-loi")
+        intake = admin.locator("section[aria-labelledby=dlq-intake]").inner_text()
+        return "1 thư trong hàng đợi lỗi" in intake
+
+    until(intake_holds_it, timeout=30)
+    intake = admin.locator("section[aria-labelledby=dlq-intake]")
+    assert "intake.inbound" in intake.inner_text()
+    for name in ("cases", "reminders", "aggregation"):  # every service's part answered
+        part = admin.locator(f"section[aria-labelledby=dlq-{name}]").inner_text()
+        assert "tạm thời không trả lời" not in part, name
+    screenshot(admin, "admin-dead-letters")
+    accessible(admin, checked)
+
+    admin.select_option("#d-service", "intake")
+    admin.fill("#d-queue", "intake.inbound")
+    admin.fill("#d-id", DL_ID)
+    admin.click("button:has-text('Xem thư')")
+    assert "{ not json" in admin.locator("pre.message-body").inner_text()
+    accessible(admin, checked)
+    admin.click("button:has-text('Phát lại thư này')")
+    admin.wait_for_url(re.compile(r"/quan-tri/hang-doi-loi$"))
+    assert "Đã phát lại 1 thư về hàng đợi intake.inbound." in admin.locator(".flash").inner_text()
+    accessible(admin, checked)
+
+    until(intake_holds_it, timeout=30)  # still unreadable: intake dead-letters it again
+    admin.locator("section[aria-labelledby=dlq-intake] a", has_text="Xóa").first.click()
+    admin.wait_for_url(re.compile(r"/quan-tri/hang-doi-loi/xoa\?"))
+    assert "Xóa thư khỏi hàng đợi lỗi?" in admin.locator("main").inner_text()
+    accessible(admin, checked)
+    admin.click("button:has-text('Xóa vĩnh viễn')")
+    admin.wait_for_url(re.compile(r"/quan-tri/hang-doi-loi$"))
+    assert "đã xóa 1 thư" in admin.locator(".flash").inner_text()
+    intake = admin.locator("section[aria-labelledby=dlq-intake]")
+    assert "Không có thư lỗi." in intake.inner_text()
+    accessible(admin, checked)
+    assert len(checked) >= 8

@@ -133,6 +133,7 @@ async def test_the_page_shows_each_report_type_and_cases_in_days() -> None:
     assert "Đơn vị cấp trên" in page.text
     assert "Báo cáo kết quả thực hiện hàng tháng (monthly)" in page.text  # the plan's title
     assert "Dùng các bước mặc định." in page.text
+    assert "<details><summary>Các bước riêng" in page.text  # folded: monthly has none
     assert "Hạn xử lý vụ việc pháp lý" in page.text
     assert "đúng lúc đến hạn" in page.text
     assert 'name="revision" value="2"' in page.text
@@ -191,6 +192,7 @@ async def test_a_step_reminders_refuses_is_marked_next_to_its_field() -> None:
     )
     assert 'name="reports.steps.1.step" value="before_3d"' in r.text
     assert 'name="revision" value="2"' in r.text
+    assert "<details open><summary>Các bước riêng" in r.text  # monthly's own, ticked
 
 
 async def test_days_that_are_not_a_number_are_said_before_anything_is_sent() -> None:

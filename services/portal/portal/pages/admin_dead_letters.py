@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
@@ -128,7 +128,7 @@ async def dead_letter_page(
     if not MESSAGE_ID.fullmatch(message_id):
         flash(request, "Mã thư không hợp lệ.", "error")
         return see_other(BASE)
-    path = f"/api/v1/dead-letters/{queue}/{message_id}"
+    path = f"/api/v1/dead-letters/{quote(queue, safe='')}/{quote(message_id, safe='')}"
     message = await api.get(service, path, token=user.token)  # 404: the error page says so
     body = str(message.get("body", ""))
     return render(

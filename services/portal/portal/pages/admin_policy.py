@@ -50,14 +50,19 @@ async def _page(
     policy = await part(api.get("reminders", POLICY, token=user.token))
     titles = await _report_types(api, user)
     shown = sections_of(policy.data, titles) if policy.ok else []
+    form = sections if sections is not None else shown
+    errors = errors or {}
+    # a report type's own steps are folded away unless used, or marked by a problem
+    opened = {s.key for s in form if s.own or any(k.startswith(s.key + ".") for k in errors)}
     return render(
         request,
         "admin/policy.html",
         {
             "policy": policy,
             "shown": shown,
-            "sections": sections if sections is not None else shown,
-            "errors": errors or {},
+            "sections": form,
+            "opened": opened,
+            "errors": errors,
             "conflict": conflict,
             "revision": revision if revision is not None else (policy.data or {}).get("revision"),
             "audiences": AUDIENCES,
