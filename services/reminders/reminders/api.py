@@ -25,7 +25,13 @@ from lhpn_shared.mongo import Doc
 from .dispatch import notification_id
 from .domain.obligations import ObligationStatus
 from .domain.policy import ReminderStep
-from .domain.policy_rules import CaseSteps, PolicyStep, ReportSteps, checked_policy
+from .domain.policy_rules import (
+    CaseSteps,
+    PolicyStep,
+    ReportSteps,
+    checked_policy,
+    offset_text,
+)
 from .policy_store import StalePolicy, StoredPolicy
 from .service import Contacts, Reminders
 from .sweep import Sweeper
@@ -112,13 +118,17 @@ class ReminderPolicyOut(BaseModel):
 
 
 class ReminderPolicyIn(BaseModel):
-    revision: Annotated[int, Field(ge=0, description="the revision read before editing")]
+    revision: Annotated[
+        int, Field(ge=0, strict=True, description="the revision read before editing")
+    ]
     reports: ReportSteps
     cases: CaseSteps
 
 
 def _steps(steps: tuple[ReminderStep, ...]) -> list[PolicyStep]:
-    return [PolicyStep(step=s.step, offset=s.offset, audience=s.audience) for s in steps]
+    return [
+        PolicyStep(step=s.step, offset=offset_text(s.offset), audience=s.audience) for s in steps
+    ]
 
 
 def policy_out(stored: StoredPolicy) -> ReminderPolicyOut:

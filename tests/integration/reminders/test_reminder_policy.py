@@ -115,6 +115,11 @@ async def test_only_admins_change_it_and_province_staff_may_read_it(province: Se
             "chữ thường",
         ),
         (
+            [{"step": "before_3d", "offset": "PT"}],
+            ["body", "reports", "steps", 0, "offset"],
+            "Khoảng thời gian không hợp lệ",
+        ),
+        (
             [{"step": "before_3d", "offset": "3 ngày"}],
             ["body", "reports", "steps", 0, "offset"],
             "",

@@ -57,10 +57,10 @@ def test_a_subject_with_nothing_left_resumes_at_the_change(make_obligation):
 def test_the_stored_policy_is_built_from_valid_steps():
     checked = checked_policy(
         ReportSteps(
-            steps=[PolicyStep(step="before_3d", offset=timedelta(days=-3))],
+            steps=[PolicyStep(step="before_3d", offset="-P3D")],
             by_report_type={"monthly": []},
         ),
-        CaseSteps(steps=[PolicyStep(step="overdue", offset=timedelta(0))]),
+        CaseSteps(steps=[PolicyStep(step="overdue", offset="PT0S")]),
     )
 
     assert not isinstance(checked, list)
@@ -71,8 +71,8 @@ def test_the_stored_policy_is_built_from_valid_steps():
 
 
 def test_each_problem_names_its_field_in_vietnamese():
-    steps = [PolicyStep(step="a", offset=timedelta(days=-1)) for _ in range(11)]
-    steps[3] = PolicyStep(step="Bước 4", offset=timedelta(days=400))
+    steps = [PolicyStep(step="a", offset="-P1D") for _ in range(11)]
+    steps[3] = PolicyStep(step="Bước 4", offset="P400D")
 
     problems = checked_policy(
         ReportSteps(steps=steps, by_report_type={"bad type!": []}),

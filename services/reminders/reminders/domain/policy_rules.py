@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from .case_deadlines import CaseReminderPolicy
 from .policy import Audience, ReminderPolicy, ReminderStep
@@ -22,14 +22,21 @@ MAX_REPORT_TYPES = 30
 STEP_NAME = re.compile(r"^[a-z0-9_]{1,40}$")
 REPORT_TYPE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
+OFFSET_PATTERN = r"^-?P(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$"
+"""ISO 8601 durations in weeks, days, hours, minutes, seconds, with a sign (JSON Schema's
+`duration` format has none; these offsets are negative before the due instant)"""
+DURATION = TypeAdapter(timedelta)
+
 Loc = tuple[str | int, ...]
 Problems = list[tuple[Loc, str]]
 
 
 class PolicyStep(BaseModel):
     step: str = Field(description="a name made of a-z, 0-9 and _, e.g. before_3d")
-    offset: timedelta = Field(
-        description="ISO 8601 duration relative to the due instant; negative is before, e.g. -P3D"
+    offset: str = Field(
+        pattern=OFFSET_PATTERN,
+        description="ISO 8601 duration relative to the due instant; negative is before, "
+        "e.g. -P3D, P1D, PT0S",
     )
     audience: Audience = Audience.unit
 
@@ -59,12 +66,24 @@ def _check_steps(steps: list[PolicyStep], loc: Loc, problems: Problems) -> tuple
             problems.append(((*loc, i, "step"), f"Bước '{s.step}' đã có ở trên; mỗi tên một lần."))
             bad = True
         seen.add(s.step)
-        if abs(s.offset) > MAX_OFFSET:
+        try:
+            offset = DURATION.validate_python(s.offset)
+        except ValidationError:
+            problems.append(
+                ((*loc, i, "offset"), "Khoảng thời gian không hợp lệ (ví dụ -P3D, P1D, PT0S).")
+            )
+            continue
+        if abs(offset) > MAX_OFFSET:
             problems.append(((*loc, i, "offset"), "Mỗi bước cách hạn không quá 366 ngày."))
             bad = True
         if not bad:
-            out.append(ReminderStep(step=s.step, offset=s.offset, audience=s.audience))
+            out.append(ReminderStep(step=s.step, offset=offset, audience=s.audience))
     return tuple(out)
+
+
+def offset_text(offset: timedelta) -> str:
+    """timedelta(days=-3) → "-P3D" (as the API answers)."""
+    return str(DURATION.dump_python(offset, mode="json"))
 
 
 def checked_policy(
