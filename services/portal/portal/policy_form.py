@@ -114,7 +114,7 @@ _DAYS = re.compile(r"^\d{1,3}([.,]\d{1,3})?$")
 def _offset(days: str, when: str) -> str | None:
     """ "3", "before" → "-P3D"; "0,5", "after" → "PT43200S"; None if `days` is not a number."""
     text = days.strip()
-    if not _DAYS.match(text):
+    if not _DAYS.fullmatch(text):
         return None
     try:
         value = Decimal(text.replace(",", "."))

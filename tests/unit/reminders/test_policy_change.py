@@ -73,6 +73,7 @@ def test_the_stored_policy_is_built_from_valid_steps():
 def test_each_problem_names_its_field_in_vietnamese():
     steps = [PolicyStep(step="a", offset="-P1D") for _ in range(11)]
     steps[3] = PolicyStep(step="Bước 4", offset="P400D")
+    steps[5] = PolicyStep(step="b\n", offset="-P1D")  # `$` alone would let the newline by
 
     problems = checked_policy(
         ReportSteps(steps=steps, by_report_type={"bad type!": []}),
@@ -85,4 +86,5 @@ def test_each_problem_names_its_field_in_vietnamese():
     assert "chữ thường" in locs[("reports", "steps", 3, "step")]
     assert "366 ngày" in locs[("reports", "steps", 3, "offset")]
     assert "đã có ở trên" in locs[("reports", "steps", 1, "step")]
+    assert "chữ thường" in locs[("reports", "steps", 5, "step")]
     assert locs[("reports", "by_report_type", "bad type!")] == "Mã loại báo cáo không hợp lệ."

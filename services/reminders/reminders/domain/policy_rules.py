@@ -57,7 +57,7 @@ def _check_steps(steps: list[PolicyStep], loc: Loc, problems: Problems) -> tuple
     out: list[ReminderStep] = []
     for i, s in enumerate(steps):
         bad = False
-        if not STEP_NAME.match(s.step):
+        if not STEP_NAME.fullmatch(s.step):
             problems.append(
                 ((*loc, i, "step"), "Tên bước chỉ gồm chữ thường không dấu, chữ số và dấu _.")
             )
@@ -99,7 +99,7 @@ def checked_policy(
         )
     for report_type, type_steps in sorted(reports.by_report_type.items()):
         loc: Loc = ("reports", "by_report_type", report_type)
-        if not REPORT_TYPE.match(report_type):
+        if not REPORT_TYPE.fullmatch(report_type):
             problems.append((loc, "Mã loại báo cáo không hợp lệ."))
             continue
         by_type[report_type] = _check_steps(type_steps, loc, problems)
