@@ -8,9 +8,15 @@ the newest-first listing and the time filters walk the `_id` index.
 `GET /api/v1/audit` (admins): paged newest first (`limit`, `cursor`), filters `actor`,
 `unit_id` (the unit's subtree), `from`, `to`.
 
-Records written at the same time share one `insert_many` (issue 13: the audit insert was a
-second commit per request on the write path): a request still returns only once its own
-record is stored, or fails with the error that kept it from being stored.
+The record of a write to a document travels inside that write (issue 13): the use case builds
+it with `entry(...)` and hands it to `with_outbox(update, events, audit=[record])` /
+`outbox_fields(events, audit=[record])`, so the change and its record are one commit, and
+the outbox relay moves it here (`OutboxRelay(..., audit=coll)`), a moment later: the listing
+shows it once moved. Its `_id` is still the instant of the write. Reads of personal data,
+refusals and writes that are not one document write (users, keys, unit changes) keep
+`record(...)`, a direct insert: records recorded at the same time share one `insert_many`,
+and a request returns only once its own record is stored, or fails with the error that kept
+it from being stored.
 """
 
 import asyncio
@@ -79,6 +85,40 @@ class AuditLog:
         await self._coll.create_index([("actor", ASCENDING), ("_id", DESCENDING)])
         await self._coll.create_index([("unit_id", ASCENDING), ("_id", DESCENDING)])
 
+    @property
+    def collection(self) -> AsyncCollection[Doc]:
+        """Where the records are: the outbox relay moves the records of writes here."""
+        return self._coll
+
+    def entry(
+        self,
+        principal: Principal,
+        action: str,
+        *,
+        entity_type: str | None = None,
+        entity_id: Any = None,
+        unit_id: str | None = None,
+        outcome: str = "ok",
+        personal_data: bool = False,
+        address: str | None = None,
+    ) -> Doc:
+        """The record, timed now, to store inside the write it describes (`with_outbox`)."""
+        at = to_millis(self._clock.now().astimezone(UTC))
+        return {
+            "_id": f"{_millis(at):013d}-{secrets.token_hex(6)}",
+            "at": at,
+            "actor": principal.subject,
+            "role": principal.role.value,
+            "actor_unit_id": principal.unit_id,
+            "action": action,
+            "entity_type": entity_type,
+            "entity_id": None if entity_id is None else str(entity_id),
+            "unit_id": unit_id,
+            "address": address or principal.address,
+            "outcome": outcome,
+            "personal_data": personal_data,
+        }
+
     async def record(
         self,
         principal: Principal,
@@ -91,22 +131,18 @@ class AuditLog:
         personal_data: bool = False,
         address: str | None = None,
     ) -> None:
-        at = to_millis(self._clock.now().astimezone(UTC))
+        """Store the record now (a read, a refusal, a write that is not one document's)."""
         await self._store(
-            {
-                "_id": f"{_millis(at):013d}-{secrets.token_hex(6)}",
-                "at": at,
-                "actor": principal.subject,
-                "role": principal.role.value,
-                "actor_unit_id": principal.unit_id,
-                "action": action,
-                "entity_type": entity_type,
-                "entity_id": None if entity_id is None else str(entity_id),
-                "unit_id": unit_id,
-                "address": address or principal.address,
-                "outcome": outcome,
-                "personal_data": personal_data,
-            }
+            self.entry(
+                principal,
+                action,
+                entity_type=entity_type,
+                entity_id=entity_id,
+                unit_id=unit_id,
+                outcome=outcome,
+                personal_data=personal_data,
+                address=address,
+            )
         )
 
     async def _store(self, doc: Doc) -> None:

@@ -14,6 +14,14 @@ confirms, then clears what it published — in one write per batch when nobody t
 documents meanwhile (same `outbox_seq`), with `$pull` otherwise.
 A crash between publish and clear republishes: consumers dedupe on `event_id`.
 
+The audit record of the write (`AuditLog.entry`, `lhpn_shared.audit`) travels the same way:
+`with_outbox(update, events, audit=[record])` pushes it to the document's `audit` array in
+the same write (one commit: a stored change always has its record), and the relay, in the
+same pass as the events, moves the records to the audit collection with one `insert_many`
+per batch before it clears them. A record already there (a crash between that insert and the
+clear) is a duplicate `_id`: already moved. A write with a record and no event still sets
+`outbox_pending`, so the relay's one index finds both.
+
 Under load the relay must not cost the database more than the writes it follows: a writer
 wakes it naming the collection it wrote (`wake("activities")`), the relay waits a moment
 (`gather_seconds`) so that the events of concurrent requests are published and cleared
@@ -30,6 +38,7 @@ from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
 
 from .contracts.events import Envelope
 from .mongo import TRANSIENT_DB_ERRORS, Doc
@@ -45,24 +54,39 @@ def outbox_entry(envelope: Envelope) -> Doc:
     }
 
 
-def outbox_fields(events: Sequence[Envelope]) -> Doc:
-    """Fields for a document inserted together with its events."""
-    return {
+def outbox_fields(events: Sequence[Envelope], audit: Sequence[Doc] = ()) -> Doc:
+    """Fields for a document inserted together with its events and the audit records of
+    the write (`AuditLog.entry`)."""
+    fields: Doc = {
         "outbox": [outbox_entry(e) for e in events],
-        "outbox_pending": bool(events),
+        "outbox_pending": bool(events) or bool(audit),
         "outbox_seq": 1,
     }
+    if audit:
+        fields[AUDIT_FIELD] = list(audit)
+    return fields
 
 
-def with_outbox(update: dict[str, Any], events: Sequence[Envelope]) -> dict[str, Any]:
-    """Add the operators that append `events` to a document's outbox to `update`."""
+def with_outbox(
+    update: dict[str, Any], events: Sequence[Envelope], audit: Sequence[Doc] = ()
+) -> dict[str, Any]:
+    """Add the operators that append `events` to a document's outbox, and `audit` (the
+    write's audit records, `AuditLog.entry`) to its pending records, to `update`."""
     update.setdefault("$set", {})["outbox_pending"] = True
-    update.setdefault("$push", {})["outbox"] = {"$each": [outbox_entry(e) for e in events]}
+    push = update.setdefault("$push", {})
+    push["outbox"] = {"$each": [outbox_entry(e) for e in events]}
+    if audit:
+        push[AUDIT_FIELD] = {"$each": list(audit)}
     update.setdefault("$inc", {})["outbox_seq"] = 1
     return update
 
 
 PENDING: Doc = {"outbox_pending": True}
+AUDIT_FIELD = "audit"
+"""The document's audit records not yet moved to the audit collection."""
+OUTBOX_FIELDS = frozenset({"outbox", "outbox_pending", "outbox_seq", AUDIT_FIELD})
+"""The fields this module keeps in a document: not part of its state."""
+DUPLICATE_KEY = 11000
 
 
 async def ensure_outbox_index(coll: AsyncCollection[Doc]) -> None:
@@ -77,13 +101,16 @@ Publish = Callable[[str, str, bytes], Awaitable[None]]
 
 
 class OutboxRelay:
-    """Publishes pending outbox events of some collections; one instance per service process."""
+    """Publishes pending outbox events of some collections, and moves their documents'
+    pending audit records to `audit` (the service's audit collection); one instance per
+    service process."""
 
     def __init__(
         self,
         collections: Sequence[AsyncCollection[Doc]],
         publish: Publish,
         *,
+        audit: AsyncCollection[Doc] | None = None,
         batch: int = 500,
         idle_seconds: float = 1.0,
         publish_timeout: float = 10.0,
@@ -91,6 +118,7 @@ class OutboxRelay:
     ) -> None:
         self._collections = list(collections)
         self._publish = publish
+        self._audit = audit
         self._batch = batch
         self._idle = idle_seconds
         self._publish_timeout = publish_timeout
@@ -100,6 +128,8 @@ class OutboxRelay:
         self._due: set[str] | None = None
         self._stopped = False
         self.published = 0
+        self.audited = 0
+        """audit records moved to the audit collection"""
         self.flushed_at_stop = 0
         """events published after `stop()`: the outbox flushed at shutdown"""
         # confirmed by the broker but not yet cleared in the database (e.g. the database went
@@ -141,6 +171,7 @@ class OutboxRelay:
             # stopping: read every collection, until nothing moves
             collections = self._collections if stopping else self._take_due()
             before = self.published
+            audited = self.audited
             try:
                 full = await self._pass(collections)
             except asyncio.CancelledError:
@@ -171,7 +202,7 @@ class OutboxRelay:
             if stopping:
                 moved = self.published - before
                 self.flushed_at_stop += moved
-                if moved == 0 and not full:
+                if moved == 0 and self.audited == audited and not full:
                     return  # nothing pending any more
                 continue
             if full:  # more is waiting there: go on at once
@@ -229,41 +260,87 @@ class OutboxRelay:
         batch was full (more may be pending there)."""
         full: set[str] = set()
         for coll in collections:
-            docs = await coll.find(PENDING, {"outbox": 1, "outbox_seq": 1}).to_list(self._batch)
+            docs = await coll.find(PENDING, {"outbox": 1, "outbox_seq": 1, AUDIT_FIELD: 1}).to_list(
+                self._batch
+            )
             if not docs:
                 continue
             if len(docs) >= self._batch:
                 full.add(coll.name)
             entries = [(doc, e) for doc in docs for e in doc.get("outbox") or []]
-            await self._publish_all(
-                [(d, e) for d, e in entries if e["event_id"] not in self._confirmed]
+            records = [r for doc in docs for r in doc.get(AUDIT_FIELD) or []]
+            # both must succeed before the documents are cleared; each is safe to repeat
+            outcomes = await asyncio.gather(
+                self._publish_all(
+                    [(d, e) for d, e in entries if e["event_id"] not in self._confirmed]
+                ),
+                self.move_audit(records),
+                return_exceptions=True,
             )
-            cleared = await coll.bulk_write(
-                [
-                    UpdateOne(
-                        {"_id": doc["_id"], "outbox_seq": doc.get("outbox_seq")},
-                        {"$set": {"outbox": [], "outbox_pending": False}},
-                    )
-                    for doc in docs
-                ],
-                ordered=False,
-            )
-            if cleared.matched_count < len(docs):
-                # some documents changed meanwhile (new events appended): pull only ours
-                await coll.bulk_write(
-                    [
-                        UpdateOne(
-                            {"_id": doc["_id"], "outbox_seq": {"$ne": doc.get("outbox_seq")}},
-                            {"$pull": {"outbox": {"event_id": {"$in": ids}}}},
-                        )
-                        for doc in docs
-                        if (ids := [e["event_id"] for e in doc.get("outbox") or []])
-                    ],
-                    ordered=False,
-                )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            await self.clear(coll, docs)
             self._confirmed.difference_update(e["event_id"] for _, e in entries)
             self.published += len(entries)
+            self.audited += len(records)
         return full
+
+    async def move_audit(self, records: list[Doc]) -> None:
+        """Insert the documents' pending audit records into the audit collection: one
+        command; a record already there (moved by a pass interrupted before its clear) is
+        a duplicate `_id`, i.e. done."""
+        if not records:
+            return
+        if self._audit is None:
+            raise RuntimeError("documents hold audit records but the relay has no audit log")
+        try:
+            await self._audit.insert_many(records, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+
+    async def clear(self, coll: AsyncCollection[Doc], docs: list[Doc]) -> None:
+        """Empty the outbox and the pending audit records of `docs`, which are published
+        and moved: one write per batch when nobody touched them meanwhile, else pull only
+        what this pass saw."""
+        cleared = await coll.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": doc["_id"], "outbox_seq": doc.get("outbox_seq")},
+                    {"$set": {"outbox": [], "outbox_pending": False, **_no_audit(doc)}},
+                )
+                for doc in docs
+            ],
+            ordered=False,
+        )
+        if cleared.matched_count < len(docs):
+            # some documents changed meanwhile (new events appended): pull only ours
+            pulls = [
+                UpdateOne(
+                    {"_id": doc["_id"], "outbox_seq": {"$ne": doc.get("outbox_seq")}},
+                    {"$pull": pull},
+                )
+                for doc in docs
+                if (pull := _pull_seen(doc))
+            ]
+            if pulls:
+                await coll.bulk_write(pulls, ordered=False)
+
+
+def _no_audit(doc: Doc) -> Doc:
+    return {AUDIT_FIELD: []} if AUDIT_FIELD in doc else {}
+
+
+def _pull_seen(doc: Doc) -> Doc:
+    """The `$pull` of the events and audit records of `doc` as the relay read it."""
+    pull: Doc = {}
+    if ids := [e["event_id"] for e in doc.get("outbox") or []]:
+        pull["outbox"] = {"event_id": {"$in": ids}}
+    if records := [r["_id"] for r in doc.get(AUDIT_FIELD) or []]:
+        pull[AUDIT_FIELD] = {"_id": {"$in": records}}
+    return pull
 
 
 def _observe(task: asyncio.Future[None]) -> None:

@@ -82,11 +82,14 @@ def make_relay(
     collections: Sequence[AsyncCollection[Doc]],
     publisher: EventPublisher,
     settings: ServiceSettings,
+    audit: AsyncCollection[Doc] | None = None,
 ) -> OutboxRelay:
-    """The service's outbox relay over the collections whose documents carry an outbox."""
+    """The service's outbox relay over the collections whose documents carry an outbox (and
+    the audit records of their writes, moved to `audit`: `AuditLog.collection`)."""
     return OutboxRelay(
         collections,
         publisher.publish,
+        audit=audit,
         batch=settings.relay_batch,
         idle_seconds=settings.relay_idle_seconds,
     )

@@ -184,7 +184,7 @@ def create_app(settings: CasesSettings, clock: Clock | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = make_client(settings)
         store = CasesStore(database(client, settings.database))
-        relay = make_relay(store.outbox_collections, publisher, settings)
+        relay = make_relay(store.outbox_collections, publisher, settings, audit=store.audit)
         cases = Cases(
             store,
             cipher,

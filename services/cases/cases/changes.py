@@ -16,6 +16,7 @@ from lhpn_shared.auth import Principal
 from lhpn_shared.clock import to_millis
 from lhpn_shared.contracts.cases import CaseStatus, CaseStatusChange
 from lhpn_shared.http import FieldProblem
+from lhpn_shared.mongo import Doc
 from lhpn_shared.outbox import with_outbox
 
 from .context import CaseContext
@@ -51,8 +52,8 @@ async def transition(
     event_types = ["case.status_changed"] + (
         ["case.closed"] if state.status is CaseStatus.closed else []
     )
-    changed = await save_change(ctx, case, state, event_types)
-    await ctx.audit(caller, "transition", case.case_id, case.unit_id, personal_data=True)
+    record = ctx.audit_entry(caller, "transition", case.case_id, case.unit_id, personal_data=True)
+    changed = await save_change(ctx, case, state, event_types, record)
     return view(ctx, changed, caller)
 
 
@@ -73,8 +74,8 @@ async def extend(
             note=req.note,
         )
     )
-    changed = await save_change(ctx, case, state, ["case.status_changed"])
-    await ctx.audit(caller, "extend", case.case_id, case.unit_id, personal_data=True)
+    record = ctx.audit_entry(caller, "extend", case.case_id, case.unit_id, personal_data=True)
+    changed = await save_change(ctx, case, state, ["case.status_changed"], record)
     return view(ctx, changed, caller)
 
 
@@ -98,8 +99,8 @@ async def refer_up(
             note=req.note,
         )
     )
-    changed = await save_change(ctx, case, state, [])
-    await ctx.audit(caller, "refer_up", case.case_id, case.unit_id, personal_data=True)
+    record = ctx.audit_entry(caller, "refer_up", case.case_id, case.unit_id, personal_data=True)
+    changed = await save_change(ctx, case, state, [], record)
     return view(ctx, changed, caller)
 
 
@@ -122,17 +123,17 @@ async def return_down(
             note=req.note,
         )
     )
-    changed = await save_change(ctx, case, state, [])
-    await ctx.audit(caller, "return_down", case.case_id, case.unit_id, personal_data=True)
+    record = ctx.audit_entry(caller, "return_down", case.case_id, case.unit_id, personal_data=True)
+    changed = await save_change(ctx, case, state, [], record)
     return view(ctx, changed, caller)
 
 
 async def save_change(
-    ctx: CaseContext, case: StoredCase, state: CaseState, event_types: list[str]
+    ctx: CaseContext, case: StoredCase, state: CaseState, event_types: list[str], audit: Doc
 ) -> StoredCase:
     """One write: the new state, the timeline's new entry (`$push`: it only grows) with its
-    note sealed, a new decline reason sealed, the deadlines and the events; refused if
-    someone changed the case meanwhile."""
+    note sealed, a new decline reason sealed, the deadlines, the events and the audit record
+    of the change (`ctx.audit_entry`); refused if someone changed the case meanwhile."""
     index, entry = len(state.timeline) - 1, state.timeline[-1]
     note = ctx.sealer.seal_note(case.case_id, index, entry.note)
     sealed = replace(case.sealed, notes=(*case.sealed.notes, note))
@@ -158,15 +159,14 @@ async def save_change(
         "deadlines": deadlines_to_doc(changed.deadlines),
         "next_due_at": changed.next_due_at,
     }
-    update = with_outbox({"$set": fields}, events) if events else {"$set": fields}
-    update.setdefault("$push", {})["timeline"] = entry_to_doc(entry, note)
+    update = with_outbox({"$set": fields}, events, [audit])
+    update["$push"]["timeline"] = entry_to_doc(entry, note)
     result = await ctx.store.cases.update_one(
         {"_id": str(case.case_id), "revision": case.state.revision}, update
     )
     if result.matched_count == 0:
         raise Conflict("Hồ sơ vừa được người khác cập nhật, vui lòng tải lại rồi thử lại.")
-    if events:
-        ctx.wake()
+    ctx.wake()
     log.info(
         "case changed",
         extra={

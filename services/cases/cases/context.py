@@ -21,6 +21,7 @@ from lhpn_shared.clock import LOCAL_TZ, Clock, to_millis
 from lhpn_shared.contracts.events import Envelope, make_event
 from lhpn_shared.contracts.units import UnitTree
 from lhpn_shared.http import FieldProblem
+from lhpn_shared.mongo import Doc
 
 from .adapters.crypto import FieldCipher
 from .domain.access import Access
@@ -117,7 +118,7 @@ class CaseContext:
         outcome: str = "ok",
     ) -> None:
         """Who did what to which case, from where, and whether personal data was shown to them
-        (the service's audit log, `lhpn_shared.audit`)."""
+        (the service's audit log, `lhpn_shared.audit`): stored now, for a read or a refusal."""
         await self.audit_log.record(
             caller,
             f"cases.{action}",
@@ -125,6 +126,26 @@ class CaseContext:
             entity_id=case_id,
             unit_id=unit_id,
             outcome=outcome,
+            personal_data=personal_data,
+        )
+
+    def audit_entry(
+        self,
+        caller: Principal,
+        action: str,
+        case_id: UUID,
+        unit_id: str,
+        *,
+        personal_data: bool = False,
+    ) -> Doc:
+        """The same record for a write, stored inside the write (`with_outbox`, `outbox_fields`)
+        and moved to the audit log by the outbox relay."""
+        return self.audit_log.entry(
+            caller,
+            f"cases.{action}",
+            entity_type="case",
+            entity_id=case_id,
+            unit_id=unit_id,
             personal_data=personal_data,
         )
 

@@ -62,17 +62,16 @@ async def handle_inbound(ctx: CaseContext, envelope: Envelope, principal: Princi
         raise Reject(str(exc)) from exc
     fields = CaseFields.model_validate(facts.model_dump(include=_INBOUND_FIELDS))
     try:
-        case, created = await create_case(
+        _, created = await create_case(
             ctx,
             fields,
             facts.case_id,
             actor=principal.subject,
+            audit=lambda case: ctx.audit_entry(principal, "open", case.case_id, case.unit_id),
             event_id=envelope.event_id,
             source=envelope.source,
             correlation_id=envelope.correlation_id,
         )
     except (FieldProblem, Conflict) as exc:
         raise Reject(str(exc)) from exc
-    if created:
-        await ctx.audit(principal, "open", case.case_id, case.unit_id)
     return "accepted" if created else "duplicate"

@@ -8,6 +8,7 @@ outbox, `lhpn_shared.outbox`); the relay publishes it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from uuid import UUID, uuid4
 
@@ -15,6 +16,7 @@ from pymongo.errors import DuplicateKeyError
 
 from lhpn_shared.auth import Principal, Role
 from lhpn_shared.http import FieldProblem
+from lhpn_shared.mongo import Doc
 from lhpn_shared.outbox import outbox_fields
 
 from .context import SOURCE, CaseContext
@@ -46,9 +48,17 @@ async def open_case(ctx: CaseContext, new: NewCase, caller: Principal) -> tuple[
         await ctx.audit(caller, "open", new.case_id, new.unit_id, outcome="refused")
         raise Forbidden(refusal(caller, new.unit_id, access, listing=False))
     fields = CaseFields.model_validate(new.model_dump(exclude={"case_id"}))
-    case, created = await create_case(ctx, fields, new.case_id or uuid4(), actor=caller.subject)
-    personal = ctx.sees(caller, case)
-    await ctx.audit(caller, "open", case.case_id, case.unit_id, personal_data=personal)
+
+    def opened(case: StoredCase) -> Doc:
+        personal = ctx.sees(caller, case)
+        return ctx.audit_entry(caller, "open", case.case_id, case.unit_id, personal_data=personal)
+
+    case, created = await create_case(
+        ctx, fields, new.case_id or uuid4(), actor=caller.subject, audit=opened
+    )
+    if not created:  # a retry: the stored case is shown again, a read
+        personal = ctx.sees(caller, case)
+        await ctx.audit(caller, "open", case.case_id, case.unit_id, personal_data=personal)
     return view(ctx, case, caller), created
 
 
@@ -58,13 +68,14 @@ async def create_case(
     case_id: UUID,
     *,
     actor: str,
+    audit: Callable[[StoredCase], Doc],
     event_id: UUID | None = None,
     source: str = SOURCE,
     correlation_id: str | None = None,
 ) -> tuple[StoredCase, bool]:
-    """Insert the case with its `case.opened` event; returns (case, created). An existing
-    `case_id` with the same content is the case as it is now (not created); with other content
-    it is a `Conflict`."""
+    """Insert the case with its `case.opened` event and the audit record `audit(case)` of its
+    opening; returns (case, created). An existing `case_id` with the same content is the case
+    as it is now (not created, nothing recorded); with other content it is a `Conflict`."""
     now = ctx.now()
     state = rules(
         lambda: open_state(
@@ -97,7 +108,9 @@ async def create_case(
     )
     case = replace(case, source_event_ids=(str(event.event_id),))
     try:
-        await ctx.store.cases.insert_one({**case_to_doc(case), **outbox_fields([event])})
+        await ctx.store.cases.insert_one(
+            {**case_to_doc(case), **outbox_fields([event], [audit(case)])}
+        )
     except DuplicateKeyError:
         existing = await ctx.load(case_id)
         if _same_content(ctx, existing, fields):

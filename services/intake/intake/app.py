@@ -172,7 +172,7 @@ def create_app(settings: IntakeSettings, clock: Clock | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = make_client(settings)
         store = IntakeStore(database(client, settings.database))
-        relay = make_relay(store.outbox_collections, publisher, settings)
+        relay = make_relay(store.outbox_collections, publisher, settings, audit=store.audit)
         audit = AuditLog(store.audit, clock)
         intake = Intake(store, clock, relay.wake, audit)
         intake.max_attachment_bytes = settings.max_attachment_bytes

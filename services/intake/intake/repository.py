@@ -14,9 +14,9 @@ from lhpn_shared.contracts.reports import Report
 from lhpn_shared.contracts.units import Unit
 from lhpn_shared.idempotency import ensure_revision_index
 from lhpn_shared.mongo import Doc
-from lhpn_shared.outbox import ensure_outbox_index
+from lhpn_shared.outbox import OUTBOX_FIELDS, ensure_outbox_index
 
-STATE_FIELDS_EXCLUDED = {"_id", "outbox", "outbox_pending", "outbox_seq", "source_event_ids"}
+STATE_FIELDS_EXCLUDED = {"_id", "source_event_ids", *OUTBOX_FIELDS}
 
 
 class IntakeStore:

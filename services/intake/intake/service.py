@@ -28,6 +28,7 @@ from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.reports import AttachmentInfo, Report
 from lhpn_shared.contracts.units import Unit, UnitTree
 from lhpn_shared.http import FieldProblem
+from lhpn_shared.mongo import Doc
 from lhpn_shared.outbox import outbox_fields, with_outbox
 from lhpn_shared.principal import Principal
 
@@ -134,6 +135,19 @@ class Intake:
             raise FieldProblem([(("issuing_unit_id",), "Không có đơn vị ban hành này.")])
         existing = await self.store.plans.find_one({"_id": plan.plan_id})
         now = self.now()
+        audit = (
+            [
+                self.audit.entry(
+                    principal,
+                    "plans.publish",
+                    entity_type="plan",
+                    entity_id=plan.plan_id,
+                    unit_id=plan.issuing_unit_id,
+                )
+            ]
+            if principal is not None
+            else []
+        )
         if existing is not None:
             current = plan_from_doc(existing)
             same = {"revision", "published_at"}
@@ -143,7 +157,7 @@ class Intake:
             event = self._event("plan.published", plan, plan.issuing_unit_id)
             result = await self.store.plans.update_one(
                 {"_id": plan.plan_id, "revision": current.revision},
-                with_outbox({"$set": plan_to_doc(plan)}, [event]),
+                with_outbox({"$set": plan_to_doc(plan)}, [event], audit),
             )
             if result.matched_count == 0:
                 raise Conflict("Kế hoạch vừa được người khác cập nhật, vui lòng thử lại.")
@@ -152,20 +166,12 @@ class Intake:
             event = self._event("plan.published", plan, plan.issuing_unit_id)
             try:
                 await self.store.plans.insert_one(
-                    {"_id": plan.plan_id, **plan_to_doc(plan), **outbox_fields([event])}
+                    {"_id": plan.plan_id, **plan_to_doc(plan), **outbox_fields([event], audit)}
                 )
             except DuplicateKeyError as exc:
                 raise Conflict("Kế hoạch vừa được người khác tạo, vui lòng thử lại.") from exc
         self._wake(self.store.plans.name)
         await self._load_plans()
-        if principal is not None:
-            await self.audit.record(
-                principal,
-                "plans.publish",
-                entity_type="plan",
-                entity_id=plan.plan_id,
-                unit_id=plan.issuing_unit_id,
-            )
         return plan, True
 
     # ---- activities -------------------------------------------------------------------------
@@ -223,7 +229,10 @@ class Intake:
             "_id": str(activity.activity_id),
             **activity_to_doc(activity),
             "source_event_ids": [str(event.event_id)],
-            **outbox_fields([event]),
+            **outbox_fields(
+                [event],
+                self._audit(principal, "activities.record", activity.activity_id, fields.unit_id),
+            ),
         }
         try:
             await self.store.activities.insert_one(doc)
@@ -235,7 +244,6 @@ class Intake:
                 f"Mã hoạt động {activity.activity_id} đã được dùng cho một hoạt động khác."
             ) from None
         self._wake(self.store.activities.name)
-        await self._audit(principal, "activities.record", activity.activity_id, activity.unit_id)
         return activity, True
 
     async def correct_activity(
@@ -281,7 +289,11 @@ class Intake:
             source=source,
             correlation_id=correlation_id,
         )
-        update = with_outbox({"$set": activity_to_doc(updated)}, [event])
+        update = with_outbox(
+            {"$set": activity_to_doc(updated)},
+            [event],
+            self._audit(principal, "activities.correct", activity_id, updated.unit_id),
+        )
         update["$push"]["source_event_ids"] = str(event.event_id)
         guard: dict[str, Any] = (
             {"revision": current.revision}
@@ -302,7 +314,6 @@ class Intake:
                 )
             raise Conflict("Hoạt động vừa được người khác sửa, vui lòng tải lại rồi thử lại.")
         self._wake(self.store.activities.name)
-        await self._audit(principal, "activities.correct", activity_id, updated.unit_id)
         return updated
 
     async def void_activity(
@@ -353,6 +364,7 @@ class Intake:
                 }
             },
             [event],
+            self._audit(principal, "activities.void", activity_id, current.unit_id),
         )
         update["$push"]["source_event_ids"] = str(event.event_id)
         result = await self.store.activities.update_one(
@@ -371,7 +383,6 @@ class Intake:
                 )
             raise Conflict("Hoạt động vừa được người khác sửa, vui lòng tải lại rồi thử lại.")
         self._wake(self.store.activities.name)
-        await self._audit(principal, "activities.void", activity_id, current.unit_id)
         return voided
 
     async def list_activities(
@@ -482,7 +493,10 @@ class Intake:
                 "submitted_by": actor,
                 "last_received_at": now,
                 "source_event_ids": [str(event.event_id)],
-                **outbox_fields([event]),
+                **outbox_fields(
+                    [event],
+                    self._audit(principal, "reports.submit", report.report_id, report.unit_id),
+                ),
             }
             try:
                 await self.store.reports.insert_one(doc)
@@ -494,7 +508,6 @@ class Intake:
                     sub, principal, event_id=event_id, source=source, correlation_id=correlation_id
                 )
             self._wake(self.store.reports.name)
-            await self._audit(principal, "reports.submit", report.report_id, report.unit_id)
             return report, True
 
         current = report_from_doc(existing)
@@ -517,7 +530,9 @@ class Intake:
         )
         event = self._report_event(report, event_id, source, correlation_id)
         update = with_outbox(
-            {"$set": {**_report_doc(report, stored), "last_received_at": now}}, [event]
+            {"$set": {**_report_doc(report, stored), "last_received_at": now}},
+            [event],
+            self._audit(principal, "reports.resubmit", report.report_id, report.unit_id),
         )
         update["$push"]["source_event_ids"] = str(event.event_id)
         result = await self.store.reports.update_one(
@@ -530,7 +545,6 @@ class Intake:
                 )
             raise Conflict("Báo cáo vừa được nộp lại bởi người khác, vui lòng thử lại.")
         self._wake(self.store.reports.name)
-        await self._audit(principal, "reports.resubmit", report.report_id, report.unit_id)
         return report, True
 
     async def _refuse_report_id_of_another(self, report_id: UUID, key: dict[str, str]) -> None:
@@ -542,13 +556,14 @@ class Intake:
         if other is not None and any(other.get(k) != v for k, v in key.items()):
             raise Conflict(f"Mã báo cáo {report_id} đã được dùng cho một báo cáo khác.")
 
-    async def _audit(
-        self, principal: Principal, action: str, entity_id: UUID, unit_id: str
-    ) -> None:
+    def _audit(self, principal: Principal, action: str, entity_id: UUID, unit_id: str) -> list[Doc]:
+        """The audit record of a write, to store inside it (the relay moves it to the log)."""
         entity_type = {"activities": "activity", "reports": "report"}[action.partition(".")[0]]
-        await self.audit.record(
-            principal, action, entity_type=entity_type, entity_id=entity_id, unit_id=unit_id
-        )
+        return [
+            self.audit.entry(
+                principal, action, entity_type=entity_type, entity_id=entity_id, unit_id=unit_id
+            )
+        ]
 
     def _report_event(
         self, report: Report, event_id: UUID | None, source: str, correlation_id: str | None

@@ -26,7 +26,7 @@ from tests.integration.cases.builders import (
     make_case,
 )
 from tests.support.amqp import EventListener
-from tests.support.http import outbox_published
+from tests.support.http import eventually, outbox_published
 from tests.support.infra import RabbitVhost
 
 NAME = "Hồ Thị Quỳnh Zephyrine"
@@ -68,9 +68,17 @@ async def raw_documents(settings: CasesSettings) -> str:
 
 
 async def audit_of(settings: CasesSettings, case_id: str) -> list[dict[str, Any]]:
+    """The case's records in the audit log, once the outbox relay moved those of its writes
+    (they travel in the case's document until then)."""
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
     try:
         db = mongo[settings.mongo_db]
+
+        async def moved() -> bool:
+            doc = await db["cases"].find_one({"_id": case_id}, {"audit": 1})
+            return doc is not None and not doc.get("audit")
+
+        await eventually(moved)
         return await db["audit"].find({"entity_type": "case", "entity_id": case_id}).to_list()
     finally:
         await mongo.close()
