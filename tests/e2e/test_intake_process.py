@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 
 from tests.support.amqp import EventListener, publish_raw
+from tests.support.http import eventually
 from tests.support.infra import DevMongo, RabbitVhost
 from tests.support.process import ServiceProcess
 
@@ -96,3 +100,63 @@ async def test_the_intake_process_records_over_http_and_amqp_and_publishes_both(
         assert wanted <= {a["activity_id"] for a in listed.json()["items"]}
     log_lines = intake.log_path.read_text().splitlines()
     assert log_lines and all(line.startswith("{") for line in log_lines if line.strip())
+
+
+async def test_a_killed_intake_leaves_every_stored_write_with_exactly_one_audit_record(
+    intake: ServiceProcess,
+) -> None:
+    """SIGKILL while eight clients write: every activity stored, acknowledged or not, has its
+    record in the audit log once the next process's relay ran — none lost, none twice. (With
+    the record written after the document, a kill between the two commits lost it.)"""
+    assert intake.proc is not None
+    accepted: list[str] = []
+    async with httpx.AsyncClient(base_url=intake.url, timeout=10) as http:
+        token = await http.post(
+            "/api/v1/auth/token", data={"username": "admin", "password": "admin"}
+        )
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+        async def write() -> None:
+            while True:
+                body = {
+                    "activity_id": str(uuid.uuid4()),
+                    "unit_id": "22015",
+                    "kind": "legal_outreach",
+                    "occurred_on": "2021-03-05",
+                    "title": "Tuyên truyền pháp luật về bình đẳng giới",
+                    "metrics": {"sessions": 1, "participants": 40, "female_participants": 30},
+                }
+                try:
+                    r = await http.post("/api/v1/activities", json=body, headers=headers)
+                except httpx.HTTPError:
+                    return  # the process is gone
+                assert r.status_code == 201, r.text
+                accepted.append(body["activity_id"])
+
+        writers = [asyncio.create_task(write()) for _ in range(8)]
+
+        async def enough() -> bool:
+            return len(accepted) >= 120
+
+        await eventually(enough, timeout=60)
+        intake.proc.kill()
+        intake.proc.wait()
+        await asyncio.gather(*writers)
+
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(intake.env["MONGO_URL"])
+    db = mongo[intake.env["MONGO_DB"]]
+    try:
+        left = await db["activities"].count_documents({"audit.0": {"$exists": True}})
+        print(f"{len(accepted)} acknowledged; records still in their documents at the kill: {left}")
+        intake.start()
+
+        async def moved() -> bool:
+            return await db["activities"].count_documents({"audit.0": {"$exists": True}}) == 0
+
+        await eventually(moved, timeout=30)
+        stored = {d["_id"] async for d in db["activities"].find({}, {"_id": 1})}
+        assert set(accepted) <= stored
+        records = await db["audit"].find({"action": "activities.record"}).to_list()
+        assert sorted(r["entity_id"] for r in records) == sorted(stored)  # each exactly once
+    finally:
+        await mongo.close()
