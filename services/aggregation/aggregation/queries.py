@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -74,15 +74,29 @@ class HeadingChoices(BaseModel):
         return heading.model_copy(update=changes)
 
 
+class Reads(Protocol):
+    """Where the answers read from: one store, or the sum of the partitions' stores
+    (`partitioned.PartitionedReads`, `AGGREGATION_PARTITIONS` > 1)."""
+
+    async def get(
+        self, name: str, doc_id: str, parts: Sequence[str] | None = None
+    ) -> dict[str, Any] | None: ...
+
+    async def read_list(self, key: str) -> list[object]: ...
+
+    async def all_docs(self, name: str) -> list[dict[str, Any]]: ...
+
+
 class Queries:
-    def __init__(self, store: AggregationStore, clock: Clock) -> None:
+    def __init__(self, store: AggregationStore, clock: Clock, reads: Reads | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.reads: Reads = reads if reads is not None else store
 
     # ---- what the answers are read from -------------------------------------------------------
 
     async def node(self, unit_id: str) -> Node:
-        doc = await self.store.get("nodes", unit_id)
+        doc = await self.reads.get("nodes", unit_id)
         if doc is None:
             raise NotFound(f"Không có đơn vị mã '{unit_id}'.")
         raw = json.loads(doc["json"])
@@ -93,7 +107,7 @@ class Queries:
         )
 
     async def roots(self) -> list[str]:
-        return [str(r) for r in await self.store.read_list("roots")]
+        return [str(r) for r in await self.reads.read_list("roots")]
 
     async def access_tree(self, unit_ids: Sequence[str]) -> UnitTree:
         """The named units and their ancestors, from the node documents the answers read (one
@@ -108,24 +122,24 @@ class Queries:
         return UnitTree(units.values())
 
     async def plan(self, plan_id: str) -> Plan:
-        doc = await self.store.get("plans", plan_id)
+        doc = await self.reads.get("plans", plan_id)
         if doc is None:
             raise NotFound(f"Không có kế hoạch '{plan_id}'.")
         return state_of(Plan, doc)
 
     async def plans(self) -> list[Plan]:
-        return [state_of(Plan, d) for d in await self.store.all_docs("plans")]
+        return [state_of(Plan, d) for d in await self.reads.all_docs("plans")]
 
     async def part(self, unit_id: str, year: int, name: str) -> Any:
         """One part of a unit-year document, parsed (empty when there is none)."""
-        doc = await self.store.get("unit_years", unit_year_id(unit_id, year), [part_field(name)])
+        doc = await self.reads.get("unit_years", unit_year_id(unit_id, year), [part_field(name)])
         found = UnitYear(unit_id, year, {}, set(), unit_year_parts(doc) if doc else {})
         return found.part(name)
 
     async def plan_part(self, plan: Plan, unit_id: str, *, roster: bool = True) -> PlanPart:
         """The plan's counts in the unit's document, and its roster when lists are wanted."""
         names = [plan_part_name(plan.plan_id)] + ([roster_name(plan.plan_id)] if roster else [])
-        doc = await self.store.get(
+        doc = await self.reads.get(
             "unit_years", unit_year_id(unit_id, plan.year), [part_field(n) for n in names]
         )
         found = UnitYear(unit_id, plan.year, {}, set(), unit_year_parts(doc) if doc else {})
@@ -177,7 +191,7 @@ class Queries:
     ) -> IndicatorsResult:
         start, _ = _period(period)
         node = await self.node(unit_id)
-        doc = await self.store.get(
+        doc = await self.reads.get(
             "unit_years", unit_year_id(unit_id, start.year), ["activities", "declared"]
         )
         found = UnitYear(unit_id, start.year, {}, set(), unit_year_parts(doc) if doc else {})

@@ -139,14 +139,18 @@ def _rough_size(doc: Doc) -> int:
 
 
 class AggregationStore:
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    """`prefix`: the collections of one partition (`p<k>.`, `AGGREGATION_PARTITIONS` > 1);
+    none for the single stream (the layout of one partition is the layout of old)."""
+
+    def __init__(self, db: AsyncDatabase[Doc], prefix: str = "") -> None:
         self.db = db
-        self.journal = db["journal"]
-        self.events = db["events"]
-        self.meta = db["meta"]
+        self.prefix = prefix
+        self.journal = db[f"{prefix}journal"]
+        self.events = db[f"{prefix}events"]
+        self.meta = db[f"{prefix}meta"]
 
     def coll(self, name: str) -> AsyncCollection[Doc]:
-        return self.db[name]
+        return self.db[f"{self.prefix}{name}"]
 
     async def ensure_indexes(self) -> None:
         """Nothing beyond `_id`: every read is by `_id`, and the archive is read in full."""
@@ -300,7 +304,7 @@ class AggregationStore:
 
     async def drop_read_models(self) -> None:
         for name in READ_MODELS:
-            await self.db.drop_collection(name)
+            await self.db.drop_collection(f"{self.prefix}{name}")
 
 
 def state_doc(doc_id: str, model_json: str) -> Doc:

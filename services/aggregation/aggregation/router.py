@@ -1,0 +1,166 @@
+"""The router's use case (`AGGREGATION_PARTITIONS` > 1): it consumes `aggregation.events` (single
+active consumer, so in arrival order) and hands each event to its partition's queue
+(`routing.Routes` says which), in order, before the batch is acked.
+
+Its state, in the service's database: every unit (`router.units`, the latest revision of each:
+the groups of provinces need the whole tree) and the events waiting for their unit
+(`router.parked`, in arrival order). A batch is sent first and recorded after: a crash in
+between sends its events again (a writer applies an event twice as once). Another router that
+took over (the stamp in `router.meta` is not this one's) is read again before the next batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from uuid import uuid4
+
+from pymongo import DeleteOne, ReplaceOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from lhpn_shared.contracts.units import Unit
+from lhpn_shared.mongo import Doc
+
+from .batch import Event, parse_event, state_of
+from .routing import EVERY, Route, Routes
+
+log = logging.getLogger("aggregation.router")
+
+Send = Callable[[str, int, str], Awaitable[None]]
+"""send(event body, partition, key): publish to that partition's queue, confirmed."""
+
+
+class RouterStore:
+    """The router's documents (`router.units`, `router.parked`, `router.meta`)."""
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.units = db["router.units"]
+        self.parked = db["router.parked"]
+        self.meta = db["router.meta"]
+
+    async def load_units(self) -> list[Doc]:
+        return await self.units.find({}, batch_size=1000).to_list(None)
+
+    async def load_parked(self) -> list[Doc]:
+        return await self.parked.find({}).sort("_id", 1).to_list(None)
+
+    async def save(self, units: dict[str, str], parked: list[Doc], released: list[str]) -> None:
+        if units:
+            await self.units.bulk_write(
+                [
+                    ReplaceOne({"_id": i}, {"_id": i, "json": j}, upsert=True)
+                    for i, j in units.items()
+                ],
+                ordered=False,
+            )
+        ops: list[ReplaceOne[Doc] | DeleteOne] = [
+            ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in parked
+        ]
+        ops += [DeleteOne({"_id": i}) for i in released]
+        if ops:
+            await self.parked.bulk_write(ops, ordered=True)
+
+    async def read_stamp(self) -> str | None:
+        doc = await self.meta.find_one({"_id": "stamp"})
+        return None if doc is None else str(doc["value"])
+
+    async def write_stamp(self, value: str) -> None:
+        await self.meta.replace_one({"_id": "stamp"}, {"value": value}, upsert=True)
+
+
+@dataclass
+class Parked:
+    doc_id: str
+    event: Event
+
+
+class Router:
+    def __init__(
+        self,
+        store: RouterStore,
+        partitions: int,
+        send: Send,
+        *,
+        moved: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.partitions = partitions
+        self._send = send
+        self._moved = moved or (lambda provinces: None)
+        self.routes: Routes | None = None
+        self.parked: list[Parked] = []
+        self._seq = 0
+        self.stamp: str | None = None
+
+    async def load(self) -> None:
+        routes = Routes(self.partitions)
+        routes.add_units(state_of(Unit, d) for d in await self.store.load_units())
+        self.parked = [
+            Parked(str(d["_id"]), parse_event(d["body"].encode(), publisher=None, owners=None))
+            for d in await self.store.load_parked()
+        ]
+        self._seq = max((int(p.doc_id) for p in self.parked), default=0)
+        self.routes = routes
+        self.stamp = await self.store.read_stamp()
+
+    async def apply(self, events: Sequence[Event]) -> list[bool]:
+        """Send each event to its partition, or park it; returns True for each (a routed
+        event is never 'unchanged')."""
+        if self.routes is None or await self.store.read_stamp() != self.stamp:
+            await self.load()
+        try:
+            return await self._apply(events)
+        except BaseException:
+            self.routes = None  # what was sent or recorded is unknown: read it again
+            raise
+
+    async def _apply(self, events: Sequence[Event]) -> list[bool]:
+        routes = self.routes
+        assert routes is not None
+        sends: list[tuple[Event, Route]] = []
+        units: dict[str, str] = {}
+        new_parked: list[Parked] = []
+        released: list[str] = []
+        for event in events:
+            if isinstance(event.data, Unit):
+                moved = routes.add_units([event.data])
+                if moved:
+                    log.error(
+                        "a reorganisation joined provinces of different partitions: rebuild "
+                        "the partitions' read models",
+                        extra={"provinces": moved},
+                    )
+                    self._moved(moved)
+                units[event.data.unit_id] = routes.units[event.data.unit_id].model_dump_json()
+            route = routes.route(event.data)
+            if route is None:
+                self._seq += 1
+                parked = Parked(f"{self._seq:012d}", event)
+                self.parked.append(parked)
+                new_parked.append(parked)
+            else:
+                sends.append((event, route))
+            if isinstance(event.data, Unit) and self.parked:
+                still: list[Parked] = []
+                for parked in self.parked:
+                    placed = routes.route(parked.event.data)
+                    if placed is None:
+                        still.append(parked)
+                        continue
+                    sends.append((parked.event, placed))
+                    if parked in new_parked:
+                        new_parked.remove(parked)
+                    else:
+                        released.append(parked.doc_id)
+                self.parked = still
+        for event, route in sends:
+            targets = range(self.partitions) if route.partition == EVERY else [route.partition]
+            for partition in targets:
+                await self._send(event.body, partition, route.key)
+        stored = [{"_id": p.doc_id, "body": p.event.body} for p in new_parked]
+        if units or stored or released:
+            await self.store.save(units, stored, released)
+            self.stamp = uuid4().hex
+            await self.store.write_stamp(self.stamp)
+        return [True] * len(events)

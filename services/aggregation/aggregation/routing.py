@@ -1,0 +1,157 @@
+"""Which partition of the aggregation stream an event belongs to (`AGGREGATION_PARTITIONS` > 1).
+
+Pure: no I/O. The key of an event is its unit's province, where provinces joined by a
+reorganisation (a unit of one with a predecessor or successor in the other) count as one and
+are named by the smallest province id of the group: a unit's lineage never crosses partitions,
+so the credit for what a predecessor did is written by the same writer as the successor's
+standing (docs/aggregation.md, "Partitions"). The partition is `crc32(key) mod N`.
+
+- A unit above the provinces (the central union) is in every partition's tree: its
+  `unit.upserted` goes to every partition; its own activities, reports and cases go to the
+  partition of its own id (the *owner*), and the answers count its own entry once, from there.
+- A plan goes to every partition.
+- An event whose unit cannot be placed yet (the unit, or an ancestor up to its province, has
+  not arrived) is *parked*, in arrival order, and released as soon as the units that place it
+  have arrived: so an entity's events still reach its partition in the order they came.
+- A reorganisation announced after events of two provinces of different partitions joins them
+  into one group: the events routed before went to the other partition. `Routes.add_units`
+  reports such provinces (`moved`); the read models of those partitions must then be rebuilt
+  from the archive (not automated: say so in the logs and the metrics).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from lhpn_shared.contracts.activities import Activity
+from lhpn_shared.contracts.cases import CaseFacts
+from lhpn_shared.contracts.events import ActivityVoided
+from lhpn_shared.contracts.plans import Plan
+from lhpn_shared.contracts.reports import Report
+from lhpn_shared.contracts.units import Unit, UnitLevel
+
+PARTITION_HEADER = "lhpn-partition-key"
+"""The key an event was routed by (the group's province, or a central unit's own id)."""
+
+EVERY = -1
+"""`Route.partition` of an event every partition receives."""
+
+
+def partition_of(key: str, partitions: int) -> int:
+    return zlib.crc32(key.encode("utf-8")) % partitions
+
+
+@dataclass(frozen=True)
+class Route:
+    partition: int
+    """the partition (0…N−1), or `EVERY`"""
+    key: str
+
+
+@dataclass
+class Routes:
+    """The units as the router knows them (every unit, whole: the partitions each hold a part)
+    and the events waiting for theirs."""
+
+    partitions: int
+    units: dict[str, Unit] = field(default_factory=dict)
+    _groups: dict[str, str] | None = None
+    """province → the key of its group (computed when first needed after a unit arrived)"""
+    _placed: dict[str, int] = field(default_factory=dict)
+    """province → the partition it was last routed to (to notice a group that moved)"""
+
+    def add_units(self, units: Iterable[Unit]) -> list[str]:
+        """Take in arriving units (a revision never goes back); returns the provinces whose
+        partition changed because a reorganisation joined their group to another one."""
+        changed = False
+        for unit in units:
+            stored = self.units.get(unit.unit_id)
+            if stored is None or unit.revision > stored.revision:
+                self.units[unit.unit_id] = unit
+                changed = True
+        if not changed:
+            return []
+        self._groups = None
+        moved = []
+        for province, key in self.groups().items():
+            now = partition_of(key, self.partitions)
+            before = self._placed.get(province)
+            if before is not None and before != now:
+                moved.append(province)
+            self._placed[province] = now
+        return sorted(moved)
+
+    def province_of(self, unit_id: str) -> str | None:
+        """The unit's province; `""` for a unit above the provinces; None while the unit or
+        one of its ancestors up to the province has not arrived."""
+        seen: set[str] = set()
+        current = self.units.get(unit_id)
+        while current is not None and current.unit_id not in seen:
+            if current.level is UnitLevel.province:
+                return current.unit_id
+            if current.level is UnitLevel.national:
+                return ""
+            seen.add(current.unit_id)
+            if current.parent_id is None:
+                return None
+            current = self.units.get(current.parent_id)
+        return None
+
+    def groups(self) -> dict[str, str]:
+        """Every known province → its group's key (the smallest province id of the group)."""
+        if self._groups is not None:
+            return self._groups
+        parent: dict[str, str] = {}
+
+        def find(p: str) -> str:
+            while parent.setdefault(p, p) != p:
+                parent[p] = parent[parent[p]]
+                p = parent[p]
+            return p
+
+        def union(a: str, b: str) -> None:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+
+        for unit in self.units.values():
+            here = self.province_of(unit.unit_id)
+            if here:
+                find(here)
+            for link in (*unit.predecessors, *unit.successors):
+                there = self.province_of(link.unit_id)
+                if here and there:
+                    union(here, there)
+        self._groups = {p: find(p) for p in parent}
+        return self._groups
+
+    def route(self, data: BaseModel) -> Route | None:
+        """Where an event goes, or None: park it until its unit can be placed."""
+        if isinstance(data, Plan):
+            return Route(EVERY, "")
+        unit_id = unit_of(data)
+        province = self.province_of(unit_id)
+        if province is None:
+            return None
+        if province == "":  # a central unit: in every tree, its own facts at its owner
+            if isinstance(data, Unit):
+                return Route(EVERY, "")
+            return Route(partition_of(unit_id, self.partitions), unit_id)
+        key = self.groups().get(province, province)
+        return Route(partition_of(key, self.partitions), key)
+
+
+def unit_of(data: BaseModel) -> str:
+    """The unit an event is about."""
+    if isinstance(data, Unit | Activity | ActivityVoided | Report | CaseFacts):
+        return data.unit_id
+    raise TypeError(f"no unit in {type(data).__name__}")
+
+
+def owner_of(unit_id: str, partitions: int) -> int:
+    """The partition that holds a central unit's own facts (its entry counts from there)."""
+    return partition_of(unit_id, partitions)
