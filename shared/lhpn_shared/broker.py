@@ -54,6 +54,17 @@ DEAD_LETTERS = RabbitExchange(
 )
 REPLAY = RabbitExchange("lhpn.replay", type=ExchangeType.TOPIC, durable=True, declare=False)
 EXCHANGES = (EVENTS, INBOUND, DEAD_LETTERS, REPLAY)
+AGGREGATION_PARTITIONS = RabbitExchange(
+    "aggregation.partitions", type=ExchangeType.DIRECT, durable=True
+)
+"""Aggregation's own exchange, used only with `AGGREGATION_PARTITIONS` > 1: its router sends each
+event to the queue of the event's partition, `aggregation.events.p<k>`, bound with `<k>`. The
+service declares it and its partition queues itself (nobody else publishes there)."""
+OWN_RESOURCES: dict[str, str] = {
+    "aggregation": r"aggregation\.partitions|aggregation\.events\.p[0-9]+(\.dlq)?",
+}
+"""Per service, a regex of the resources besides its `TOPOLOGY` queues that it declares, writes
+and reads itself (`broker_accounts`)."""
 
 REJECTION_HEADER = "x-rejection-reason"
 ORIGINAL_EXCHANGE_HEADER = "x-original-exchange"

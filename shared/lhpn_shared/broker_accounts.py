@@ -44,7 +44,16 @@ from faststream.rabbit import RabbitExchange
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .broker import DEAD_LETTERS, EVENTS, EXCHANGES, INBOUND, REPLAY, TOPOLOGY, queues_of
+from .broker import (
+    DEAD_LETTERS,
+    EVENTS,
+    EXCHANGES,
+    INBOUND,
+    OWN_RESOURCES,
+    REPLAY,
+    TOPOLOGY,
+    queues_of,
+)
 from .contracts.owners import SERVICES, owned_by
 from .inbound import InboundBinding, parse_inbound_systems
 from .settings import DEFAULT_BROKER_USER_PREFIX
@@ -108,15 +117,23 @@ def service_account(service: str, user: str, password: str) -> Account:
         return [k for b in queues_of(service) if b.exchange is exchange for k in b.routing_keys]
 
     publishes = owned_by(service)
+    extra = OWN_RESOURCES.get(service)
+
+    def with_own(regex: str) -> str:
+        """…and the resources the service declares itself (aggregation's partitions)."""
+        return regex if extra is None else f"{regex}|^({extra})$"
+
     return Account(
         name=user,
         password=password,
         permissions=Permissions(
-            configure=exactly(own),
-            write=exactly(
-                [*own, DEAD_LETTERS.name, REPLAY.name, *([EVENTS.name] if publishes else [])]
+            configure=with_own(exactly(own)),
+            write=with_own(
+                exactly(
+                    [*own, DEAD_LETTERS.name, REPLAY.name, *([EVENTS.name] if publishes else [])]
+                )
             ),
-            read=exactly([*own, DEAD_LETTERS.name, REPLAY.name, *sources]),
+            read=with_own(exactly([*own, DEAD_LETTERS.name, REPLAY.name, *sources])),
         ),
         topic_permissions=(
             TopicPermission(

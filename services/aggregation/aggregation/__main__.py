@@ -27,7 +27,9 @@ PROGRESS_EVERY_SECONDS = 1.0
 
 
 async def rebuild(settings: AggregationSettings) -> int:
-    """Logs `rebuild progress` (archive documents read of all, events replayed) about once a
+    """With partitions, the partition of `AGGREGATION_PARTITION` replays its own archive.
+
+    Logs `rebuild progress` (archive documents read of all, events replayed) about once a
     second: an operator's command (`lhpn aggregation rebuild`) draws its bar from these lines."""
     client = make_client(settings)
     last = 0.0
@@ -43,8 +45,9 @@ async def rebuild(settings: AggregationSettings) -> int:
         )
 
     try:
+        prefix = f"p{settings.aggregation_partition}." if settings.partitioned else ""
         aggregation = Aggregation(
-            AggregationStore(database(client, settings.database)), SystemClock()
+            AggregationStore(database(client, settings.database), prefix), SystemClock()
         )
         return await aggregation.rebuild(batch_size=settings.batch_size, progress=progress)
     finally:

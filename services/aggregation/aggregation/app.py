@@ -20,6 +20,7 @@ from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.specification import AsyncAPI
+from prometheus_client import Counter
 from pymongo import AsyncMongoClient
 
 from lhpn_shared import dead_letters
@@ -27,7 +28,7 @@ from lhpn_shared.access import Guard, document_permissions
 from lhpn_shared.accounts import AccessCopy, AccessRegistry, subscribe_access
 from lhpn_shared.audit import AuditLog, audit_router
 from lhpn_shared.auth import Authenticator
-from lhpn_shared.broker import EVENTS, TOPOLOGY, make_broker
+from lhpn_shared.broker import AGGREGATION_PARTITIONS, EVENTS, TOPOLOGY, make_broker
 from lhpn_shared.clock import Clock, SystemClock
 from lhpn_shared.consumers import Consumers
 from lhpn_shared.contracts.units import UnitTree
@@ -43,8 +44,11 @@ from lhpn_shared.trust import EventOwners
 
 from .api import build_router
 from .batch import CONSUMED_KEYS, EVENTS_QUEUE
-from .consumer import Batcher
+from .consumer import ApplyBatch, Batcher
+from .partitioned import PartitionedReads
+from .partitions import partition_queue, partition_queue_name, sender
 from .repository import AggregationStore
+from .router import Router, RouterStore
 from .service import Aggregation, BadInput, NotFound
 from .settings import AggregationSettings
 
@@ -69,24 +73,46 @@ def build_broker(
     """The broker with the documented subscriber (it only hands deliveries to the batcher) and
     the service's copy of the access events."""
     broker = make_broker(settings)
+    description = (
+        "The facts the read models are built from ("
+        + ", ".join(CONSUMED_KEYS)
+        + "), each from its owning service (AMQP user_id), applied in batches and acked once "
+        "stored; refused ones go to "
+        f"{EVENTS_QUEUE}.dlq with x-rejection-reason."
+    )
+    events_handler = "router" if settings.partitioned else "batcher"
 
     @broker.subscriber(
         # dead-letters into `aggregation.events.dlq`; a single active consumer, so a second
-        # instance stands by and batches are never written by two processes at once
+        # instance stands by and batches are never written (or routed) by two processes at once
         TOPOLOGY[EVENTS_QUEUE].rabbit_queue(),
         EVENTS,
         channel=Channel(prefetch_count=settings.events_prefetch),
         ack_policy=AckPolicy.MANUAL,
         decoder=delivery,
         title=f"{EVENTS_QUEUE}:events",
-        description="The facts the read models are built from ("
-        + ", ".join(CONSUMED_KEYS)
-        + "), each from its owning service (AMQP user_id), applied in batches and acked once "
-        "stored; refused ones go to "
-        f"{EVENTS_QUEUE}.dlq with x-rejection-reason.",
+        description=description
+        if not settings.partitioned
+        else "Every event, placed by the router on the queue of its partition "
+        "(aggregation.events.p<k>) before it is acked.",
     )
     async def on_event(msg: Any) -> None:
-        await batcher_ref["batcher"].add(msg)
+        await batcher_ref[events_handler].add(msg)
+
+    if settings.partitioned:
+        partition = partition_queue(settings.aggregation_partition)
+
+        @broker.subscriber(
+            partition,
+            AGGREGATION_PARTITIONS,
+            channel=Channel(prefetch_count=settings.events_prefetch),
+            ack_policy=AckPolicy.MANUAL,
+            decoder=delivery,
+            title=f"{partition.name}:events",
+            description=f"This process's partition of {EVENTS_QUEUE}: " + description,
+        )
+        async def on_partition_event(msg: Any) -> None:
+            await batcher_ref["batcher"].add(msg)
 
     refs = access_ref if access_ref is not None else {}
     subscribe_access(
@@ -113,21 +139,63 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = make_client(settings)
-        store = AggregationStore(database(client, settings.database))
-        aggregation = Aggregation(store, clock)
-        batcher = Batcher(
-            broker,
-            EVENTS_QUEUE,
-            aggregation.apply,
-            size=settings.batch_size,
-            interval=settings.flush_interval_seconds,
-            retry_delay=settings.retry_delay_seconds,
-            outcome=lambda t, o, n: metrics.events.labels("aggregation", t, o).inc(n),
-            owners=EventOwners(settings.broker_user_prefix),
-            progress=consumers.queue(EVENTS_QUEUE),
-            own_user=settings.broker_user,
-            max_attempts=settings.consumer_max_attempts,
+        db = database(client, settings.database)
+        router: Router | None = None
+        if settings.partitioned:
+            moves = Counter(
+                "lhpn_aggregation_partition_moves_total",
+                "Provinces a reorganisation moved to another partition after events of theirs "
+                "were routed (their partitions' read models need a rebuild)",
+                registry=metrics.registry,
+            )
+            stores = [
+                AggregationStore(db, f"p{k}.") for k in range(settings.aggregation_partitions)
+            ]
+            store = stores[settings.aggregation_partition]
+            aggregation = Aggregation(store, clock, PartitionedReads(stores))
+            router = Router(
+                RouterStore(db),
+                settings.aggregation_partitions,
+                sender(broker, settings.aggregation_partitions),
+                moved=lambda provinces: moves.inc(len(provinces)),
+            )
+        else:
+            store = AggregationStore(db)
+            aggregation = Aggregation(store, clock)
+        queue = (
+            partition_queue_name(settings.aggregation_partition)
+            if settings.partitioned
+            else EVENTS_QUEUE
         )
+
+        def batcher_of(
+            queue: str, apply: ApplyBatch, routed_by: str | None = None, *, routing: bool = False
+        ) -> Batcher:
+            def outcome(event_type: str, outcome: str, n: int) -> None:
+                if routing and outcome != "rejected":
+                    outcome = "routed"
+                metrics.events.labels("aggregation", event_type, outcome).inc(n)
+
+            return Batcher(
+                broker,
+                queue,
+                apply,
+                size=settings.batch_size,
+                interval=settings.flush_interval_seconds,
+                retry_delay=settings.retry_delay_seconds,
+                outcome=outcome,
+                owners=EventOwners(settings.broker_user_prefix),
+                progress=consumers.queue(queue),
+                own_user=settings.broker_user,
+                max_attempts=settings.consumer_max_attempts,
+                routed_by=routed_by,
+            )
+
+        batcher = batcher_of(
+            queue, aggregation.apply, AGGREGATION_PARTITIONS.name if router else None
+        )
+        if router is not None:
+            batcher_ref["router"] = batcher_of(EVENTS_QUEUE, router.apply, routing=True)
         batcher_ref["batcher"] = batcher
         access = AccessCopy(registry, store.db["access"])
         app.state.aggregation, app.state.batcher = aggregation, batcher
@@ -142,6 +210,8 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
             access_ref["copy"] = access
             await aggregation.recover()
             await aggregation.writer.load()
+            if router is not None:
+                await router.load()
 
         # consume only once a crashed batch is finished
         prepared = background.start(lambda: retry_while_database_down(prepare), "prepare")
@@ -154,6 +224,16 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
             stop=batcher.stop,  # the batch in hand is finished, the rest is requeued
             consumer=batcher.progress,
         )
+        if router is not None:
+            routing = batcher_ref["router"]
+            background.start(
+                routing.run,
+                "router",
+                forever=True,
+                after=prepared,
+                stop=routing.stop,
+                consumer=routing.progress,
+            )
         try:
             yield
         finally:

@@ -70,8 +70,12 @@ class Batcher:
         progress: QueueProgress | None = None,
         own_user: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        routed_by: str | None = None,
     ) -> None:
         self._broker = broker
+        self._routed_by = routed_by
+        """a partition's queue: the exchange the service's own router sends through (what
+        arrives from it as the service's own user was admitted by the router already)"""
         self._owners = owners
         self._own_user = own_user
         """this service's broker user: a dead letter it replayed counts as its first sender's"""
@@ -100,12 +104,16 @@ class Batcher:
     async def add(self, msg: RabbitMessage) -> None:
         """The subscriber's handler: parse the delivery (here, while the flusher waits on the
         database) and keep it for the next batch, not acked yet."""
+        raw = msg.raw_message
         try:
-            self._parsed[id(msg)] = parse_event(
-                msg.raw_message.body,
-                publisher=sender_of(msg.raw_message, self._own_user),
-                owners=self._owners,
-            )
+            if self._routed_by is not None and (
+                raw.exchange == self._routed_by and raw.user_id == self._own_user
+            ):
+                self._parsed[id(msg)] = parse_event(raw.body, publisher=None, owners=None)
+            else:
+                self._parsed[id(msg)] = parse_event(
+                    raw.body, publisher=sender_of(raw, self._own_user), owners=self._owners
+                )
         except Reject as exc:
             self._parsed[id(msg)] = exc
         except Exception as exc:  # a bug: dead-letter it rather than hold it unsettled

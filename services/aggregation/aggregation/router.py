@@ -27,8 +27,8 @@ from .routing import EVERY, Route, Routes
 
 log = logging.getLogger("aggregation.router")
 
-Send = Callable[[str, int, str], Awaitable[None]]
-"""send(event body, partition, key): publish to that partition's queue, confirmed."""
+Send = Callable[[Event, int, str], Awaitable[None]]
+"""send(event, partition, key): publish it to that partition's queue, confirmed."""
 
 
 class RouterStore:
@@ -157,7 +157,7 @@ class Router:
         for event, route in sends:
             targets = range(self.partitions) if route.partition == EVERY else [route.partition]
             for partition in targets:
-                await self._send(event.body, partition, route.key)
+                await self._send(event, partition, route.key)
         stored = [{"_id": p.doc_id, "body": p.event.body} for p in new_parked]
         if units or stored or released:
             await self.store.save(units, stored, released)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lhpn_shared.settings import ServiceSettings
 
@@ -26,6 +26,34 @@ class AggregationSettings(ServiceSettings):
     retry_delay_seconds: float = Field(
         default=1.0, gt=0, description="pause before requeueing a batch the database refused"
     )
+
+    aggregation_partitions: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="partitions of the event stream (docs/aggregation.md, 'Partitions'): 1, "
+        "one queue and one active writer; N > 1, a router places each event by its unit's "
+        "province on one of N queues, each written by its own process",
+    )
+    aggregation_partition: int = Field(
+        default=0,
+        ge=0,
+        description="the partition this process writes (0…AGGREGATION_PARTITIONS−1); every "
+        "process stands by as the router and answers from every partition",
+    )
+
+    @model_validator(mode="after")
+    def _partition_in_range(self) -> AggregationSettings:
+        if self.aggregation_partition >= self.aggregation_partitions:
+            raise ValueError(
+                f"AGGREGATION_PARTITION={self.aggregation_partition} is not one of the "
+                f"{self.aggregation_partitions} partitions (0…{self.aggregation_partitions - 1})"
+            )
+        return self
+
+    @property
+    def partitioned(self) -> bool:
+        return self.aggregation_partitions > 1
 
     @property
     def events_prefetch(self) -> int:

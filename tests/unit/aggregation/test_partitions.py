@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from aggregation.batch import parse_event
+from aggregation.batch import Event, parse_event
 from aggregation.partitioned import PartitionedReads
 from aggregation.router import Router
 from aggregation.routing import EVERY, Routes, partition_of
@@ -132,8 +132,8 @@ async def partitioned(events: list[Envelope], partitions: int) -> tuple[Aggregat
     500); the answers read every partition. Returns the service and each partition's share."""
     sent: dict[int, list[str]] = defaultdict(list)
 
-    async def send(body: str, partition: int, key: str) -> None:
-        sent[partition].append(body)
+    async def send(event: Event, partition: int, key: str) -> None:
+        sent[partition].append(event.body)
 
     router = Router(MemoryRouterStore(), partitions, send)  # type: ignore[arg-type]
     parsed = events_of(events)
@@ -295,7 +295,7 @@ def test_a_reorganisation_joins_provinces_into_one_key_and_says_when_a_group_mov
 async def test_the_router_parks_an_event_until_its_unit_and_the_units_above_it_arrive():
     sent: list[tuple[int, str]] = []
 
-    async def send(body: str, partition: int, key: str) -> None:
+    async def send(event: Event, partition: int, key: str) -> None:
         sent.append((partition, key))
 
     store = MemoryRouterStore()

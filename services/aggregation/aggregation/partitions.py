@@ -1,0 +1,70 @@
+"""The broker side of partitions (`AGGREGATION_PARTITIONS` > 1): the partition queues, their
+declaration, and the router's way of sending to them.
+
+`aggregation.events` stays the queue every owner's events arrive on; with N partitions it is
+consumed by the router (one active at a time), which sends each event through the service's own
+direct exchange `aggregation.partitions` to `aggregation.events.p<k>` (bound with `<k>`), each
+with a single active consumer: the writer of partition k. The router computes k itself
+(`routing`), so no broker plugin is needed; the key it used travels in `lhpn-partition-key`.
+"""
+
+from __future__ import annotations
+
+from faststream.rabbit import RabbitBroker, RabbitQueue
+
+from lhpn_shared.broker import (
+    AGGREGATION_PARTITIONS,
+    DEAD_LETTERS,
+    consumer_queue,
+    dead_letter_queue,
+)
+
+from .batch import Event
+from .router import Send
+from .routing import PARTITION_HEADER
+
+
+def partition_queue_name(partition: int) -> str:
+    return f"aggregation.events.p{partition}"
+
+
+def partition_queue(partition: int) -> RabbitQueue:
+    """Durable, dead-lettering into `<name>.dlq`, one active consumer (order per entity)."""
+    return consumer_queue(
+        partition_queue_name(partition), str(partition), single_active_consumer=True
+    )
+
+
+async def declare_partitions(broker: RabbitBroker, partitions: int) -> None:
+    """The exchange, every partition queue with its DLQ and binding (idempotent): declared by
+    the router before it sends, so nothing it sends is dropped for want of a queue."""
+    exchange = await broker.declare_exchange(AGGREGATION_PARTITIONS)
+    dlx = await broker.declare_exchange(DEAD_LETTERS)
+    for partition in range(partitions):
+        queue = partition_queue(partition)
+        dlq = await broker.declare_queue(dead_letter_queue(queue.name))
+        await dlq.bind(dlx, routing_key=queue.name)
+        declared = await broker.declare_queue(queue)
+        await declared.bind(exchange, routing_key=str(partition))
+
+
+def sender(broker: RabbitBroker, partitions: int) -> Send:
+    """The router's `send`: persistent, confirmed, the event's id as `message_id`."""
+    declared = False
+
+    async def send(event: Event, partition: int, key: str) -> None:
+        nonlocal declared
+        if not declared:
+            await declare_partitions(broker, partitions)
+            declared = True
+        await broker.publish(
+            event.body.encode("utf-8"),
+            exchange=AGGREGATION_PARTITIONS,
+            routing_key=str(partition),
+            headers={PARTITION_HEADER: key},
+            persist=True,
+            content_type="application/json",
+            message_id=str(event.envelope.event_id),
+        )
+
+    return send
