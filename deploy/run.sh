@@ -14,7 +14,9 @@
 #
 # Environment (all optional): PORTAL_PORT=8000 INTAKE_PORT=8001 CASES_PORT=8002
 # REMINDERS_PORT=8003 AGGREGATION_PORT=8004, REPLICAS_<SERVICE>=1 (e.g. REPLICAS_REMINDERS=2:
-# replica k answers on the port + 100 × (k − 1)), MONGO_PORT=27017 (DevMongo), RABBIT_VHOST=/
+# replica k answers on the port + 100 × (k − 1)), AGGREGATION_PARTITIONS=1 (N > 1: N aggregation
+# processes by default, replica k writing partition (k − 1) mod N; docs/aggregation.md),
+# MONGO_PORT=27017 (DevMongo), RABBIT_VHOST=/
 # (vhost of this run), BROKER_USER_PREFIX=lhpn- (users <prefix><service>), INBOUND_SYSTEMS (other
 # systems' broker users, made here too), SERVICES="intake cases" (a subset), LOAD_DEFAULT_2025=0
 # (skip Phú Yên's successor area in Đắk Lắk from 1 July 2025), READY_TIMEOUT=120 (seconds per

@@ -14,8 +14,10 @@ broker user, password from `.data/broker/`), its port, and its log in `.data/log
 Environment: SERVICES (default: every service with a `__main__.py`), `<SERVICE>_PORT`,
 `REPLICAS_<SERVICE>` (default 1; replica k answers on the port + 100 × (k − 1), logs to
 `<service>-<k>.log`; consumers compete on their queue, and aggregation's queue has a single
-active consumer, so its other replicas stand by), RABBIT_VHOST, BROKER_USER_PREFIX, MONGO_URL,
-SHUTDOWN_GRACE_SECONDS (the services' own; the supervisor waits 5 s more before SIGKILL),
+active consumer, so its other replicas stand by), AGGREGATION_PARTITIONS (default 1; with N > 1
+aggregation runs N replicas by default, replica k writing partition (k − 1) mod N, so
+REPLICAS_AGGREGATION=2N gives each partition a standby), RABBIT_VHOST, BROKER_USER_PREFIX,
+MONGO_URL, SHUTDOWN_GRACE_SECONDS (the services' own; the supervisor waits 5 s more before SIGKILL),
 READY_TIMEOUT, LOAD_DEFAULT_2025, and every service setting, passed through.
 
 The `Supervisor` class is what the fault suite runs the services with, too.
@@ -318,8 +320,18 @@ class RunSettings:
     def port(self, service: str) -> int:
         return int(self.env.get(f"{service.upper()}_PORT") or DEFAULT_PORTS[service])
 
+    def partitions(self, service: str) -> int:
+        """Aggregation's `AGGREGATION_PARTITIONS` (1 for every other service)."""
+        if service != "aggregation":
+            return 1
+        value = self.env.get("AGGREGATION_PARTITIONS", "1")
+        if not value.isdigit() or int(value) < 1:
+            raise SystemExit("run: AGGREGATION_PARTITIONS must be a whole number ≥ 1")
+        return int(value)
+
     def replicas(self, service: str) -> int:
-        value = self.env.get(f"REPLICAS_{service.upper()}", "1")
+        """`REPLICAS_<SERVICE>`; for aggregation at least one per partition (its default)."""
+        value = self.env.get(f"REPLICAS_{service.upper()}", str(self.partitions(service)))
         if not value.isdigit() or int(value) < 1:
             raise SystemExit(f"run: REPLICAS_{service.upper()} must be a whole number ≥ 1")
         return int(value)
@@ -344,6 +356,8 @@ class RunSettings:
             port = self.port(service) + REPLICA_PORT_STEP * (k - 1)
             name = service if k == 1 else f"{service}-{k}"
             env = {**self.env, f"{service.upper()}_PORT": str(port)}
+            if self.partitions(service) > 1:  # replica k writes partition k−1 (mod N)
+                env["AGGREGATION_PARTITION"] = str((k - 1) % self.partitions(service))
             if (url := self.rabbit_url(service)) is not None:
                 env["RABBIT_URL"] = url
             if service == "portal":
