@@ -1,25 +1,20 @@
-"""Aggregation ingestion by one writer against two, in the same run: what partitioning the
-stream by unit can give on this machine.
+"""Aggregation ingestion by one writer against two partitions, in the same run: what the
+service's partitions (`AGGREGATION_PARTITIONS`, docs/aggregation.md "Partitions") give on this
+machine.
 
-    uv run python bench/partitions.py            # 40,000 events, about 6 minutes on 2 cores
-    uv run python bench/partitions.py --quick    # 16,000 events, about 3 minutes
+    uv run python bench/partitions.py            # 40,000 events
+    uv run python bench/partitions.py --quick    # 16,000 events
 
-Partitioning is not in the service yet (docs/aggregation.md, "For the replicas"). What this
-measures is its write side as designed there: each partition is a whole aggregation process
-with the whole unit tree and the plans, the events of its own units, and rollup documents of
-its own (here: its own database and vhost). So:
-
-1. one process consumes the whole sample (the events of `bench/aggregation.py`, national
-   tree, default plan) — the single active consumer of today;
-2. two processes each consume the half of the same sample whose units lie in its provinces
-   (split by a hash of the province code: one province, one partition).
-The rate is every event over the time from the first one published (the processes ready and
-idle) to the last one stored; the two shares are published at once.
-
-Both runs share one DevMongo server and the machine's RabbitMQ, as partitions would. The rate is
-read from each process's /metrics. The answers are not summed and the credit a unit gets for
-its predecessors' activities is not carried across partitions (both are the design's open
-parts), so the figure is an upper bound for the design, not a result of the service.
+1. One aggregation process, `AGGREGATION_PARTITIONS=1` (today's single active consumer),
+   consumes the sample of `bench/aggregation.py` (national tree, default plan).
+2. Two processes, `AGGREGATION_PARTITIONS=2`, partitions 0 and 1 (one of them also the active
+   router), consume the same sample through the router: `aggregation.events` → router →
+   `aggregation.events.p0` / `.p1` → each partition's writer.
+Each setup has its own vhost and database on the same DevMongo server and RabbitMQ node; the
+tree and the plan are consumed first, untimed. The rate is the sample's events over the time
+from the first one published (processes ready and idle) to the last one stored by its
+partition (read from each process's /metrics; a partition's expected count comes from the same
+routing run offline, central units and plans counting once per partition).
 """
 
 from __future__ import annotations
@@ -32,12 +27,12 @@ sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != 
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-import zlib  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import httpx  # noqa: E402
@@ -52,7 +47,7 @@ from bench.aggregation import (  # noqa: E402
 )
 from bench.table import Row, table, write_json  # noqa: E402
 from lhpn_shared.contracts.events import Envelope  # noqa: E402
-from lhpn_shared.contracts.units import Unit, UnitTree  # noqa: E402
+from lhpn_shared.contracts.units import Unit  # noqa: E402
 from tests.support.infra import DevMongo, RabbitVhost, free_port  # noqa: E402
 from tests.unit.aggregation.generated import country  # noqa: E402
 
@@ -60,101 +55,139 @@ PARTITIONS = 2
 
 
 @dataclass
-class Partition:
-    """One aggregation process with its own vhost (broker users of its own) and database."""
+class Setup:
+    """Aggregation processes of one vhost (broker users of its own) and one database."""
 
     vhost: RabbitVhost
-    service: Service
+    services: list[Service]
+    partitions: int
 
     async def start(self) -> None:
         # the process checks publishers against the users of its vhost's prefix
         os.environ["BROKER_USER_PREFIX"] = self.vhost.prefix
-        await self.service.start()
+        os.environ["AGGREGATION_PARTITIONS"] = str(self.partitions)
+        try:
+            for k, service in enumerate(self.services):
+                os.environ["AGGREGATION_PARTITION"] = str(k)
+                await service.start()
+        finally:
+            os.environ.pop("AGGREGATION_PARTITION", None)
+            os.environ.pop("AGGREGATION_PARTITIONS", None)
+
+    def stop(self) -> None:
+        for service in self.services:
+            service.stop()
 
 
-def partition_of(event: Envelope, tree: UnitTree, n: int) -> int:
-    """The partition of an event: a hash of its unit's province (stable across processes)."""
-    unit_id = event.unit_id or ""
-    chain = [unit_id, *tree.ancestors(unit_id)]
-    province = chain[-2] if len(chain) >= 2 else unit_id
-    return zlib.crc32(province.encode()) % n
+async def routed(
+    units: list[Unit], events: list[Envelope], partitions: int
+) -> tuple[list[int], list[int]]:
+    """The deliveries each partition gets for the tree and the plan, then for `events` (the
+    router's own routing, run offline)."""
+    from aggregation.batch import Event, parse_event
+    from aggregation.router import Router
+    from tests.unit.aggregation.test_partitions import MemoryRouterStore
+
+    counts = [0] * partitions
+
+    async def send(event: Event, partition: int, key: str) -> None:
+        counts[partition] += 1
+
+    def parsed(chunk: list[Envelope]) -> list[Event]:
+        bodies = [e.model_dump_json().encode() for e in chunk]
+        return [parse_event(b, publisher=None, owners=None) for b in bodies]
+
+    router = Router(MemoryRouterStore(), partitions, send)  # type: ignore[arg-type]
+    await router.apply(parsed(reference_events(units)))
+    setup, counts[:] = list(counts), [0] * partitions
+    for at in range(0, len(events), 2000):
+        await router.apply(parsed(events[at : at + 2000]))
+    return setup, counts
 
 
-async def ingest(partitions: list[Partition], shares: list[list[Envelope]]) -> float:
-    """Events/s from the first event published to the last one stored: each share published
-    to its partition's queue (all at once) while the processes, ready and idle, consume."""
-    total = sum(len(s) for s in shares)
-    clients = [httpx.AsyncClient(base_url=p.service.url, timeout=120) for p in partitions]
+async def consumed_all(setup: Setup, clients: list[httpx.AsyncClient]) -> list[int]:
+    return [await consumed(c) for c in clients]
+
+
+async def ingest(setup: Setup, events: list[Envelope], expected: list[int]) -> float:
+    """Events/s from the first event published to the last one stored by its partition."""
+    clients = [httpx.AsyncClient(base_url=s.url, timeout=120) for s in setup.services]
     try:
-        base = sum([await consumed(c) for c in clients])
+        base = await consumed_all(setup, clients)
         started = time.perf_counter()
-        await asyncio.gather(
-            *(publish(p.vhost, share) for p, share in zip(partitions, shares, strict=True))
-        )
-        while sum([await consumed(c) for c in clients]) - base < total:
+        await publish(setup.vhost, events)
+        while True:
+            now = await consumed_all(setup, clients)
+            if all(n - b >= e for n, b, e in zip(now, base, expected, strict=True)):
+                break
             await asyncio.sleep(0.1)
-        return total / (time.perf_counter() - started)
+        return len(events) / (time.perf_counter() - started)
     finally:
         for c in clients:
             await c.aclose()
 
 
-async def prepared(mongo: DevMongo, units: list[Unit], name: str, parts: list[Partition]) -> None:
-    """A partition whose process has consumed the whole tree and the plan (not timed), added
-    to `parts` as soon as it exists (so that it is stopped whatever happens)."""
+async def prepared(
+    mongo: DevMongo, units: list[Unit], name: str, partitions: int, setups: list[Setup]
+) -> Setup:
+    """A setup whose processes have consumed the whole tree and the plan (not timed), added
+    to `setups` as soon as it exists (so that it is stopped whatever happens)."""
     prefix = f"lhpn-p{uuid.uuid4().hex[:8]}-"
     vhost = await asyncio.to_thread(RabbitVhost.create, prefix)
     settings = AggregationSettings(
         mongo_url=mongo.url, rabbit_url=vhost.url_for("aggregation"), mongo_db=name
     )
-    part = Partition(vhost, Service(settings, port=free_port()))
-    parts.append(part)
-    await part.start()
-    setup = reference_events(units)
-    await publish(vhost, setup)
-    await settled(part.service, len(setup))
-
-
-async def settled(service: Service, count: int) -> None:
-    """Until the process has consumed `count` events (a busy process may answer late)."""
-    async with httpx.AsyncClient(base_url=service.url, timeout=120) as client:
-        while await consumed(client) < count:
+    setup = Setup(
+        vhost, [Service(settings, port=free_port()) for _ in range(partitions)], partitions
+    )
+    setups.append(setup)
+    await setup.start()
+    events = reference_events(units)
+    await publish(vhost, events)
+    # the tree and the plan, as the router places them
+    expected = [len(events)] if partitions == 1 else (await routed(units, [], partitions))[0]
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=s.url, timeout=120))
+            for s in setup.services
+        ]
+        while any(n < e for n, e in zip(await consumed_all(setup, clients), expected, strict=True)):
             await asyncio.sleep(0.5)
+    return setup
 
 
 async def measure(events: int) -> list[Row]:
     """The rows: one writer, two partitions, their ratio against the 1.5× target."""
     units = country()
-    tree = UnitTree(units)
     data = Path(tempfile.mkdtemp(prefix="lhpn-partitions-"))
     os.environ.setdefault("DEVMONGO_JAVA_OPTS", "-Xmx1g")
     os.environ["ENV"] = "development"
     saved_prefix = os.environ.get("BROKER_USER_PREFIX")
     mongo = DevMongo(port=free_port(), data_dir=data)
-    parts: list[Partition] = []
+    setups: list[Setup] = []
     try:
         mongo.start()
         print(f"units: {len(units):,}; generating {events:,} events …", flush=True)
         stream = sample(units, events)
-        shares: list[list[Envelope]] = [[] for _ in range(PARTITIONS)]
-        for event in stream:
-            shares[partition_of(event, tree, PARTITIONS)].append(event)
-        print(f"shares: {[len(s) for s in shares]}", flush=True)
+        expected = (await routed(units, stream, PARTITIONS))[1]
+        print(f"deliveries per partition: {expected}", flush=True)
         started = time.perf_counter()
-        for i in range(PARTITIONS + 1):  # one after the other: the machine has 2 cores
-            await prepared(mongo, units, f"bench_part{i}", parts)
-        print(f"tree and plan consumed in {time.perf_counter() - started:.0f} s", flush=True)
-        one = await ingest(parts[:1], [stream])
-        parts[0].service.stop()
+        one_setup = await prepared(mongo, units, "bench_one", 1, setups)
+        print(f"one writer: tree and plan in {time.perf_counter() - started:.0f} s", flush=True)
+        one = await ingest(one_setup, stream, [len(stream)])
+        one_setup.stop()
         print(f"one writer: {one:.0f} events/s", flush=True)
-        two = await ingest(parts[1:], shares)
+        started = time.perf_counter()
+        two_setup = await prepared(mongo, units, "bench_two", PARTITIONS, setups)
+        print(f"partitions: tree and plan in {time.perf_counter() - started:.0f} s", flush=True)
+        two = await ingest(two_setup, stream, expected)
         print(f"{PARTITIONS} partitions: {two:.0f} events/s", flush=True)
     finally:
-        for part in parts:
-            part.service.stop()
+        for setup in setups:
+            setup.stop()
         mongo.stop()
-        for part in parts:
-            await asyncio.to_thread(part.vhost.delete)
+        for setup in setups:
+            await asyncio.to_thread(setup.vhost.delete)
         shutil.rmtree(data, ignore_errors=True)
         if saved_prefix is None:
             os.environ.pop("BROKER_USER_PREFIX", None)
@@ -163,7 +196,7 @@ async def measure(events: int) -> list[Row]:
     return [
         Row(f"ingestion, one writer ({events:,} events)", one, "events/s"),
         Row(
-            f"ingestion, {PARTITIONS} partitions by province (upper bound, not in the service)",
+            f"ingestion, {PARTITIONS} partitions (router + {PARTITIONS} writers)",
             two,
             "events/s",
             one,

@@ -54,36 +54,89 @@ class Route:
 
 @dataclass
 class Routes:
-    """The units as the router knows them (every unit, whole: the partitions each hold a part)
-    and the events waiting for theirs."""
+    """The units as the router knows them (every unit, whole: the partitions each hold a part),
+    and the groups of provinces, kept as units arrive (a union-find: joins only)."""
 
     partitions: int
     units: dict[str, Unit] = field(default_factory=dict)
-    _groups: dict[str, str] | None = None
-    """province → the key of its group (computed when first needed after a unit arrived)"""
-    _placed: dict[str, int] = field(default_factory=dict)
-    """province → the partition it was last routed to (to notice a group that moved)"""
+    _parent: dict[str, str] = field(default_factory=dict)
+    """province → a province of its group; a group's root is its smallest id, its key"""
+    _members: dict[str, set[str]] = field(default_factory=dict)
+    """group key → its provinces"""
+    _pending: set[str] = field(default_factory=set)
+    """units with lineage not all placed yet (a side, or an ancestor, has not arrived)"""
+    _linked_from: dict[str, set[str]] = field(default_factory=dict)
+    """unit → the units whose lineage names it"""
+    _used: set[str] = field(default_factory=set)
+    """group keys an event was routed by"""
 
     def add_units(self, units: Iterable[Unit]) -> list[str]:
         """Take in arriving units (a revision never goes back); returns the provinces whose
-        partition changed because a reorganisation joined their group to another one."""
-        changed = False
+        partition changed after events of theirs were routed, because a reorganisation joined
+        their group to one of another partition."""
+        changed: list[Unit] = []
         for unit in units:
             stored = self.units.get(unit.unit_id)
             if stored is None or unit.revision > stored.revision:
                 self.units[unit.unit_id] = unit
-                changed = True
-        if not changed:
+                changed.append(unit)
+        moved: list[str] = []
+        for unit in changed:
+            if unit.level is UnitLevel.province:
+                self._find(unit.unit_id)
+            links = (*unit.predecessors, *unit.successors)
+            if links:
+                self._pending.add(unit.unit_id)
+            for link in links:
+                self._linked_from.setdefault(link.unit_id, set()).add(unit.unit_id)
+            self._pending |= self._linked_from.get(unit.unit_id, set())
+        if changed:
+            for unit_id in sorted(self._pending):
+                moved += self._join_lineage(unit_id)
+        return sorted(set(moved))
+
+    def _join_lineage(self, unit_id: str) -> list[str]:
+        """Join the groups of a unit and of its lineage, as far as they can be placed."""
+        here = self.province_of(unit_id)
+        if here is None:
             return []
-        self._groups = None
-        moved = []
-        for province, key in self.groups().items():
-            now = partition_of(key, self.partitions)
-            before = self._placed.get(province)
-            if before is not None and before != now:
-                moved.append(province)
-            self._placed[province] = now
-        return sorted(moved)
+        unit = self.units[unit_id]
+        moved: list[str] = []
+        placed = True
+        for link in (*unit.predecessors, *unit.successors):
+            there = self.province_of(link.unit_id)
+            if there is None:
+                placed = False
+            elif here and there:
+                moved += self._union(here, there)
+        if placed:
+            self._pending.discard(unit_id)
+        return moved
+
+    def _find(self, province: str) -> str:
+        parent = self._parent.setdefault(province, province)
+        if parent == province:
+            self._members.setdefault(province, {province})
+            return province
+        root = self._find(parent)
+        self._parent[province] = root
+        return root
+
+    def _union(self, a: str, b: str) -> list[str]:
+        """Join two groups; the provinces that moved to another partition with events of
+        theirs already routed."""
+        ra, rb = self._find(a), self._find(b)
+        if ra == rb:
+            return []
+        key, old = min(ra, rb), max(ra, rb)
+        self._parent[old] = key
+        members = self._members.pop(old)
+        self._members[key] |= members
+        if old in self._used:
+            self._used.add(key)
+            if partition_of(old, self.partitions) != partition_of(key, self.partitions):
+                return sorted(members)
+        return []
 
     def province_of(self, unit_id: str) -> str | None:
         """The unit's province; `""` for a unit above the provinces; None while the unit or
@@ -101,33 +154,9 @@ class Routes:
             current = self.units.get(current.parent_id)
         return None
 
-    def groups(self) -> dict[str, str]:
-        """Every known province → its group's key (the smallest province id of the group)."""
-        if self._groups is not None:
-            return self._groups
-        parent: dict[str, str] = {}
-
-        def find(p: str) -> str:
-            while parent.setdefault(p, p) != p:
-                parent[p] = parent[parent[p]]
-                p = parent[p]
-            return p
-
-        def union(a: str, b: str) -> None:
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-
-        for unit in self.units.values():
-            here = self.province_of(unit.unit_id)
-            if here:
-                find(here)
-            for link in (*unit.predecessors, *unit.successors):
-                there = self.province_of(link.unit_id)
-                if here and there:
-                    union(here, there)
-        self._groups = {p: find(p) for p in parent}
-        return self._groups
+    def key_of(self, province: str) -> str:
+        """The key of a province's group (the smallest province id of the group)."""
+        return self._find(province)
 
     def route(self, data: BaseModel) -> Route | None:
         """Where an event goes, or None: park it until its unit can be placed."""
@@ -141,7 +170,8 @@ class Routes:
             if isinstance(data, Unit):
                 return Route(EVERY, "")
             return Route(partition_of(unit_id, self.partitions), unit_id)
-        key = self.groups().get(province, province)
+        key = self.key_of(province)
+        self._used.add(key)
         return Route(partition_of(key, self.partitions), key)
 
 

@@ -288,6 +288,9 @@ def test_a_reorganisation_joins_provinces_into_one_key_and_says_when_a_group_mov
     assert routes.add_units([merged]) == [b]  # B's events so far are in another partition
     assert routes.route(commune).key == a
     assert routes.route(CENTRAL).partition == EVERY
+    quiet = Routes(partitions)  # the same join before any event was routed: nothing moved
+    assert quiet.add_units([CENTRAL, _province(a), _province(b), commune, merged]) == []
+    assert quiet.route(commune).key == a
     unknown = commune.model_copy(update={"unit_id": "CX", "parent_id": "DX"})
     assert routes.route(unknown) is None  # parked until its district arrives
 
