@@ -11,6 +11,7 @@ took over (the stamp in `router.meta` is not this one's) is read again before th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from lhpn_shared.contracts.units import Unit
 from lhpn_shared.mongo import Doc
 
-from .batch import Event, parse_event, state_of
+from .batch import Event, parse_event, state_key, state_of
 from .routing import EVERY, Route, Routes
 
 log = logging.getLogger("aggregation.router")
@@ -73,6 +74,23 @@ class RouterStore:
 class Parked:
     doc_id: str
     event: Event
+
+
+def waves(sends: Sequence[tuple[Event, Route]]) -> list[list[tuple[Event, Route]]]:
+    """The sends in waves that may go out at once: at most one event of an entity per wave, and
+    an entity's events in successive waves in their order (a wave's sends are confirmed before
+    the next wave's go out). Measured: one confirmed send at a time made the router the
+    slowest step."""
+    out: list[list[tuple[Event, Route]]] = []
+    last: dict[tuple[str, str], int] = {}
+    for send in sends:
+        entity = state_key(send[0].data)
+        at = last.get(entity, -1) + 1
+        if at == len(out):
+            out.append([])
+        out[at].append(send)
+        last[entity] = at
+    return out
 
 
 class Router:
@@ -154,10 +172,16 @@ class Router:
                     else:
                         released.append(parked.doc_id)
                 self.parked = still
-        for event, route in sends:
-            targets = range(self.partitions) if route.partition == EVERY else [route.partition]
-            for partition in targets:
-                await self._send(event, partition, route.key)
+        for wave in waves(sends):
+            await asyncio.gather(
+                *(
+                    self._send(event, partition, route.key)
+                    for event, route in wave
+                    for partition in (
+                        range(self.partitions) if route.partition == EVERY else [route.partition]
+                    )
+                )
+            )
         stored = [{"_id": p.doc_id, "body": p.event.body} for p in new_parked]
         if units or stored or released:
             await self.store.save(units, stored, released)

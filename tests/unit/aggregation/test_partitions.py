@@ -18,7 +18,7 @@ import pytest
 from aggregation.batch import Event, parse_event
 from aggregation.partitioned import PartitionedReads
 from aggregation.router import Router
-from aggregation.routing import EVERY, Routes, partition_of
+from aggregation.routing import EVERY, Route, Routes, partition_of
 from aggregation.service import Aggregation
 from lhpn_shared.clock import LOCAL_TZ, FixedClock
 from lhpn_shared.contracts.activities import Activity
@@ -342,3 +342,25 @@ def _parsed(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "[{":
         return json.loads(value)
     return value
+
+
+def test_the_router_sends_an_entitys_events_in_successive_waves_and_the_rest_at_once():
+    from aggregation.batch import state_key
+    from aggregation.router import waves
+
+    generated = generate(3, activities=40, cases=0)
+    events = events_of(generated.events)
+    sends = [(e, Routes(2).route(e.data) or _anywhere) for e in events]
+    found = waves(sends)
+    assert sum(len(w) for w in found) == len(sends)
+    assert len(found) < len(sends) / 4  # most go out together
+    position = {id(e): n for n, w in enumerate(found) for e, _ in w}
+    by_entity: dict[str, list[int]] = defaultdict(list)
+    for event in events:
+        by_entity[str(state_key(event.data))].append(position[id(event)])
+    assert max(len(p) for p in by_entity.values()) > 2  # entities with several events
+    for placed in by_entity.values():
+        assert placed == sorted(placed) and len(set(placed)) == len(placed)
+
+
+_anywhere = Route(0, "")
