@@ -102,9 +102,11 @@ def build_router(guard: Guard) -> APIRouter:
         unit_id: UnitParam = None,
         as_of: AsOfParam = None,
         list_limit: ListLimitParam = DEFAULT_LIST_LIMIT,
-    ) -> ComplianceResult:
+    ) -> Response:
         unit = await readable_unit(svc, caller, unit_id)
-        return await svc.compliance(plan_id, unit, as_of_or_now(svc, as_of), list_limit=list_limit)
+        return _answer(
+            await svc.compliance(plan_id, unit, as_of_or_now(svc, as_of), list_limit=list_limit)
+        )
 
     @router.get("/reporting-rates", response_model=ReportingRates)
     async def get_reporting_rates(

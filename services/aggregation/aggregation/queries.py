@@ -2,8 +2,9 @@
 
 Every answer is a few reads by `_id`: the unit's node (name, ancestors, children), the plan,
 and one part of the unit's own unit-year document — whatever the size of the subtree below it.
-Nothing is cached in the process: the first request after a restart costs what the hundredth
-does.
+Every request reads its documents; no answer is kept in the process. What is kept is the parsed
+form of the text read (`parsed.ParsedTexts`), reused only while the document holds the same
+text, so an answer always follows the documents as stored.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from typing import IO, Any, Protocol
 
 from pydantic import BaseModel, Field
@@ -21,18 +23,19 @@ from pydantic import BaseModel, Field
 from lhpn_shared.clock import LOCAL_TZ, Clock
 from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.units import Unit, UnitTree
+from lhpn_shared.mongo import Doc
 from lhpn_shared.periods import BadPeriod, period_bounds
 
-from .batch import state_of
 from .domain.case_stats import CaseStats, case_stats
 from .domain.compliance import DEFAULT_LIST_LIMIT, ComplianceResult, compliance
 from .domain.indicators import IndicatorsResult, indicators
 from .domain.rates import ReportingRates, all_reporting_rates, reporting_rates
-from .domain.rollup import PlanPart, UnitYear, plan_part_name, roster_name
+from .domain.rollup import PlanPart, Roster, empty_part, is_roster, plan_part_name, roster_name
 from .domain.scope import ChildRef
 from .errors import BadInput, NotFound
 from .exports.docx import ReportHeading, heading_for, thematic_report_docx
 from .exports.xlsx import compliance_workbook, indicators_workbook
+from .parsed import ParsedTexts
 from .repository import AggregationStore, part_field, unit_year_id, unit_year_parts
 
 CHUNK = 256 * 1024
@@ -45,7 +48,8 @@ class Node:
     ancestors: list[str]
     children: list[ChildRef]
 
-    def access_tree(self) -> UnitTree:
+    @cached_property
+    def chain(self) -> list[Unit]:
         """The unit and its ancestors: enough to tell whether it lies within a unit's subtree."""
         ids = [self.unit.unit_id, *self.ancestors]
         chain = [
@@ -58,7 +62,19 @@ class Node:
             )
             for i, uid in enumerate(ids)
         ]
-        return UnitTree(chain)
+        return chain
+
+    def access_tree(self) -> UnitTree:
+        return UnitTree(self.chain)
+
+    @classmethod
+    def parse(cls, text: str) -> Node:
+        raw = json.loads(text)
+        return cls(
+            unit=Unit.model_validate(raw["unit"]),
+            ancestors=list(raw["ancestors"]),
+            children=[ChildRef.model_validate(c) for c in raw["children"]],
+        )
 
 
 class HeadingChoices(BaseModel):
@@ -92,6 +108,7 @@ class Queries:
         self.store = store
         self.clock = clock
         self.reads: Reads = reads if reads is not None else store
+        self.parsed = ParsedTexts()
 
     # ---- what the answers are read from -------------------------------------------------------
 
@@ -99,12 +116,7 @@ class Queries:
         doc = await self.reads.get("nodes", unit_id)
         if doc is None:
             raise NotFound(f"Không có đơn vị mã '{unit_id}'.")
-        raw = json.loads(doc["json"])
-        return Node(
-            unit=Unit.model_validate(raw["unit"]),
-            ancestors=list(raw["ancestors"]),
-            children=[ChildRef.model_validate(c) for c in raw["children"]],
-        )
+        return self.parsed.get(("nodes", unit_id), doc["json"], Node.parse)
 
     async def roots(self) -> list[str]:
         return [str(r) for r in await self.reads.read_list("roots")]
@@ -118,32 +130,46 @@ class Queries:
                 node = await self.node(unit_id)
             except NotFound:
                 continue
-            units.update(node.access_tree().units)
+            units.update((u.unit_id, u) for u in node.chain)
         return UnitTree(units.values())
 
     async def plan(self, plan_id: str) -> Plan:
         doc = await self.reads.get("plans", plan_id)
         if doc is None:
             raise NotFound(f"Không có kế hoạch '{plan_id}'.")
-        return state_of(Plan, doc)
+        return self._plan(doc)
 
     async def plans(self) -> list[Plan]:
-        return [state_of(Plan, d) for d in await self.reads.all_docs("plans")]
+        return [self._plan(d) for d in await self.reads.all_docs("plans")]
+
+    def _plan(self, doc: Doc) -> Plan:
+        return self.parsed.get(("plans", doc["_id"]), doc["json"], Plan.model_validate_json)
+
+    async def parts(self, unit_id: str, year: int, names: Sequence[str]) -> dict[str, Any]:
+        """The named parts of a unit-year document, parsed (empty where there is none). The
+        parsed parts may be shared with other requests: read them, never change them."""
+        doc_id = unit_year_id(unit_id, year)
+        doc = await self.reads.get("unit_years", doc_id, [part_field(n) for n in names])
+        stored = unit_year_parts(doc) if doc else {}
+        out: dict[str, Any] = {}
+        for name in names:
+            text = stored.get(name)
+            out[name] = (
+                empty_part(name)
+                if text is None
+                else self.parsed.get(("unit_years", doc_id, name), text, _parser(name))
+            )
+        return out
 
     async def part(self, unit_id: str, year: int, name: str) -> Any:
         """One part of a unit-year document, parsed (empty when there is none)."""
-        doc = await self.reads.get("unit_years", unit_year_id(unit_id, year), [part_field(name)])
-        found = UnitYear(unit_id, year, {}, set(), unit_year_parts(doc) if doc else {})
-        return found.part(name)
+        return (await self.parts(unit_id, year, [name]))[name]
 
     async def plan_part(self, plan: Plan, unit_id: str, *, roster: bool = True) -> PlanPart:
         """The plan's counts in the unit's document, and its roster when lists are wanted."""
-        names = [plan_part_name(plan.plan_id)] + ([roster_name(plan.plan_id)] if roster else [])
-        doc = await self.reads.get(
-            "unit_years", unit_year_id(unit_id, plan.year), [part_field(n) for n in names]
-        )
-        found = UnitYear(unit_id, plan.year, {}, set(), unit_year_parts(doc) if doc else {})
-        return found.plan(plan.plan_id)
+        counts, members = plan_part_name(plan.plan_id), roster_name(plan.plan_id)
+        found = await self.parts(unit_id, plan.year, [counts, members] if roster else [counts])
+        return PlanPart(found[counts], found.get(members))
 
     # ---- answers --------------------------------------------------------------------------------
 
@@ -191,15 +217,12 @@ class Queries:
     ) -> IndicatorsResult:
         start, _ = _period(period)
         node = await self.node(unit_id)
-        doc = await self.reads.get(
-            "unit_years", unit_year_id(unit_id, start.year), ["activities", "declared"]
-        )
-        found = UnitYear(unit_id, start.year, {}, set(), unit_year_parts(doc) if doc else {})
+        found = await self.parts(unit_id, start.year, ["activities", "declared"])
         return indicators(
             node.unit,
             period,
-            found.part("activities"),
-            found.part("declared"),
+            found["activities"],
+            found["declared"],
             report_type=report_type,
         )
 
@@ -244,6 +267,11 @@ class Queries:
         if choices is not None:
             heading = choices.apply(heading)
         return await asyncio.to_thread(thematic_report_docx, heading, result, rates, totals)
+
+
+def _parser(name: str) -> Callable[[str], Any]:
+    """How a stored part is read: a roster is text, every other part JSON."""
+    return Roster if is_roster(name) else json.loads
 
 
 def _schedule_plan(plans: list[Plan], report_type: str, period: str, plan_id: str | None) -> Plan:
