@@ -16,7 +16,7 @@ from lhpn_shared.auth import Principal
 from .domain.case_stats import CaseStats
 from .domain.compliance import DEFAULT_LIST_LIMIT, ComplianceResult
 from .domain.indicators import IndicatorsResult
-from .domain.rates import ReportingRates
+from .domain.rates import RatesOfPeriods, ReportingRates
 from .queries import HeadingChoices
 from .service import Aggregation, BadInput
 
@@ -47,6 +47,22 @@ def _answer(result: BaseModel) -> Response:
     """The answer serialised once (FastAPI would validate a returned model again first: a
     country's answer holds thousands of units)."""
     return Response(result.model_dump_json(), media_type="application/json")
+
+
+MAX_PERIODS = 24
+
+
+def _periods(text: str) -> list[tuple[str, str]]:
+    """`monthly:2021-03,quarterly:2021-Q1` → [(report type, period), …]."""
+    pairs = [item.strip().partition(":") for item in text.split(",") if item.strip()]
+    if not pairs or any(not t or not sep or not p for t, sep, p in pairs):
+        raise BadInput(
+            "periods: cần các cặp loại báo cáo:kỳ cách nhau bằng dấu phẩy, "
+            "ví dụ monthly:2021-03,quarterly:2021-Q1."
+        )
+    if len(pairs) > MAX_PERIODS:
+        raise BadInput(f"periods: tối đa {MAX_PERIODS} kỳ mỗi lần.")
+    return [(t.strip(), p.strip()) for t, _, p in pairs]
 
 
 def _disposition(name: str) -> dict[str, str]:
@@ -124,6 +140,29 @@ def build_router(guard: Guard) -> APIRouter:
         return _answer(
             await svc.reporting_rates(report_type, period, unit, plan_id, list_limit=list_limit)
         )
+
+    @router.get("/reporting-rates/batch", response_model=RatesOfPeriods)
+    async def get_reporting_rates_of_periods(
+        caller: Caller,
+        svc: Svc,
+        periods: Annotated[
+            str,
+            Query(
+                description="report_type:period pairs separated by commas, e.g. "
+                f"monthly:2021-03,monthly:2021-02,quarterly:2021-Q1 (at most {MAX_PERIODS}); "
+                "each answer is the one `GET /reporting-rates` gives for that pair"
+            ),
+        ],
+        unit_id: UnitParam = None,
+        plan_id: Annotated[
+            str | None, Query(description="default: per pair, the latest plan scheduling it")
+        ] = None,
+        list_limit: ListLimitParam = DEFAULT_LIST_LIMIT,
+    ) -> Response:
+        pairs = _periods(periods)
+        unit = await readable_unit(svc, caller, unit_id)
+        rates = await svc.reporting_rates_of(pairs, unit, plan_id, list_limit=list_limit)
+        return _answer(RatesOfPeriods(rates=rates))
 
     @router.get("/indicators", response_model=IndicatorsResult)
     async def get_indicators(

@@ -204,13 +204,40 @@ class Queries:
         *,
         list_limit: int = DEFAULT_LIST_LIMIT,
     ) -> ReportingRates:
+        [rates] = await self.reporting_rates_of(
+            [(report_type, period)], unit_id, plan_id, list_limit=list_limit
+        )
+        return rates
+
+    async def reporting_rates_of(
+        self,
+        periods: Sequence[tuple[str, str]],
+        unit_id: str,
+        plan_id: str | None = None,
+        *,
+        list_limit: int = DEFAULT_LIST_LIMIT,
+    ) -> list[ReportingRates]:
+        """The rates of several (report type, period), in the order asked: the unit, the plans
+        and each plan's part are read once for all of them."""
         plans = [await self.plan(plan_id)] if plan_id else await self.plans()
         node = await self.node(unit_id)
-        plan = _schedule_plan(plans, report_type, period, plan_id)
-        part = await self.plan_part(plan, unit_id, roster=bool(list_limit))
-        return reporting_rates(
-            plan, node.unit, node.children, part, report_type, period, list_limit=list_limit
-        )
+        chosen = [_schedule_plan(plans, t, p, plan_id) for t, p in periods]
+        found: dict[str, PlanPart] = {}
+        for plan in chosen:
+            if plan.plan_id not in found:
+                found[plan.plan_id] = await self.plan_part(plan, unit_id, roster=bool(list_limit))
+        return [
+            reporting_rates(
+                plan,
+                node.unit,
+                node.children,
+                found[plan.plan_id],
+                report_type,
+                period,
+                list_limit=list_limit,
+            )
+            for plan, (report_type, period) in zip(chosen, periods, strict=True)
+        ]
 
     async def indicators(
         self, unit_id: str, period: str, report_type: str | None = None

@@ -83,7 +83,12 @@ def request_for(stack: Stack, method: str, path: str, p: Permission, target: str
         "message_id": "no-such-message",
     }
     url = re.sub(r"\{(\w+)\}", lambda m: entity_ids[m.group(1)], path)
-    params = {"plan_id": PLAN, "period": "2021-03", "report_type": "monthly"}
+    params = {
+        "plan_id": PLAN,
+        "period": "2021-03",
+        "report_type": "monthly",
+        "periods": "monthly:2021-03",
+    }
     if QUERY in p.scopes:
         params["unit_id"] = target
     request: dict[str, Any] = {"method": method, "url": url, "params": params}

@@ -64,6 +64,12 @@ class ReportingRates(RateFigures):
     children: list[ChildRates] = Field(description="children with units expected to report")
 
 
+class RatesOfPeriods(BaseModel):
+    """The rates of several periods over one unit's subtree, in the order they were asked."""
+
+    rates: list[ReportingRates]
+
+
 def data_window(
     schedule_period: SchedulePeriod, level: UnitLevel | None = None
 ) -> tuple[date, date]:
