@@ -163,6 +163,9 @@ class FakeServices:
         if (service, method, path) == ("intake", "POST", "/api/v1/activities"):
             body = json.loads(request.content)
             return _json({**body, "revision": 1, "voided": False}, 201)
+        if (service, method, path) == ("aggregation", "GET", "/api/v1/reporting-rates/batch"):
+            asked = request.url.params["periods"].split(",")
+            return _json({"rates": [{**RATES, "period": p.partition(":")[2]} for p in asked]})
         routes: dict[tuple[str, str], Any] = {
             ("intake", "/api/v1/plans"): {"items": [PLAN], "next_cursor": None},
             ("intake", "/api/v1/units"): {"items": UNITS, "next_cursor": None},

@@ -48,8 +48,12 @@ async def test_the_latest_periods_are_a_part_for_htmx_and_a_page_without_javascr
         assert part.status_code == 200
         assert part.text.lstrip().startswith("<div") and "<html" not in part.text
         assert "Tỷ lệ báo cáo các kỳ gần nhất" in part.text
-        rates = [q for q in fakes.requests if q.url.path == "/api/v1/reporting-rates"]
-        assert len(rates) == 3  # the fake plan has one monthly schedule: its 3 latest periods
+        (rates,) = [q for q in fakes.requests if q.url.path.startswith("/api/v1/reporting-")]
+        assert rates.url.path == "/api/v1/reporting-rates/batch"  # one call for every period
+        # the fake plan has one monthly schedule: its 3 latest periods, the latest first
+        periods = rates.url.params["periods"].split(",")
+        assert len(periods) == 3 and all(p.startswith("monthly:") for p in periods)
+        assert periods == sorted(periods, reverse=True)
         page = await client.get("/tong-quan/ky-bao-cao?unit_id=555")
         assert page.status_code == 200 and "<html" in page.text
         assert "Nghĩa vụ báo cáo quá hạn" in page.text and "Thành phố Tuy Hoà" in page.text

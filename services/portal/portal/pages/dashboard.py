@@ -4,9 +4,10 @@ their overdue obligations in a second request (`/tong-quan/ky-bao-cao`), which h
 soon as the page is shown (a link opens it as a page of its own without JavaScript).
 
 The split keeps the first answer to three calls after the reference data (compliance, case
-stats, overdue cases): the rates are one aggregation call per period shown (six by default),
-which aggregation answers one after another. All the calls of each request go out at once; a
-service that is down leaves its sections with a message and the others filled."""
+stats, overdue cases); the rates of every period shown (six by default) are one aggregation
+call (`/api/v1/reporting-rates/batch`), which reads the unit's plan part once for all of them.
+All the calls of each request go out at once; a service that is down leaves its sections with a
+message and the others filled."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ..backend import Backend, Part, parts
+from ..backend import Backend, Part, part, parts
 from ..charts import count_bars, percent_columns
 from ..labels import CASE_STATUS_LABELS
 from ..lookups import plans, unit_index
 from ..overview import (
+    LatestPeriod,
     breadcrumbs,
     cases_overdue_first,
     latest_periods,
@@ -106,6 +108,38 @@ async def dashboard(request: Request, user: User, api: Api, unit_id: str | None 
     return render(request, "dashboard.html", context, user=user, section="dashboard")
 
 
+async def _rates_of(
+    api: Backend,
+    token: str,
+    periods: list[LatestPeriod],
+    unit_id: str | None,
+    plan_id: str | None,
+) -> list[tuple[LatestPeriod, Part]]:
+    """The rates of the periods shown, in one aggregation call (`/reporting-rates/batch`):
+    each period gets its answer, or the call's message when it failed."""
+    if not periods:
+        return []
+    found = await part(
+        api.get(
+            "aggregation",
+            "/api/v1/reporting-rates/batch",
+            token=token,
+            params={
+                "periods": ",".join(f"{p.report_type}:{p.period}" for p in periods),
+                "unit_id": unit_id,
+                "plan_id": plan_id,
+            },
+        )
+    )
+    if not found.ok:
+        return [(p, found) for p in periods]
+    answers = found.data.get("rates", []) if isinstance(found.data, dict) else []
+    if len(answers) != len(periods):
+        wrong = Part(error="Dịch vụ tổng hợp số liệu trả lời không đúng số kỳ đã hỏi.")
+        return [(p, wrong) for p in periods]
+    return [(p, Part(data=a)) for p, a in zip(periods, answers, strict=True)]
+
+
 @router.get("/tong-quan/ky-bao-cao")
 async def latest_periods_part(
     request: Request, user: User, api: Api, unit_id: str | None = None
@@ -116,23 +150,7 @@ async def latest_periods_part(
     context = await _scope(api, user, unit_id, now)
     plan, root = context["plan"], context["root"]
     periods = latest_periods(plan, now, context["root_unit"].get("level")) if plan else []
-    results = await parts(
-        **{
-            f"rates{i}": api.get(
-                "aggregation",
-                "/api/v1/reporting-rates",
-                token=user.token,
-                params={
-                    "report_type": p.report_type,
-                    "period": p.period,
-                    "unit_id": root,
-                    "plan_id": plan["plan_id"] if plan else None,
-                },
-            )
-            for i, p in enumerate(periods)
-        }
-    )
-    rates = [(p, results[f"rates{i}"]) for i, p in enumerate(periods)]
+    rates = await _rates_of(api, user.token, periods, root, plan["plan_id"] if plan else None)
     # overdue obligations of those periods: the units expected that have not reported once the
     # due instant has passed, i.e. the rates' `missing` (one call per period, not two)
     overdue = [(p, r) for p, r in rates if p.due_at <= now]
