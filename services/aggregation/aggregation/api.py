@@ -98,13 +98,13 @@ def build_router(guard: Guard) -> APIRouter:
     Svc = Annotated[Aggregation, Depends(aggregation)]
 
     async def readable_unit(svc: Aggregation, caller: Principal, unit_id: str | None) -> str:
-        """The unit asked for (checked by the guard), or the caller's, or the root."""
+        """The unit asked for (checked by the guard), or the caller's, or the root. (A unit it
+        does not know is answered 404 by the use case, which reads its node anyway.)"""
         if unit_id is None:
             roots = await svc.roots() if caller.unit_id is None else []
             unit_id = caller.unit_id or (roots[0] if len(roots) == 1 else None)
             if unit_id is None:
                 raise BadInput("Cần chọn đơn vị (unit_id).")
-        await svc.node(unit_id)  # 404 for a unit it does not know
         return unit_id
 
     def as_of_or_now(svc: Aggregation, as_of: datetime | None) -> datetime:

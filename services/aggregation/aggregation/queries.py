@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -37,6 +37,8 @@ from .exports.docx import ReportHeading, heading_for, thematic_report_docx
 from .exports.xlsx import compliance_workbook, indicators_workbook
 from .parsed import ParsedTexts
 from .repository import AggregationStore, part_field, unit_year_id, unit_year_parts
+
+T = TypeVar("T")
 
 CHUNK = 256 * 1024
 """Bytes per piece of a streamed export."""
@@ -118,6 +120,16 @@ class Queries:
             raise NotFound(f"Không có đơn vị mã '{unit_id}'.")
         return self.parsed.get(("nodes", unit_id), doc["json"], Node.parse)
 
+    async def node_and(self, unit_id: str, other: Awaitable[T]) -> tuple[Node, T]:
+        """The unit's node and another read, at the same time; an unknown unit is said first
+        (before an unknown plan or period), as when the node was read on its own first."""
+        node, found = await asyncio.gather(self.node(unit_id), other, return_exceptions=True)
+        for outcome in (node, found):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert isinstance(node, Node)
+        return node, found  # type: ignore[return-value]
+
     async def roots(self) -> list[str]:
         return [str(r) for r in await self.reads.read_list("roots")]
 
@@ -183,7 +195,7 @@ class Queries:
         with_units: bool = False,
     ) -> ComplianceResult:
         _aware(as_of)
-        plan, node = await asyncio.gather(self.plan(plan_id), self.node(unit_id))
+        node, plan = await self.node_and(unit_id, self.plan(plan_id))
         part = await self.plan_part(plan, unit_id, roster=bool(list_limit) or with_units)
         return compliance(
             plan,
@@ -219,8 +231,11 @@ class Queries:
     ) -> list[ReportingRates]:
         """The rates of several (report type, period), in the order asked: the unit, the plans
         and each plan's part are read once for all of them."""
-        plans = [await self.plan(plan_id)] if plan_id else await self.plans()
-        node = await self.node(unit_id)
+        if plan_id:
+            node, plan = await self.node_and(unit_id, self.plan(plan_id))
+            plans = [plan]
+        else:
+            node, plans = await self.node_and(unit_id, self.plans())
         chosen = [_schedule_plan(plans, t, p, plan_id) for t, p in periods]
         found: dict[str, PlanPart] = {}
         for plan in chosen:
@@ -242,9 +257,10 @@ class Queries:
     async def indicators(
         self, unit_id: str, period: str, report_type: str | None = None
     ) -> IndicatorsResult:
-        start, _ = _period(period)
-        node = await self.node(unit_id)
-        found = await self.parts(unit_id, start.year, ["activities", "declared"])
+        start = await self._start(unit_id, period)
+        node, found = await self.node_and(
+            unit_id, self.parts(unit_id, start.year, ["activities", "declared"])
+        )
         return indicators(
             node.unit,
             period,
@@ -254,10 +270,18 @@ class Queries:
         )
 
     async def case_stats(self, unit_id: str, period: str) -> CaseStats:
-        start, _ = _period(period)
-        node = await self.node(unit_id)
-        cases = await self.part(unit_id, start.year, "cases")
+        start = await self._start(unit_id, period)
+        node, cases = await self.node_and(unit_id, self.part(unit_id, start.year, "cases"))
         return case_stats(node.unit, node.children, period, cases, self.clock.now())
+
+    async def _start(self, unit_id: str, period: str) -> date:
+        """The first day of a period; a bad period is refused after an unknown unit."""
+        try:
+            start, _ = _period(period)
+        except BadInput:
+            await self.node(unit_id)
+            raise
+        return start
 
     # ---- exports ---------------------------------------------------------------------------------
 
@@ -285,7 +309,7 @@ class Queries:
         per child unit), the reporting periods due by then, and the indicators of the plan
         year."""
         _aware(as_of)
-        plan, node = await asyncio.gather(self.plan(plan_id), self.node(unit_id))
+        node, plan = await self.node_and(unit_id, self.plan(plan_id))
         part = await self.plan_part(plan, unit_id)
         result = compliance(plan, node.unit, node.children, part, as_of, list_limit=1)
         rates = all_reporting_rates(plan, node.unit, node.children, part, due_by=as_of)
