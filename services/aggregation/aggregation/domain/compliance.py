@@ -30,6 +30,8 @@ from .scope import ChildRef, UnitRef, percent, ref_fields
 from .tree import day_index, last_index
 
 DEFAULT_LIST_LIMIT = 200
+LEVELS = {level.value: level for level in UnitLevel}
+_ANY = TargetRule.any_in_year
 
 
 class UnitCompliance(UnitRef):
@@ -120,7 +122,7 @@ class AsOf:
     def met(self, rule: TargetRule, value: int | tuple[int, int] | None) -> bool:
         if value is None:
             return False
-        if rule is TargetRule.any_in_year:
+        if rule is _ANY:
             assert isinstance(value, int)
             return 0 <= value <= self.day
         assert isinstance(value, tuple)
@@ -137,7 +139,7 @@ def target_figures(summary: Mapping[str, Any], rule: TargetRule, when: AsOf) -> 
         if not int(first) <= when.scope <= int(last):
             continue
         in_scope += counts.get("n", 0)
-        if rule is TargetRule.any_in_year:
+        if rule is _ANY:
             for month, days in counts.get("m", {}).items():
                 if int(month) < when.month:
                     met += sum(days.values())
@@ -254,6 +256,7 @@ def _list_units(
     wanted = [min(limit, r.in_scope - r.met) for r in results]
     listing = list(range(len(results))) if with_units else [i for i, n in enumerate(wanted) if n]
     day, scope = when.day, when.scope
+    refs: dict[str, UnitRef] = {}
     for branch, lines in part.branches():
         if not listing:
             return
@@ -289,7 +292,7 @@ def _list_units(
                         UnitCompliance.model_construct(
                             unit_id=unit_id,
                             name=name,
-                            level=UnitLevel(level),
+                            level=LEVELS[level],
                             parent_id=parent or None,
                             met_on=_met_on(value, start) if ok else None,
                             met=ok,
@@ -303,7 +306,11 @@ def _list_units(
                         del behind[index]
                 if len(result.not_met) >= wanted[index]:
                     continue
-                ref = UnitRef.model_construct(unit_id=unit_id, name=name, level=UnitLevel(level))
+                ref = refs.get(unit_id)
+                if ref is None:  # one per unit, however many targets it does not meet
+                    ref = refs[unit_id] = UnitRef.model_construct(
+                        unit_id=unit_id, name=name, level=LEVELS[level]
+                    )
                 result.not_met.append(ref)
                 child = children[index].get(own_branch)
                 if child is not None:

@@ -24,6 +24,7 @@ from .rollup import LATE, MISSING, SELF, PlanPart, PlanShape
 from .scope import ChildRef, UnitRef, percent, ref_fields
 
 DEFAULT_LIST_LIMIT = 200
+LEVELS = {level.value: level for level in UnitLevel}
 
 
 class UnknownSchedule(LookupError):
@@ -178,7 +179,7 @@ def _list_units(
             if len(found) >= wanted[status]:
                 continue
             unit_id, own_branch, name, level, *_ = line.split("\t")
-            ref = UnitRef.model_construct(unit_id=unit_id, name=name, level=UnitLevel(level))
+            ref = UnitRef.model_construct(unit_id=unit_id, name=name, level=LEVELS[level])
             found.append(ref)
             own = children.get(own_branch)
             if own is not None:
