@@ -202,8 +202,9 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
         app.state.audit = AuditLog(store.db["audit"], clock)
 
         async def prepare() -> None:
-            """Indexes, the access copy, an interrupted batch, the writer's unit tree. (The
-            answers need none of it: they read the documents.)"""
+            """Indexes, the access copy, an interrupted batch, the writer's unit tree, one
+            answer of the root's (`Queries.warm`). (The answers need none of it: they read the
+            documents.)"""
             await store.ensure_indexes()
             await app.state.audit.ensure_indexes()
             await access.load()
@@ -212,6 +213,10 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
             await aggregation.writer.load()
             if router is not None:
                 await router.load()
+            try:
+                await aggregation.warm()
+            except Exception:  # an answer that cannot be given yet is not a reason not to start
+                log.warning("the warm-up answer failed", exc_info=True)
 
         # consume only once a crashed batch is finished
         prepared = background.start(lambda: retry_while_database_down(prepare), "prepare")

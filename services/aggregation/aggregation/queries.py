@@ -183,6 +183,28 @@ class Queries:
         found = await self.parts(unit_id, plan.year, [counts, members] if roster else [counts])
         return PlanPart(found[counts], found.get(members))
 
+    async def warm(self) -> None:
+        """At start-up, answer once what the root's first requests ask (the compliance with
+        the latest plan, its case statistics): its documents are parsed and the code that
+        answers has run once, so the first request after a restart costs what the hundredth
+        does. Nothing of an answer is kept: only the parsed texts (`parsed`), which every
+        request checks against the documents it reads."""
+        plans = sorted(await self.plans(), key=lambda p: (-p.year, p.plan_id))
+        if not plans:
+            return
+        latest = plans[0]
+        periods = [
+            (s.report_type, p.period) for s in latest.report_schedules for p in s.periods[:1]
+        ]
+        for root in await self.roots():
+            answers: list[BaseModel] = [
+                await self.compliance(latest.plan_id, root, self.clock.now()),
+                *await self.reporting_rates_of(periods, root, latest.plan_id),
+                await self.case_stats(root, str(latest.year)),
+            ]
+            for answer in answers:
+                answer.model_dump_json()
+
     # ---- answers --------------------------------------------------------------------------------
 
     async def compliance(

@@ -74,3 +74,19 @@ def test_periods_are_read_as_type_and_period_pairs_and_anything_else_is_refused_
     for bad in ("", "monthly", "monthly:", ":2021-03", ",".join(["m:1"] * (MAX_PERIODS + 1))):
         with pytest.raises(BadInput, match=r"^periods: "):
             _periods(bad)
+
+
+async def test_the_warm_up_parses_what_the_root_s_first_answers_read_and_keeps_no_answer():
+    world = World()
+    svc = await world.service()
+    await svc.warm()
+    parsed = svc.parsed.parsed
+    assert parsed > 0
+    first = await svc.compliance(world.plan.plan_id, world.province.unit_id, vn(2021, 12, 31))
+    await svc.case_stats(world.province.unit_id, "2021")
+    assert svc.parsed.parsed == parsed  # nothing parsed again: the same texts
+    world.events.clear()
+    world.did(world.idle, ActivityKind.supervision, vn(2021, 3, 1).date())
+    await consume(world.events, svc=svc)
+    after = await svc.compliance(world.plan.plan_id, world.province.unit_id, vn(2021, 12, 31))
+    assert after.targets[0].met == first.targets[0].met + 1
