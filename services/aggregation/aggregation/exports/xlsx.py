@@ -1,8 +1,8 @@
 """Excel exports of the compliance and indicator tables (SPEC §8): Vietnamese headers, numbers
 stored as numbers (percentages as 0–1 with a percent format), header row frozen.
 
-Workbooks are written by `ooxml.Workbook`, row by row, to a file the answer streams (a
-country's compliance workbook holds a row per unit and target: 57,000 rows).
+Workbooks are written in openpyxl's write-only mode, row by row, to a file the answer streams
+(a country's compliance workbook holds a row per unit and target).
 
 Text is never a formula (issue 9): every cell that holds text — unit names, titles, anything a
 person typed — is written as a string, and one that begins like a formula (`=`, `+`, `-`, `@`,
@@ -13,8 +13,14 @@ neither this library nor a spreadsheet opening the file evaluates it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import IO, Any
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from lhpn_shared.clock import LOCAL_TZ
 
@@ -28,32 +34,90 @@ from .labels import (
     measure_label,
     vi_short_date,
 )
-from .ooxml import FORMULA_STARTS, Column, Workbook
 
 PERCENT = "0.00%"
 GOAL = "0%"
 DATE = "DD/MM/YYYY"
-_FLAG_FILL = "FCE4D6"
+_HEADER_FONT = Font(bold=True)
+_HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+_FLAG_FILL = PatternFill("solid", fgColor="FCE4D6")
 _BAD_TITLE = re.compile(r"[\[\]:*?/\\]")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
-__all__ = ["FORMULA_STARTS", "compliance_workbook", "indicators_workbook"]
+Column = tuple[str, int, str | None]
+"""(header, width, number format)"""
 
 
 def _fraction(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def _columns(*columns: tuple[str, int, str | None]) -> list[Column]:
-    return [Column(name, width, number_format) for name, width, number_format in columns]
+def cell(sheet: WriteOnlyWorksheet, value: Any, number_format: str | None = None) -> WriteOnlyCell:
+    """A cell for `value`: text always as a string, never a formula (see the module docstring)."""
+    out = WriteOnlyCell(sheet, value=value)
+    if isinstance(value, str):
+        out.data_type = "s"
+        if value.startswith(FORMULA_STARTS):
+            out.quotePrefix = True
+    elif number_format and value is not None:
+        out.number_format = number_format
+    return out
+
+
+class SheetWriter:
+    """One sheet written row by row: a bold, frozen, filterable header row, then the rows."""
+
+    def __init__(self, book: Workbook, title: str, columns: Sequence[Column]) -> None:
+        self.sheet: WriteOnlyWorksheet = book.create_sheet(title)
+        self.columns = columns
+        self.rows = 0
+        for index, (_, width, _) in enumerate(columns, start=1):
+            self.sheet.column_dimensions[get_column_letter(index)].width = width
+        self.sheet.freeze_panes = "A2"
+        header = []
+        for name, _, _ in columns:
+            c = cell(self.sheet, name)
+            c.font, c.fill = _HEADER_FONT, _HEADER_FILL
+            c.alignment = Alignment(wrap_text=True, vertical="center")
+            header.append(c)
+        self.sheet.append(header)
+
+    def row(self, values: Sequence[Any], *, fill: PatternFill | None = None) -> None:
+        """One row; a value becomes a cell object only when it needs one (a number format, a
+        fill, text that begins like a formula): a country's workbook has 70,000 rows."""
+        cells: list[Any] = []
+        for value, (_, _, number_format) in zip(values, self.columns, strict=True):
+            plain = fill is None and (
+                value is None
+                or (isinstance(value, str) and not value.startswith(FORMULA_STARTS))
+                or (not number_format and isinstance(value, int | float))
+            )
+            if plain:
+                cells.append(value)
+                continue
+            c = cell(self.sheet, value, number_format)
+            if fill is not None:
+                c.fill = fill
+            cells.append(c)
+        self.sheet.append(cells)
+        self.rows += 1
+
+    def close(self) -> None:
+        last = get_column_letter(len(self.columns))
+        self.sheet.auto_filter.ref = f"A1:{last}{self.rows + 1}"
+
+
+def _sheet(
+    book: Workbook, title: str, columns: Sequence[Column], rows: Iterable[Sequence[Any]]
+) -> None:
+    writer = SheetWriter(book, title, columns)
+    for row in rows:
+        writer.row(row)
+    writer.close()
 
 
 def _info(book: Workbook, pairs: Sequence[tuple[str, Any]]) -> None:
-    book.add_sheet(
-        "Thông tin",
-        _columns(("Mục", 28, None), ("Nội dung", 80, None)),
-        pairs,
-        row_count=len(pairs),
-    )
+    _sheet(book, "Thông tin", [("Mục", 28, None), ("Nội dung", 80, None)], pairs)
 
 
 def _sheet_title(code: str, taken: set[str]) -> str:
@@ -80,10 +144,11 @@ def compliance_workbook(result: ComplianceResult, out: IO[bytes]) -> None:
         raise ValueError(
             f"targets {missing_units} have no unit rows: compute compliance with with_units=True"
         )
-    book = Workbook(out)
-    book.add_sheet(
+    book = Workbook(write_only=True)
+    _sheet(
+        book,
         "Tổng hợp",
-        _columns(
+        [
             ("Mã chỉ tiêu", 12, None),
             ("Chỉ tiêu", 70, None),
             ("Số đơn vị thuộc phạm vi", 14, None),
@@ -92,7 +157,7 @@ def compliance_workbook(result: ComplianceResult, out: IO[bytes]) -> None:
             ("Tỷ lệ đạt", 12, PERCENT),
             ("Mục tiêu", 10, GOAL),
             ("Đánh giá", 26, None),
-        ),
+        ],
         (
             (
                 t.code,
@@ -106,11 +171,11 @@ def compliance_workbook(result: ComplianceResult, out: IO[bytes]) -> None:
             )
             for t in result.targets
         ),
-        row_count=len(result.targets),
     )
-    book.add_sheet(
+    _sheet(
+        book,
         "Theo đơn vị trực thuộc",
-        _columns(
+        [
             ("Mã chỉ tiêu", 12, None),
             ("Mã đơn vị", 12, None),
             ("Tên đơn vị", 32, None),
@@ -119,7 +184,7 @@ def compliance_workbook(result: ComplianceResult, out: IO[bytes]) -> None:
             ("Số đơn vị đạt", 12, None),
             ("Số đơn vị chưa đạt", 12, None),
             ("Tỷ lệ đạt", 12, PERCENT),
-        ),
+        ],
         (
             (
                 t.code,
@@ -134,21 +199,20 @@ def compliance_workbook(result: ComplianceResult, out: IO[bytes]) -> None:
             for t in result.targets
             for c in t.children
         ),
-        row_count=sum(len(t.children) for t in result.targets),
     )
     taken = {"tổng hợp", "theo đơn vị trực thuộc", "thông tin"}
-    unit_columns = _columns(
-        ("Mã đơn vị", 12, None),
-        ("Tên đơn vị", 32, None),
-        ("Cấp", 12, None),
-        ("Mã đơn vị cấp trên", 14, None),
-        ("Ngày đạt", 12, DATE),
-        ("Kết quả", 12, None),
-    )
     for t in result.targets:
-        book.add_sheet(
+        _sheet(
+            book,
             _sheet_title(t.code, taken),
-            unit_columns,
+            [
+                ("Mã đơn vị", 12, None),
+                ("Tên đơn vị", 32, None),
+                ("Cấp", 12, None),
+                ("Mã đơn vị cấp trên", 14, None),
+                ("Ngày đạt", 12, DATE),
+                ("Kết quả", 12, None),
+            ],
             (
                 (
                     u.unit_id,
@@ -160,7 +224,6 @@ def compliance_workbook(result: ComplianceResult, out: IO[bytes]) -> None:
                 )
                 for u in t.units
             ),
-            row_count=len(t.units),
         )
     as_of = result.as_of.astimezone(LOCAL_TZ)
     _info(
@@ -177,15 +240,16 @@ def compliance_workbook(result: ComplianceResult, out: IO[bytes]) -> None:
             ("Nửa năm đã kết thúc", ", ".join(result.ended_half_years) or "Chưa có"),
         ],
     )
-    book.close()
+    book.save(out)
 
 
 def indicators_workbook(result: IndicatorsResult, out: IO[bytes]) -> None:
     """Recorded and declared indicator totals side by side, differences highlighted."""
-    book = Workbook(out)
-    book.add_sheet(
+    book = Workbook(write_only=True)
+    sheet = SheetWriter(
+        book,
         "Chỉ số",
-        _columns(
+        [
             ("Mã chỉ số", 36, None),
             ("Loại hoạt động", 44, None),
             ("Chỉ số", 30, None),
@@ -193,8 +257,10 @@ def indicators_workbook(result: IndicatorsResult, out: IO[bytes]) -> None:
             ("Theo báo cáo", 14, None),
             ("Chênh lệch (báo cáo − ghi nhận)", 16, None),
             ("Ghi chú", 16, None),
-        ),
-        (
+        ],
+    )
+    for r in result.rows:
+        sheet.row(
             (
                 r.code,
                 kind_label(r.kind),
@@ -203,12 +269,10 @@ def indicators_workbook(result: IndicatorsResult, out: IO[bytes]) -> None:
                 r.declared,
                 r.difference,
                 "Có chênh lệch" if r.differs else None,
-            )
-            for r in result.rows
-        ),
-        row_count=len(result.rows),
-        fills=(_FLAG_FILL if r.differs else None for r in result.rows),
-    )
+            ),
+            fill=_FLAG_FILL if r.differs else None,
+        )
+    sheet.close()
     _info(
         book,
         [
@@ -225,4 +289,4 @@ def indicators_workbook(result: IndicatorsResult, out: IO[bytes]) -> None:
             ("Số chỉ số có chênh lệch", result.differing),
         ],
     )
-    book.close()
+    book.save(out)
