@@ -24,10 +24,13 @@ from .domain.facts import (
     ActivityState,
     CaseDelta,
     CaseState,
+    Departed,
     ReportState,
     latest,
+    on_activity_departed,
     on_activity_recorded,
     on_activity_voided,
+    on_case_departed,
     on_case_event,
     on_report_submitted,
 )
@@ -39,6 +42,9 @@ from .repository import (
 EVENTS_QUEUE = "aggregation.events"
 CONSUMED_KEYS: tuple[str, ...] = TOPOLOGY[EVENTS_QUEUE].routing_keys
 """The routing keys bound to the service's queue (the system's topology, `lhpn_shared`)."""
+DEPARTED = "aggregation.departed"
+"""The type of the router's internal event (`Departed`, version 1): sent only to a partition's
+queue by the service's own router, never accepted from `lhpn.events`."""
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -54,11 +60,19 @@ def parse_event(body: bytes, *, publisher: str | None, owners: EventOwners | Non
     """An event the service consumes, or `Reject` with the reason (dead-lettered).
 
     `owners`: accept the event only when `publisher` (the delivery's AMQP `user_id`) is its
-    owning service's broker user; None only for events archived after that check (rebuild)."""
+    owning service's broker user; None only for events admitted by that check already (the
+    archive, the router's parked events and what the router sends to a partition), which alone
+    may also be the router's own `aggregation.departed`."""
     try:
         envelope = Envelope.model_validate_json(body)
     except ValidationError as exc:
         raise Reject(f"invalid envelope: {describe_validation_error(exc)}") from exc
+    if owners is None and (envelope.type, envelope.version) == (DEPARTED, 1):
+        try:
+            departed = Departed.model_validate(envelope.data)
+        except ValidationError as exc:
+            raise Reject(f"invalid data: {describe_validation_error(exc)}") from exc
+        return Event(envelope, departed, body.decode("utf-8"))
     if owners is not None and (reason := owners.refusal(envelope.type, publisher)) is not None:
         raise Reject(reason)
     if envelope.routing_key not in CONSUMED_KEYS:
@@ -82,6 +96,8 @@ def state_key(data: BaseModel) -> tuple[str, str]:
         return "reports", report_doc_id(data.unit_id, data.report_type, data.period)
     if isinstance(data, CaseFacts):
         return "cases", str(data.case_id)
+    if isinstance(data, Departed):
+        return data.entity, str(data.entity_id)
     raise TypeError(f"no state for {type(data).__name__}")
 
 
@@ -131,6 +147,15 @@ class Batch:
         elif isinstance(data, Report):
             report = on_report_submitted(stored, data)
             new, changed = report.state, report.changed
+        elif isinstance(data, Departed):
+            if data.entity == "activities":
+                activity = on_activity_departed(stored, data)
+                new, changed = activity.state, activity.changed
+                self.activity_deltas += activity.deltas
+            else:
+                departed = on_case_departed(stored, data)
+                new, changed = departed.state, departed.changed
+                self.case_deltas += departed.deltas
         else:
             assert isinstance(data, CaseFacts)
             case = on_case_event(stored, data)

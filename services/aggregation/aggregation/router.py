@@ -3,10 +3,13 @@ active consumer, so in arrival order) and hands each event to its partition's qu
 (`routing.Routes` says which), in order, before the batch is acked.
 
 Its state, in the service's database: every unit (`router.units`, the latest revision of each:
-the groups of provinces need the whole tree) and the events waiting for their unit
-(`router.parked`, in arrival order). A batch is sent first and recorded after: a crash in
-between sends its events again (a writer applies an event twice as once). Another router that
-took over (the stamp in `router.meta` is not this one's) is read again before the next batch.
+the groups of provinces need the whole tree), the events waiting for their unit
+(`router.parked`, in arrival order) and, per activity and case, the version it routed last and
+where (`router.entities`, `moves.Whereabouts`: read for the entities of each batch), so that a
+correction moving one to another partition takes it out of the old one (`moves.place`). A batch
+is sent first and recorded after: a crash in between sends its events again, and the same
+departures (a writer applies an event twice as once). Another router that took over (the stamp
+in `router.meta` is not this one's) is read again before the next batch.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from lhpn_shared.contracts.units import Unit
 from lhpn_shared.mongo import Doc
 
 from .batch import Event, parse_event, state_key, state_of
+from .moves import Whereabouts, entity_id, place
 from .routing import EVERY, Route, Routes
 
 log = logging.getLogger("aggregation.router")
@@ -33,11 +37,13 @@ Send = Callable[[Event, int, str], Awaitable[None]]
 
 
 class RouterStore:
-    """The router's documents (`router.units`, `router.parked`, `router.meta`)."""
+    """The router's documents (`router.units`, `router.parked`, `router.entities`,
+    `router.meta`)."""
 
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.units = db["router.units"]
         self.parked = db["router.parked"]
+        self.entities = db["router.entities"]
         self.meta = db["router.meta"]
 
     async def load_units(self) -> list[Doc]:
@@ -46,7 +52,22 @@ class RouterStore:
     async def load_parked(self) -> list[Doc]:
         return await self.parked.find({}).sort("_id", 1).to_list(None)
 
-    async def save(self, units: dict[str, str], parked: list[Doc], released: list[str]) -> None:
+    async def load_entities(self, ids: Sequence[str]) -> list[Doc]:
+        if not ids:
+            return []
+        return await self.entities.find({"_id": {"$in": list(ids)}}).to_list(None)
+
+    async def save(
+        self,
+        units: dict[str, str],
+        parked: list[Doc],
+        released: list[str],
+        entities: Sequence[Doc] = (),
+    ) -> None:
+        if entities:
+            await self.entities.bulk_write(
+                [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in entities], ordered=False
+            )
         if units:
             await self.units.bulk_write(
                 [
@@ -172,6 +193,7 @@ class Router:
                     else:
                         released.append(parked.doc_id)
                 self.parked = still
+        sends, whereabouts = await self._placed(sends)
         for wave in waves(sends):
             await asyncio.gather(
                 *(
@@ -184,7 +206,34 @@ class Router:
             )
         stored = [{"_id": p.doc_id, "body": p.event.body} for p in new_parked]
         if units or stored or released:
-            await self.store.save(units, stored, released)
+            await self.store.save(units, stored, released, whereabouts)
             self.stamp = uuid4().hex
             await self.store.write_stamp(self.stamp)
+        elif whereabouts:  # read per batch, never kept: no new stamp needed
+            await self.store.save({}, [], [], whereabouts)
         return [True] * len(events)
+
+    async def _placed(
+        self, sends: list[tuple[Event, Route]]
+    ) -> tuple[list[tuple[Event, Route]], list[Doc]]:
+        """The sends with each activity's and case's moves between partitions taken into
+        account (`moves.place`), and the entities' new whereabouts to record."""
+        ids = sorted({i for event, _ in sends if (i := entity_id(event.data)) is not None})
+        last = {str(d["_id"]): Whereabouts.of_doc(d) for d in await self.store.load_entities(ids)}
+        changed: set[str] = set()
+        out: list[tuple[Event, Route]] = []
+        for event, route in sends:
+            entity = entity_id(event.data)
+            before = last.get(entity) if entity is not None else None
+            placed, after = place(event, route, before)
+            out += placed
+            if entity is None or after is None or after == before:
+                continue
+            last[entity] = after
+            changed.add(entity)
+            if len(placed) > 1:
+                log.info(
+                    "a correction moved an entity to another partition",
+                    extra={"entity": entity, "partition": after.partition},
+                )
+        return out, [last[i].to_doc(i) for i in sorted(changed)]

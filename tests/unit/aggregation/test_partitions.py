@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +24,8 @@ from aggregation.routing import EVERY, Route, Routes, partition_of
 from aggregation.service import Aggregation
 from lhpn_shared.clock import LOCAL_TZ, FixedClock
 from lhpn_shared.contracts.activities import Activity
-from lhpn_shared.contracts.events import Envelope, make_event
+from lhpn_shared.contracts.cases import CaseFacts, CaseStatusChange
+from lhpn_shared.contracts.events import ActivityVoided, Envelope, make_event
 from lhpn_shared.contracts.units import LineageChange, Unit, UnitLevel, UnitLink
 from tests.unit.aggregation import test_against_reference as reference_tests
 from tests.unit.aggregation import test_reorganisation as reorganisation_tests
@@ -31,6 +34,7 @@ from tests.unit.aggregation.generated import (
     generate,
     national_plan,
     raw,
+    reference_case_stats,
     reference_compliance,
     reference_indicators,
     setup_events,
@@ -54,6 +58,7 @@ class MemoryRouterStore:
     def __init__(self) -> None:
         self.units: dict[str, dict[str, Any]] = {}
         self.parked: dict[str, dict[str, Any]] = {}
+        self.entities: dict[str, dict[str, Any]] = {}
         self.stamp: str | None = None
 
     async def load_units(self) -> list[dict[str, Any]]:
@@ -62,9 +67,17 @@ class MemoryRouterStore:
     async def load_parked(self) -> list[dict[str, Any]]:
         return [self.parked[k] for k in sorted(self.parked)]
 
+    async def load_entities(self, ids: list[str]) -> list[dict[str, Any]]:
+        return [dict(self.entities[i]) for i in ids if i in self.entities]
+
     async def save(
-        self, units: dict[str, str], parked: list[dict[str, Any]], released: list[str]
+        self,
+        units: dict[str, str],
+        parked: list[dict[str, Any]],
+        released: list[str],
+        entities: Sequence[dict[str, Any]] = (),
     ) -> None:
+        self.entities.update({d["_id"]: dict(d) for d in entities})
         self.units.update({i: {"_id": i, "json": j} for i, j in units.items()})
         self.parked.update({d["_id"]: d for d in parked})
         for doc_id in released:
@@ -364,3 +377,234 @@ def test_the_router_sends_an_entitys_events_in_successive_waves_and_the_rest_at_
 
 
 _anywhere = Route(0, "")
+
+
+# --- moves: an activity or case corrected to a unit of another partition's province -----------
+
+
+class Streams:
+    """The same events, step by step, into one writer (N=1) and through the router into
+    `partitions` writers (N=2), the answers of the latter read from every partition."""
+
+    def __init__(self, partitions: int, clock: FixedClock) -> None:
+        self.one = Aggregation(MemoryStore(), clock)  # type: ignore[arg-type]
+        self.sent: dict[int, list[str]] = defaultdict(list)
+        self.router = Router(MemoryRouterStore(), partitions, self._send)  # type: ignore[arg-type]
+        stores = [MemoryStore() for _ in range(partitions)]
+        reads = PartitionedReads(stores)  # type: ignore[arg-type]
+        self.writers = [Aggregation(s, clock, reads) for s in stores]  # type: ignore[arg-type]
+        self.two = self.writers[0]
+        self._done = [0] * partitions
+
+    async def _send(self, event: Event, partition: int, key: str) -> None:
+        self.sent[partition].append(event.body)
+
+    async def feed(self, envelopes: list[Envelope]) -> None:
+        events = events_of(envelopes)
+        for start in range(0, len(events), 300):
+            await self.one.apply(events[start : start + 300])
+            await self.router.apply(events[start : start + 300])
+        for partition, writer in enumerate(self.writers):
+            bodies = self.sent[partition][self._done[partition] :]
+            self._done[partition] = len(self.sent[partition])
+            for start in range(0, len(bodies), 500):
+                await writer.apply(
+                    [
+                        parse_event(b.encode(), publisher=None, owners=None)
+                        for b in bodies[start : start + 500]
+                    ]
+                )
+
+
+async def figures(svc: Aggregation, roots: list[str], periods: list[str]) -> dict[str, object]:
+    plan = national_plan()
+    out: dict[str, object] = {}
+    for root in roots:
+        for period in periods:
+            out[f"indicators {root} {period}"] = (await svc.indicators(root, period)).model_dump()
+            out[f"cases {root} {period}"] = (await svc.case_stats(root, period)).model_dump()
+        for as_of in reference_tests.AS_OF:
+            result = await svc.compliance(plan.plan_id, root, as_of, with_units=True)
+            out[f"compliance {root} {as_of}"] = result.model_dump()
+    return out
+
+
+async def assert_recounted(
+    svc: Aggregation, units: list[Unit], roots: list[str], periods: list[str], events: Any
+) -> None:
+    """The answers equal the independent recounts (tests/unit/aggregation/generated.py)."""
+    plan = national_plan()
+    for root in roots:
+        for period in periods:
+            indicators = await svc.indicators(root, period)
+            expected = reference_indicators(units, root, period, events)
+            for totals in indicators.kinds:
+                assert totals.activities == expected.activities.get(totals.kind.value, 0), (
+                    root,
+                    period,
+                )
+            stats = await svc.case_stats(root, period)
+            cases = reference_case_stats(units, root, period, events, NOW)
+            assert (stats.received, stats.overdue) == (cases["received"], cases["overdue"])
+            for name in ("by_kind", "by_topic", "by_status", "by_outcome", "by_flag"):
+                mine = {k: n for k, n in getattr(stats, name).items() if n}
+                assert mine == dict(cases[name]), (root, period, name)
+        for as_of in reference_tests.AS_OF:
+            result = await svc.compliance(plan.plan_id, root, as_of, with_units=True)
+            recount = reference_compliance(units, plan, root, as_of, events)
+            for target in result.targets:
+                mine = recount[target.code]
+                assert (target.in_scope, target.met) == (mine.total, mine.good), (root, target)
+
+
+def _two_provinces() -> tuple[list[Unit], str]:
+    """The generated province (54) and a twin of it (every id prefixed) in the other
+    partition, both under the central union; returns the units and the twin's prefix."""
+    prefix = next(p for p in "BCDEFGH" if partition_of(f"{p}54", 2) != partition_of("54", 2))
+    mine = [_under_central(u) for u in generate(1, activities=0, cases=0).units]
+    twin = [
+        u.model_copy(
+            update={
+                "unit_id": prefix + u.unit_id,
+                "parent_id": "VN" if u.parent_id is None else prefix + u.parent_id,
+                "name": f"{u.name} (bản sao)",
+            }
+        )
+        if u.level is not UnitLevel.province
+        else u.model_copy(update={"unit_id": prefix + u.unit_id, "name": f"{u.name} (bản sao)"})
+        for u in mine
+    ]
+    return [CENTRAL, *mine, *twin], prefix
+
+
+def _setup(units: list[Unit]) -> list[Envelope]:
+    at = datetime(2021, 1, 1, tzinfo=LOCAL_TZ)
+    return [
+        *(make_event("unit.upserted", u, source="t", occurred_at=at) for u in units),
+        make_event("plan.published", national_plan(), source="t", occurred_at=at),
+    ]
+
+
+async def test_an_activity_and_a_case_moved_to_another_partition_count_once_at_each_step():
+    units, prefix = _two_provinces()
+    here, there = "22015", f"{prefix}22015"  # a commune of 54 and its twin in the other partition
+    assert partition_of("54", 2) != partition_of(f"{prefix}54", 2)
+    streams = Streams(2, FixedClock(NOW))
+    delivered = _setup(units)
+    await streams.feed(delivered)
+    at = datetime(2021, 3, 1, 9, tzinfo=LOCAL_TZ)
+    first = Activity.model_validate(
+        {
+            "activity_id": str(uuid.UUID(int=11)),
+            "unit_id": here,
+            "kind": "supervision",
+            "occurred_on": "2021-03-01",
+            "title": "Giám sát thực hiện chính sách",
+            "metrics": {"participants": 12},
+            "revision": 1,
+            "recorded_at": at.isoformat(),
+        }
+    )
+    opened = CaseFacts.model_validate(
+        {
+            "case_id": str(uuid.UUID(int=12)),
+            "unit_id": here,
+            "kind": "complaint",
+            "topic": "land",
+            "channel": "walk_in",
+            "status": "received",
+            "received_on": "2021-03-01",
+            "next_due_at": "2021-03-11T09:00:00+07:00",
+        }
+    )
+
+    def activity(revision: int, unit_id: str, activity_id: int = 11) -> Envelope:
+        data = first.model_copy(
+            update={
+                "revision": revision,
+                "unit_id": unit_id,
+                "activity_id": uuid.UUID(int=activity_id),
+            }
+        )
+        return make_event("activity.recorded", data, source="t", occurred_at=at)
+
+    def case(revision: int, unit_id: str, status: str) -> Envelope:
+        data = CaseStatusChange.model_validate(
+            {
+                **opened.model_dump(mode="json"),
+                "revision": revision,
+                "unit_id": unit_id,
+                "status": status,
+                "from_status": "received",
+                "changed_at": at.isoformat(),
+            }
+        )
+        kind = "case.closed" if status == "closed" else "case.status_changed"
+        return make_event(kind, data, source="t", occurred_at=at)
+
+    void = ActivityVoided(
+        activity_id=first.activity_id, unit_id=there, revision=4, voided_at=at, reason="nhập trùng"
+    )
+    steps: list[list[Envelope]] = [
+        [
+            make_event("activity.recorded", first, source="t", occurred_at=at),
+            make_event("case.opened", opened, source="t", occurred_at=at),
+        ],
+        # corrected to the other partition; another activity's correction comes before its record
+        [activity(2, there), case(2, there, "accepted"), activity(2, there, activity_id=13)],
+        # late: duplicates of the first versions, and the other activity's first version
+        [activity(1, here), case(1, here, "received"), activity(1, here, activity_id=13)],
+        [activity(3, here), case(3, here, "in_progress")],  # and back
+        [make_event("activity.voided", void, source="t", occurred_at=at), case(4, there, "closed")],
+    ]
+    roots = ["VN", "54", f"{prefix}54", here, there]
+    periods = ["2021", "2021-03"]
+    for number, step in enumerate(steps, start=1):
+        await streams.feed(step)
+        delivered += step
+        two = await figures(streams.two, roots, periods)
+        assert two == await figures(streams.one, roots, periods), f"step {number}"
+        await assert_recounted(streams.two, units, roots, periods, raw(delivered))
+    departures = [
+        b for bodies in streams.sent.values() for b in bodies if '"aggregation.departed"' in b
+    ]
+    assert len(departures) == 6  # the activity and the case each left a partition 3 times
+
+
+async def test_activities_and_cases_corrected_across_partitions_at_random_count_as_in_one_stream():
+    """The generated stream over two provinces, each activity's and case's every version
+    placed in one of them at random: corrections move entities between partitions, back and
+    forth, voids and late versions included."""
+    units, prefix = _two_provinces()
+    rng = random.Random(5)
+    generated = generate(17, activities=500, cases=160)
+    moved = [_placed_at_random(e, prefix, rng) for e in generated.events]
+    streams = Streams(2, FixedClock(NOW))
+    setup = _setup(units)
+    await streams.feed(setup)
+    half = len(moved) // 2
+    roots = ["VN", "54", f"{prefix}54", "555", f"{prefix}555"]
+    periods = ["2021", "2021-H1", "2021-Q3", "2021-03"]
+    for delivered in (moved[:half], moved[half:]):
+        await streams.feed(delivered)
+    assert await figures(streams.two, roots, periods) == await figures(streams.one, roots, periods)
+    await assert_recounted(streams.two, units, roots, periods, raw(moved))
+    departed = sum(
+        '"aggregation.departed"' in b for bodies in streams.sent.values() for b in bodies
+    )
+    assert departed > 50  # the stream did move entities between partitions
+    for doc_id in ["VN/2021", "54/2021", f"{prefix}54/2021"]:
+        whole = await streams.one.store.get("unit_years", doc_id)
+        summed = await streams.two.reads.get("unit_years", doc_id)
+        assert whole is not None and summed is not None
+        assert {k: _parsed(v) for k, v in summed.items() if k != "days"} == {
+            k: _parsed(v) for k, v in whole.items() if k != "days"
+        }
+
+
+def _placed_at_random(envelope: Envelope, prefix: str, rng: random.Random) -> Envelope:
+    """An activity's or case's event with its unit moved to the twin province half the time."""
+    if not envelope.type.startswith(("activity.", "case.")) or rng.random() < 0.5:
+        return envelope
+    data = {**envelope.data, "unit_id": prefix + envelope.data["unit_id"]}
+    return envelope.model_copy(update={"data": data, "unit_id": data["unit_id"]})

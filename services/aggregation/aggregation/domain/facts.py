@@ -11,6 +11,12 @@ for activities and cases, the deltas: the old contribution removed, the new one 
 Revisions make every update idempotent and order-tolerant: an event whose revision is lower than
 the stored one, or equal to it, changes nothing, except that at equal revisions a void beats a
 record, so the outcome never depends on the order of arrival.
+
+With partitions (`AGGREGATION_PARTITIONS` > 1) an activity or case corrected to a unit of
+another partition's province leaves its old partition: the router sends that partition a
+`Departed` of the correcting revision, applied there as a void of that revision (activities) or
+a tombstone (cases): its contribution is removed and nothing of it counts there any more
+(docs/aggregation.md, "Partitions").
 """
 
 from __future__ import annotations
@@ -143,6 +149,28 @@ def on_activity_voided(
     if state is not None and not _supersedes(state.revision, state.voided, void.revision, True):
         return Change(state, changed=False)
     return _activity_change(state, _voided(void.activity_id, void.revision, void.unit_id))
+
+
+class Departed(BaseModel):
+    """The router's word to a partition: an activity or case went to another partition with
+    the revision `revision` (a correction moved it to a unit of another province group).
+    Internal to aggregation (`aggregation.departed`), never published on `lhpn.events`."""
+
+    entity: Literal["activities", "cases"]
+    entity_id: UUID
+    revision: int = Field(ge=1, description="the revision that moved it")
+    partition: int = Field(ge=0, description="the partition it went to")
+
+
+def on_activity_departed(
+    state: ActivityState | None, departed: Departed
+) -> Change[ActivityState, ActivityDelta]:
+    """A `Departed` activity counts here as a void of the revision that moved it: its
+    contribution goes, and a later revision that brings it back is applied as usual."""
+    if state is not None and not _supersedes(state.revision, state.voided, departed.revision, True):
+        return Change(state, changed=False)
+    unit_id = state.unit_id if state is not None else ""
+    return _activity_change(state, _voided(departed.entity_id, departed.revision, unit_id))
 
 
 def _voided(activity_id: UUID, revision: int, unit_id: str) -> ActivityState:
@@ -282,9 +310,14 @@ class CaseState(BaseModel):
     next_due_at: datetime | None = Field(
         default=None, description="the earliest pending deadline, as the last event said"
     )
+    departed: bool = Field(
+        default=False, description="gone to another partition (`Departed`): counts nothing here"
+    )
 
-    def contribution(self, sign: Sign) -> CaseDelta:
-        return CaseDelta(sign=sign, **self.model_dump(exclude={"case_id", "revision"}))
+    def contribution(self, sign: Sign) -> CaseDelta | None:
+        if self.departed:
+            return None
+        return CaseDelta(sign=sign, **self.model_dump(exclude={"case_id", "revision", "departed"}))
 
 
 def _outcome(facts: CaseFacts, previous: CaseState | None) -> CaseStatus | None:
@@ -316,11 +349,26 @@ def on_case_event(state: CaseState | None, facts: CaseFacts) -> Change[CaseState
         next_due_at=ensure_aware(facts.next_due_at) if facts.next_due_at else None,
     )
     old = state.contribution(-1) if state is not None else None
-    if old is not None and old.model_dump(exclude={"sign"}) == new.contribution(1).model_dump(
-        exclude={"sign"}
-    ):
+    added = new.contribution(1)
+    assert added is not None  # a case event never makes a departed state
+    if old is not None and old.model_dump(exclude={"sign"}) == added.model_dump(exclude={"sign"}):
         return Change(new)
-    return Change(new, [d for d in (old, new.contribution(1)) if d is not None])
+    return Change(new, [d for d in (old, added) if d is not None])
+
+
+def on_case_departed(
+    state: CaseState | None, departed: Departed
+) -> Change[CaseState | None, CaseDelta]:
+    """A `Departed` case stays here as a tombstone of the revision that moved it: its
+    contribution goes; a later revision that brings it back is applied as usual. As with a
+    void, a departure beats a state of the same revision."""
+    if state is None or departed.revision < state.revision:
+        return Change(state, changed=False)
+    if departed.revision == state.revision and state.departed:
+        return Change(state, changed=False)
+    removed = state.contribution(-1)
+    new = state.model_copy(update={"revision": departed.revision, "departed": True})
+    return Change(new, [removed] if removed is not None else [])
 
 
 # --- units and plans --------------------------------------------------------------------------
