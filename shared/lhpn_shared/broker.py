@@ -60,8 +60,14 @@ AGGREGATION_PARTITIONS = RabbitExchange(
 """Aggregation's own exchange, used only with `AGGREGATION_PARTITIONS` > 1: its router sends each
 event to the queue of the event's partition, `aggregation.events.p<k>`, bound with `<k>`. The
 service declares it and its partition queues itself (nobody else publishes there)."""
+OWN_QUEUES: dict[str, str] = {
+    "aggregation": r"aggregation\.events\.p[0-9]+",
+}
+"""Per service, a regex of the consumer queues besides its `TOPOLOGY` queues that it declares
+itself (aggregation's partition queues): it may replay dead letters to them through
+`lhpn.replay` as to its other queues (`broker_accounts`, `dead_letters`)."""
 OWN_RESOURCES: dict[str, str] = {
-    "aggregation": r"aggregation\.partitions|aggregation\.events\.p[0-9]+(\.dlq)?",
+    "aggregation": r"aggregation\.partitions|" + OWN_QUEUES["aggregation"] + r"(\.dlq)?",
 }
 """Per service, a regex of the resources besides its `TOPOLOGY` queues that it declares, writes
 and reads itself (`broker_accounts`)."""

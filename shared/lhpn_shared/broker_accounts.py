@@ -49,6 +49,7 @@ from .broker import (
     EVENTS,
     EXCHANGES,
     INBOUND,
+    OWN_QUEUES,
     OWN_RESOURCES,
     REPLAY,
     TOPOLOGY,
@@ -119,9 +120,11 @@ def service_account(service: str, user: str, password: str) -> Account:
     publishes = owned_by(service)
     extra = OWN_RESOURCES.get(service)
 
-    def with_own(regex: str) -> str:
+    def with_own(regex: str, extra: str | None = extra) -> str:
         """…and the resources the service declares itself (aggregation's partitions)."""
         return regex if extra is None else f"{regex}|^({extra})$"
+
+    replays = with_own(exactly(consumed), OWN_QUEUES.get(service))
 
     return Account(
         name=user,
@@ -141,7 +144,7 @@ def service_account(service: str, user: str, password: str) -> Account:
             ),
             TopicPermission(INBOUND.name, write=NOTHING, read=exactly(bound_keys(INBOUND))),
             # its own queues' names: replays to them, and their bindings
-            TopicPermission(REPLAY.name, write=exactly(consumed), read=exactly(consumed)),
+            TopicPermission(REPLAY.name, write=replays, read=replays),
         ),
     )
 

@@ -330,13 +330,15 @@ def install(
     settings: Any,
     guard: Guard,
     openers: Mapping[str, Opener] | None = None,
+    own_queues: Iterable[str] = (),
 ) -> DeadLetters:
-    """Give a service's app the dead-letter routes for its own consumer queues."""
+    """Give a service's app the dead-letter routes for its own consumer queues: those of the
+    topology, and `own_queues`, the ones it declares itself (aggregation's partition queues)."""
     from .broker import queues_of
 
     dead_letters = DeadLetters(
         broker,
-        [b.queue for b in queues_of(settings.service_name)],
+        [*(b.queue for b in queues_of(settings.service_name)), *own_queues],
         settings.broker_user,
         openers,
     )

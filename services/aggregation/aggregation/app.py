@@ -46,7 +46,7 @@ from .api import build_router
 from .batch import CONSUMED_KEYS, EVENTS_QUEUE
 from .consumer import ApplyBatch, Batcher
 from .partitioned import PartitionedReads
-from .partitions import partition_queue, partition_queue_name, sender
+from .partitions import partition_queue, partition_queue_name, partition_queue_names, sender
 from .repository import AggregationStore
 from .router import Router, RouterStore
 from .service import Aggregation, BadInput, NotFound
@@ -293,7 +293,13 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
     )
     app.include_router(build_router(guard))
     app.include_router(audit_router(guard, lambda: app.state.audit, tree))
-    dead_letters.install(app, broker, settings, guard)
+    dead_letters.install(
+        app,
+        broker,
+        settings,
+        guard,
+        own_queues=partition_queue_names(settings.aggregation_partitions),
+    )
     document_permissions(app)
 
     @app.exception_handler(NotFound)

@@ -32,10 +32,13 @@ from faststream.rabbit.message import RabbitMessage
 
 from lhpn_shared.broker import (
     DEFAULT_MAX_ATTEMPTS,
+    ORIGINAL_EXCHANGE_HEADER,
+    ORIGINAL_USER_HEADER,
     SETTLE_SECONDS,
     TRANSIENT_ERRORS,
     Reject,
     dead_letter,
+    original_headers,
     sender_of,
     settle,
 )
@@ -106,9 +109,7 @@ class Batcher:
         database) and keep it for the next batch, not acked yet."""
         raw = msg.raw_message
         try:
-            if self._routed_by is not None and (
-                raw.exchange == self._routed_by and raw.user_id == self._own_user
-            ):
+            if self._from_router(raw):
                 self._parsed[id(msg)] = parse_event(raw.body, publisher=None, owners=None)
             else:
                 self._parsed[id(msg)] = parse_event(
@@ -125,6 +126,19 @@ class Batcher:
         self._arrived.set()
         if len(self._buffer) >= self._size:
             self._full.set()
+
+    def _from_router(self, raw: Any) -> bool:
+        """A partition's delivery sent by the service's own router: through its exchange, as
+        the service's own user — directly, or replayed from the partition's DLQ (then the
+        exchange and user are those the service recorded when it dead-lettered it, and only the
+        service's own user can replay; `lhpn_shared.broker.sender_of`)."""
+        if self._routed_by is None or self._own_user is None or raw.user_id != self._own_user:
+            return False
+        origin = original_headers(raw)
+        return (
+            origin[ORIGINAL_EXCHANGE_HEADER] == self._routed_by
+            and origin[ORIGINAL_USER_HEADER] == self._own_user
+        )
 
     def stop(self) -> None:
         """Ask `run` to flush what is buffered now, without waiting for a batch to fill, and

@@ -15,6 +15,7 @@ from faststream.rabbit import RabbitBroker, RabbitQueue
 from lhpn_shared.broker import (
     AGGREGATION_PARTITIONS,
     DEAD_LETTERS,
+    REPLAY,
     consumer_queue,
     dead_letter_queue,
 )
@@ -35,17 +36,26 @@ def partition_queue(partition: int) -> RabbitQueue:
     )
 
 
+def partition_queue_names(partitions: int) -> list[str]:
+    """The partition queues (none when the stream is not partitioned: `aggregation.events`)."""
+    return [partition_queue_name(k) for k in range(partitions)] if partitions > 1 else []
+
+
 async def declare_partitions(broker: RabbitBroker, partitions: int) -> None:
-    """The exchange, every partition queue with its DLQ and binding (idempotent): declared by
-    the router before it sends, so nothing it sends is dropped for want of a queue."""
+    """The exchange, every partition queue with its DLQ and bindings (idempotent): declared by
+    the router before it sends, so nothing it sends is dropped for want of a queue. Each queue
+    is also bound on `lhpn.replay` with its own name, as every consumer queue is: an operator
+    replays its dead letters to it (`lhpn_shared.dead_letters`)."""
     exchange = await broker.declare_exchange(AGGREGATION_PARTITIONS)
     dlx = await broker.declare_exchange(DEAD_LETTERS)
+    replay = await broker.declare_exchange(REPLAY)
     for partition in range(partitions):
         queue = partition_queue(partition)
         dlq = await broker.declare_queue(dead_letter_queue(queue.name))
         await dlq.bind(dlx, routing_key=queue.name)
         declared = await broker.declare_queue(queue)
         await declared.bind(exchange, routing_key=str(partition))
+        await declared.bind(replay, routing_key=queue.name)
 
 
 def sender(broker: RabbitBroker, partitions: int) -> Send:

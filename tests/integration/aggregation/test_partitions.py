@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -16,8 +17,12 @@ import pytest
 
 from aggregation.batch import EVENTS_QUEUE
 from aggregation.partitions import partition_queue_name
+from aggregation.routing import partition_of
 from aggregation.settings import AggregationSettings
 from lhpn_shared.auth import Role
+from lhpn_shared.broker import ORIGINAL_EXCHANGE_HEADER, ORIGINAL_USER_HEADER, REJECTION_HEADER
+from lhpn_shared.contracts.events import make_event
+from lhpn_shared.contracts.units import Unit, UnitLevel
 from tests.integration.aggregation.conftest import bearer, started
 from tests.integration.aggregation.streams import answers, consumed, get_json, publish_all
 from tests.support.amqp import purge_queues
@@ -25,7 +30,7 @@ from tests.support.http import eventually
 from tests.support.infra import DevMongo, RabbitVhost
 from tests.unit.aggregation.generated import national_plan
 from tests.unit.aggregation.reorganisation import PLAN_ID
-from tests.unit.aggregation.test_partitions import country, partitioned
+from tests.unit.aggregation.test_partitions import CENTRAL, country, partitioned
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +111,80 @@ async def dead_letters(rabbit: RabbitVhost, queue: str) -> int:
         return int(declared.declaration_result.message_count or 0)
     finally:
         await connection.close()
+
+
+async def test_an_operator_replays_a_partition_queues_dead_letter_to_its_partition(
+    devmongo: DevMongo, rabbit: RabbitVhost
+) -> None:
+    """The dead-letter routes list the partition queues too, and a dead letter of
+    `aggregation.events.p0` (one the service refused: its own user, the origin it recorded)
+    is replayed through `lhpn.replay` to its partition, which applies it."""
+    import aio_pika
+
+    settings = settings_for(devmongo, rabbit, f"t_{uuid.uuid4().hex[:12]}", 2, 0)
+    admin = bearer(settings, Role.admin)
+    queue = partition_queue_name(0)
+    await purge_queues(rabbit.url, EVENTS_QUEUE)
+    at = datetime(2021, 1, 1, tzinfo=UTC)
+    province = next(
+        Unit(
+            unit_id=f"P{n}",
+            name=f"Tỉnh P{n}",
+            kind="tỉnh",
+            level=UnitLevel.province,
+            parent_id="VN",
+        )
+        for n in range(100)
+        if partition_of(f"P{n}", 2) == 0
+    )
+    refused = make_event("unit.upserted", province, source="t", occurred_at=at)
+    async with started(settings) as client:
+        await publish_all(
+            rabbit, [make_event("unit.upserted", CENTRAL, source="t", occurred_at=at)]
+        )
+        await eventually(lambda: _at_least(client, 1), timeout=60)  # routed: queues declared
+        connection = await aio_pika.connect_robust(rabbit.url_for("aggregation"))
+        async with connection:  # what the service's own dead-lettering leaves in the DLQ
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.get_exchange("lhpn.dead-letter", ensure=False)
+            await exchange.publish(
+                aio_pika.Message(
+                    refused.model_dump_json().encode(),
+                    message_id=str(refused.event_id),
+                    content_type="application/json",
+                    user_id=rabbit.user_for("aggregation"),
+                    headers={
+                        REJECTION_HEADER: "handler error: AutoReconnect (failed 5 times)",
+                        ORIGINAL_EXCHANGE_HEADER: "aggregation.partitions",
+                        ORIGINAL_USER_HEADER: rabbit.user_for("aggregation"),
+                    },
+                ),
+                routing_key=queue,
+            )
+
+        async def listed() -> dict[str, Any] | None:
+            r = await client.get("/api/v1/dead-letters", headers=admin)
+            assert r.status_code == 200, r.text
+            queues = {q["queue"]: q["messages"] for q in r.json()["queues"]}
+            return queues if queues.get(queue) == 1 else None
+
+        queues = await eventually(listed, timeout=30)
+        assert queues[partition_queue_name(1)] == 0 and queues[EVENTS_QUEUE] == 0
+        before = await consumed(client)
+        r = await client.post("/api/v1/dead-letters/replay", json={"queue": queue}, headers=admin)
+        assert r.status_code == 200, r.text
+        assert (r.json()["replayed"], r.json()["refused"]) == (1, [])
+        await eventually(lambda: _at_least(client, before + 1), timeout=60)
+        assert await dead_letters(rabbit, queue) == 0
+    stored = await _stored(devmongo, settings.mongo_db, "p0.units", province.unit_id)
+    assert stored is not None  # partition 0's writer applied the replayed event
+
+
+async def _stored(devmongo: DevMongo, db: str, collection: str, doc_id: str) -> Any:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(devmongo.url)
+    try:
+        return await client[db][collection].find_one({"_id": doc_id})
+    finally:
+        await client.close()

@@ -320,3 +320,43 @@ async def test_the_batcher_reports_what_it_holds_and_when_it_last_applied_a_batc
     assert batcher.progress.held() == 0
     assert batcher.progress.last_applied_at is not None
     assert batcher.progress.last_applied_at >= before
+
+
+async def test_a_partitions_dead_letter_replayed_by_the_service_is_admitted_as_its_routers():
+    """Partitions (issue 13): what the router sent to a partition and the partition
+    dead-lettered is replayed through `lhpn.replay` by the service's own user, with the origin
+    it recorded (the partitions exchange, its own user): admitted as the router's, with no owner
+    check. A replay whose recorded origin is anything else still answers to the owner check."""
+    own = OWNERS.user_of("aggregation")
+    replayed, forged, direct, stranger = deliveries(event(), event(), event(), event())
+    for msg, origin in ((replayed, "aggregation.partitions"), (forged, "lhpn.events")):
+        msg.raw_message.exchange = "lhpn.replay"
+        msg.raw_message.user_id = own
+        msg.raw_message.headers = {
+            "x-original-exchange": origin,
+            "x-original-user-id": own,
+            "x-original-routing-key": "0",
+        }
+    direct.raw_message.exchange = "aggregation.partitions"
+    direct.raw_message.user_id = own
+    stranger.raw_message.exchange = "aggregation.partitions"  # not the service's user
+    broker = FakeBroker()
+    apply = Recorder([replayed, direct, stranger])
+    batcher = Batcher(
+        broker,  # type: ignore[arg-type]
+        "aggregation.events.p0",
+        apply,
+        size=10,
+        interval=0.01,
+        owners=OWNERS,
+        own_user=own,
+        routed_by="aggregation.partitions",
+    )
+    await run(batcher, [replayed, forged, direct, stranger])
+    assert sorted(b for batch in apply.batches for b in batch) == sorted(
+        str(Envelope.model_validate_json(m.raw_message.body).event_id)
+        for m in (replayed, direct, stranger)
+    )
+    reasons = {body: headers["x-rejection-reason"] for body, headers in broker.dead}
+    assert reasons[forged.raw_message.body].endswith(f"this one was sent by '{own}'")
+    assert len(reasons) == 1  # the stranger's: intake's own event, admitted by the owner check

@@ -322,3 +322,16 @@ def test_the_command_never_replaces_what_is_not_a_regular_file(
     with pytest.raises(SystemExit, match="not a regular file"):
         main(["definitions", "--passwords-dir", str(tmp_path / "b"), "--output", str(target)])
     assert target.is_dir() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_aggregation_may_replay_dead_letters_to_its_partition_queues_and_no_other_queue() -> None:
+    (account,) = [a for a in service_accounts("lhpn-", PASSWORDS) if a.name == "lhpn-aggregation"]
+    (replay,) = [t for t in account.topic_permissions if t.exchange == "lhpn.replay"]
+    partitions = ["aggregation.events.p0", "aggregation.events.p17"]
+    others = ["aggregation.events.p0.dlq", "aggregation.events.px", "intake.inbound", "#"]
+    allowed = {q for q in TOPOLOGY if q.startswith("aggregation.")} | set(partitions)
+    assert matches(replay.write, [*TOPOLOGY, *partitions, *others]) == allowed
+    assert matches(replay.read, [*TOPOLOGY, *partitions, *others]) == allowed
+    (intake,) = [a for a in service_accounts("lhpn-", PASSWORDS) if a.name == "lhpn-intake"]
+    (theirs,) = [t for t in intake.topic_permissions if t.exchange == "lhpn.replay"]
+    assert not matches(theirs.write, partitions)
