@@ -1,6 +1,8 @@
 """`python -m aggregation` runs the service; `python -m aggregation rebuild` drops the read
-models and rebuilds them by replaying the event archive; `python -m aggregation asyncapi`
-prints the AsyncAPI document."""
+models and rebuilds them by replaying the event archive; `python -m aggregation reroute` (with
+partitions, every aggregation process stopped) rebuilds every partition from every partition's
+events routed again (`reroute`); `python -m aggregation asyncapi` prints the AsyncAPI
+document."""
 
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ from lhpn_shared.mongo import database, make_client
 from lhpn_shared.settings import load_settings
 
 from .app import create_app
+from .partitions import PartitionsBusy, held_partition_queues
 from .repository import AggregationStore
+from .reroute import reroute
+from .router import RouterStore
 from .service import Aggregation
 from .settings import AggregationSettings
 
@@ -54,6 +59,27 @@ async def rebuild(settings: AggregationSettings) -> int:
         await client.close()
 
 
+async def reroute_partitions(settings: AggregationSettings) -> list[int]:
+    """`reroute.reroute` over this deployment's partitions and the events waiting in their
+    queues."""
+    client = make_client(settings)
+    try:
+        db = database(client, settings.database)
+        stores = [AggregationStore(db, f"p{k}.") for k in range(settings.aggregation_partitions)]
+        async with held_partition_queues(
+            settings.rabbit_url, settings.aggregation_partitions
+        ) as in_flight:
+            return await reroute(
+                stores,
+                RouterStore(db),
+                SystemClock(),
+                batch_size=settings.batch_size,
+                in_flight=in_flight,
+            )
+    finally:
+        await client.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     settings = load_settings(AggregationSettings)
@@ -66,6 +92,19 @@ def main(argv: list[str] | None = None) -> None:
             extra={"events": replayed, "seconds": round(time.monotonic() - started, 1)},
         )
         return
+    if args[:1] == ["reroute"]:
+        if not settings.partitioned:
+            sys.exit("reroute: AGGREGATION_PARTITIONS is 1, there is nothing to route again")
+        started = time.monotonic()
+        try:
+            given = asyncio.run(reroute_partitions(settings))
+        except PartitionsBusy as exc:
+            sys.exit(f"reroute: {exc}")
+        log.info(
+            "partitions rebuilt from their events routed again",
+            extra={"events": given, "seconds": round(time.monotonic() - started, 1)},
+        )
+        return
     if args[:1] == ["asyncapi"]:
         from faststream.specification import AsyncAPI
 
@@ -75,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         print(spec.to_specification().to_json())
         return
     if args:
-        sys.exit("usage: python -m aggregation [rebuild | asyncapi]")
+        sys.exit("usage: python -m aggregation [rebuild | reroute | asyncapi]")
     serve(create_app(settings), settings, settings.aggregation_port)
 
 

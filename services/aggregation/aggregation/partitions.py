@@ -10,6 +10,12 @@ with a single active consumer: the writer of partition k. The router computes k 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+from aio_pika.exceptions import ChannelClosed
 from faststream.rabbit import RabbitBroker, RabbitQueue
 
 from lhpn_shared.broker import (
@@ -78,3 +84,37 @@ def sender(broker: RabbitBroker, partitions: int) -> Send:
         )
 
     return send
+
+
+class PartitionsBusy(Exception):
+    """A partition queue has a consumer: an aggregation process is running."""
+
+
+@contextlib.asynccontextmanager
+async def held_partition_queues(url: str, partitions: int) -> AsyncIterator[list[bytes]]:
+    """The bodies of what waits in the partition queues (`reroute`'s in-flight events), held
+    unacknowledged on a connection of its own: acked when the block ends without an error, given
+    back otherwise (the connection closes). Refuses while a partition queue has a consumer (a
+    process running would take messages the repair must see); a queue never declared is
+    empty."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        held: list[Any] = []
+        channel = await connection.channel()
+        for partition in range(partitions):
+            name = partition_queue_name(partition)
+            try:
+                queue = await channel.declare_queue(name, passive=True)
+            except ChannelClosed:  # not declared yet: nothing was ever sent to it
+                channel = await connection.channel()
+                continue
+            if queue.declaration_result.consumer_count:
+                raise PartitionsBusy(
+                    f"{name} has {queue.declaration_result.consumer_count} consumer(s): stop "
+                    "every aggregation process before the repair"
+                )
+            while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                held.append(message)
+        yield [m.body for m in held]
+        for message in held:
+            await message.ack()

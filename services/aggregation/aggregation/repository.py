@@ -271,11 +271,24 @@ class AggregationStore:
         """How many archive documents (batches) there are."""
         return await self.events.count_documents({})
 
-    async def archived(self) -> AsyncIterator[list[str]]:
-        """Every archived event body, one archive document at a time."""
-        async for doc in self.events.find({}, batch_size=4):
-            bodies: list[str] = json.loads(zlib.decompress(doc["events"]))
-            yield bodies
+    async def archived(self, ids: Sequence[str] | None = None) -> AsyncIterator[list[str]]:
+        """Every archived event body (or those of the archive documents `ids`), one archive
+        document at a time."""
+        if ids is None:
+            async for doc in self.events.find({}, batch_size=4):
+                yield json.loads(zlib.decompress(doc["events"]))
+            return
+        for start in range(0, len(ids), 4):
+            chunk = list(ids[start : start + 4])
+            async for doc in self.events.find({"_id": {"$in": chunk}}):
+                yield json.loads(zlib.decompress(doc["events"]))
+
+    async def archive_ids(self) -> list[str]:
+        return [str(d["_id"]) async for d in self.events.find({}, {"_id": 1})]
+
+    async def drop_archived(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), ID_CHUNK):
+            await self.events.delete_many({"_id": {"$in": list(ids[start : start + ID_CHUNK])}})
 
     # ---- meta: the last batch written, a rebuild in progress --------------------------------
 

@@ -57,6 +57,12 @@ class RouterStore:
             return []
         return await self.entities.find({"_id": {"$in": list(ids)}}).to_list(None)
 
+    async def replace_entities(self, entities: Sequence[Doc]) -> None:
+        """All the whereabouts at once (a re-routing repair, `reroute`)."""
+        await self.entities.delete_many({})
+        for start in range(0, len(entities), 1000):
+            await self.entities.insert_many(list(entities[start : start + 1000]), ordered=False)
+
     async def save(
         self,
         units: dict[str, str],

@@ -314,6 +314,32 @@ class Writer:
         self.tree = None
         return replayed
 
+    # ---- replacing the read models with other events (`reroute`) -----------------------------
+
+    async def begin_replace(self) -> list[str]:
+        """Set the rebuild flag and drop the read models, keeping the archive; returns the ids
+        of its documents, to be dropped by `end_replace` once the events that replace them are
+        stored (until then a repair run again reads them again)."""
+        await self.store.set_rebuilding(self.now())
+        old = await self.store.archive_ids()
+        await self.store.drop_read_models()
+        await self.store.write_list("years", [])
+        await self.store.write_list("roots", [])
+        self.tree = None
+        self.cache.clear()
+        return old
+
+    async def apply_replacing(self, events: Sequence[Event]) -> None:
+        """Apply and archive events while the rebuild flag is set (by `begin_replace`)."""
+        if events:
+            await self._apply(events, archive=True)
+
+    async def end_replace(self, old: Sequence[str]) -> None:
+        await self.store.drop_archived(old)
+        await self.store.write_stamp(uuid4().hex, self.now())
+        await self.store.set_rebuilding(None)
+        self.tree = None
+
 
 def _year_of(doc_id: str) -> int:
     return int(doc_id.rsplit("/", 1)[1])

@@ -30,7 +30,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.collections: dict[str, dict[str, Doc]] = {}
         self.journal: dict[str, Doc] = {}
-        self.events: list[list[str]] = []
+        self.events: dict[str, list[str]] = {}
         self.meta: dict[str, Doc] = {}
         self.writes = 0
 
@@ -85,11 +85,18 @@ class MemoryStore:
             del self.journal[doc_id]
 
     async def archive(self, token: str, at: datetime, bodies: Sequence[str]) -> None:
-        self.events.append(list(bodies))
+        self.events[token] = list(bodies)
 
-    async def archived(self) -> AsyncIterator[list[str]]:
-        for bodies in self.events:
-            yield bodies
+    async def archived(self, ids: Sequence[str] | None = None) -> AsyncIterator[list[str]]:
+        for token in list(self.events) if ids is None else ids:
+            yield list(self.events[token])
+
+    async def archive_ids(self) -> list[str]:
+        return list(self.events)
+
+    async def drop_archived(self, ids: Sequence[str]) -> None:
+        for token in ids:
+            del self.events[token]
 
     async def read_meta(self) -> dict[str, Doc]:
         return {k: dict(v) for k, v in self.meta.items()}
