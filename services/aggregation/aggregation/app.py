@@ -145,7 +145,8 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
             moves = Counter(
                 "lhpn_aggregation_partition_moves_total",
                 "Provinces a reorganisation moved to another partition after events of theirs "
-                "were routed (their partitions' read models need a rebuild)",
+                "were routed (repair: every aggregation process stopped, "
+                "`python -m aggregation reroute`)",
                 registry=metrics.registry,
             )
             stores = [

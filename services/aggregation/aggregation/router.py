@@ -172,8 +172,9 @@ class Router:
                 moved = routes.add_units([event.data])
                 if moved:
                     log.error(
-                        "a reorganisation joined provinces of different partitions: rebuild "
-                        "the partitions' read models",
+                        "a reorganisation joined provinces of different partitions after "
+                        "their events: stop every aggregation process and run "
+                        "`python -m aggregation reroute`",
                         extra={"provinces": moved},
                     )
                     self._moved(moved)

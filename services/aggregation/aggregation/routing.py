@@ -15,8 +15,9 @@ standing (docs/aggregation.md, "Partitions"). The partition is `crc32(key) mod N
   have arrived: so an entity's events still reach its partition in the order they came.
 - A reorganisation announced after events of two provinces of different partitions joins them
   into one group: the events routed before went to the other partition. `Routes.add_units`
-  reports such provinces (`moved`); the read models of those partitions must then be rebuilt
-  from the archive (not automated: say so in the logs and the metrics).
+  reports such provinces (`moved`): the router says so in its logs and metrics, and the
+  partitions are repaired by rebuilding them all from their events routed again
+  (`reroute`, `python -m aggregation reroute`, every aggregation process stopped).
 """
 
 from __future__ import annotations

@@ -15,13 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
+from aggregation.__main__ import reroute_partitions
 from aggregation.batch import EVENTS_QUEUE
-from aggregation.partitions import partition_queue_name
+from aggregation.partitions import PartitionsBusy, partition_queue_name
 from aggregation.routing import partition_of
 from aggregation.settings import AggregationSettings
 from lhpn_shared.auth import Role
 from lhpn_shared.broker import ORIGINAL_EXCHANGE_HEADER, ORIGINAL_USER_HEADER, REJECTION_HEADER
-from lhpn_shared.contracts.events import make_event
+from lhpn_shared.contracts.activities import Activity
+from lhpn_shared.contracts.events import Envelope, make_event
 from lhpn_shared.contracts.units import Unit, UnitLevel
 from tests.integration.aggregation.conftest import bearer, started
 from tests.integration.aggregation.streams import answers, consumed, get_json, publish_all
@@ -188,3 +190,95 @@ async def _stored(devmongo: DevMongo, db: str, collection: str, doc_id: str) -> 
         return await client[db][collection].find_one({"_id": doc_id})
     finally:
         await client.close()
+
+
+def _province_of_partition(partition: int) -> Unit:
+    n = next(n for n in range(100) if partition_of(f"P{n}", 2) == partition)
+    return Unit(
+        unit_id=f"P{n}", name=f"Tỉnh P{n}", kind="tỉnh", level=UnitLevel.province, parent_id="VN"
+    )
+
+
+def _activity_at(unit_id: str, n: int) -> Envelope:
+    activity = Activity.model_validate(
+        {
+            "activity_id": str(uuid.UUID(int=1000 + n)),
+            "unit_id": unit_id,
+            "kind": "supervision",
+            "occurred_on": "2021-03-01",
+            "title": "Giám sát",
+            "revision": 1,
+            "recorded_at": "2021-03-01T09:00:00+07:00",
+        }
+    )
+    return make_event("activity.recorded", activity, source="t", occurred_at=datetime.now(UTC))
+
+
+async def test_the_reroute_command_refuses_while_a_process_runs_and_takes_what_waits_in_the_queues(
+    devmongo: DevMongo, rabbit: RabbitVhost
+) -> None:
+    """`python -m aggregation reroute` (`reroute_partitions`): refused while an aggregation
+    process consumes a partition queue; with every process stopped, it rebuilds both
+    partitions from their archives and from the event still waiting in a partition queue, which
+    it then acks: the answers count it, nothing is left in the queue."""
+    import aio_pika
+
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    two = [settings_for(devmongo, rabbit, db, 2, k) for k in range(2)]
+    admin = bearer(two[0], Role.admin)
+    at = datetime(2021, 1, 1, tzinfo=UTC)
+    provinces = [_province_of_partition(0), _province_of_partition(1)]
+    stream = [
+        make_event("unit.upserted", u, source="t", occurred_at=at) for u in (CENTRAL, *provinces)
+    ] + [_activity_at(provinces[n % 2].unit_id, n) for n in range(6)]
+    await purge_queues(rabbit.url, EVENTS_QUEUE)
+
+    async def activities(client: httpx.AsyncClient) -> int:
+        r = await client.get(
+            "/api/v1/indicators", params={"unit_id": "VN", "period": "2021"}, headers=admin
+        )
+        if r.status_code == 404:  # the central union not stored yet
+            return -1
+        assert r.status_code == 200, r.text
+        return sum(int(k["activities"]) for k in r.json()["kinds"])
+
+    async with started(two[0]) as client, started(two[1]):
+        await publish_all(rabbit, stream)
+
+        async def all_counted() -> bool:
+            return await activities(client) == 6
+
+        await eventually(all_counted, timeout=60)
+        with pytest.raises(PartitionsBusy):
+            await reroute_partitions(two[0])
+    waiting = _activity_at(provinces[1].unit_id, 6)  # sent by the router, not yet applied
+    connection = await aio_pika.connect_robust(rabbit.url_for("aggregation"))
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange("aggregation.partitions", ensure=False)
+        await exchange.publish(
+            aio_pika.Message(
+                waiting.model_dump_json().encode(),
+                message_id=str(waiting.event_id),
+                user_id=rabbit.user_for("aggregation"),
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key="1",
+        )
+    given = await reroute_partitions(two[0])
+    assert sum(given) == len(stream) + 1 + 1  # the central union's unit in both partitions
+    assert await _waiting(rabbit, partition_queue_name(1)) == 0
+    async with started(two[0]) as client:
+        assert await activities(client) == 7
+
+
+async def _waiting(rabbit: RabbitVhost, queue: str) -> int:
+    import aio_pika
+
+    connection = await aio_pika.connect_robust(rabbit.url)
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+    finally:
+        await connection.close()
