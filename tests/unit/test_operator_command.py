@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import stat
+import sys
 from pathlib import Path
 
 import httpx
@@ -15,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lhpn_cli import accounts, broker_users
-from lhpn_cli.aggregation_cmd import follow
+from lhpn_cli.aggregation_cmd import REROUTED, follow
 from lhpn_cli.apidocs import generate
 from lhpn_cli.app import app
 from lhpn_cli.common import Failed
@@ -41,6 +42,7 @@ COMMANDS = [
     ["broker", "add-system"],
     ["reminders", "sweep"],
     ["aggregation", "rebuild"],
+    ["aggregation", "reroute"],
     ["backup", "create"],
     ["backup", "restore"],
     ["backup", "check"],
@@ -284,6 +286,29 @@ def test_the_rebuild_bar_follows_the_entry_point_s_progress_lines() -> None:
 
     assert seen == [(1, 3), (3, 3)]
     assert done is not None and done["events"] == 2500
+
+
+def test_the_reroute_command_reports_the_entry_points_counts_and_a_refusal_plainly(
+    tmp_path: Path,
+) -> None:
+    done = tmp_path / "done.py"
+    done.write_text(
+        "import json\n"
+        f"print(json.dumps({{'msg': {REROUTED!r}, 'events': [12, 30], 'seconds': 1.5}}))\n"
+    )
+    refused = tmp_path / "refused.py"
+    refused.write_text(
+        "import sys\n"
+        "sys.exit('reroute: aggregation.events.p0 has 1 consumer(s): stop every aggregation "
+        "process before the repair')\n"
+    )
+    runner = CliRunner()
+    ok = runner.invoke(app, ["aggregation", "reroute", "--command", f"{sys.executable} {done}"])
+    assert ok.exit_code == 0, ok.output
+    assert "phân vùng 0: 12, phân vùng 1: 30" in ok.output
+    no = runner.invoke(app, ["aggregation", "reroute", "--command", f"{sys.executable} {refused}"])
+    assert no.exit_code == 1
+    assert "has 1 consumer(s)" in no.output and "Chưa sửa xong" in no.output
 
 
 def test_a_rebuild_that_never_finished_is_not_reported_done() -> None:

@@ -10,6 +10,7 @@ lhpn plans import plan.json                  publish a plan (targets, report cal
 lhpn broker add-system lhpn-sys-hotline --unit 555 --event case.opened.v1
 lhpn reminders sweep --as-of 2021-11-04T08:00:00+07:00
 lhpn aggregation rebuild                     replay aggregation's archive into its read models
+lhpn aggregation reroute                     partitions: rebuild all from their events routed again
 lhpn dead-letters list                       each DLQ: messages, reasons
 lhpn dead-letters replay intake.inbound --reason "unknown unit_id"
 lhpn backup create /backups/2025-01-31       every service's database, gzip BSON
