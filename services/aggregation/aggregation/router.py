@@ -28,6 +28,7 @@ from lhpn_shared.mongo import Doc
 
 from .batch import Event, parse_event, state_key, state_of
 from .moves import Whereabouts, entity_id, place
+from .repository import ID_CHUNK
 from .routing import EVERY, Route, Routes
 
 log = logging.getLogger("aggregation.router")
@@ -53,9 +54,11 @@ class RouterStore:
         return await self.parked.find({}).sort("_id", 1).to_list(None)
 
     async def load_entities(self, ids: Sequence[str]) -> list[Doc]:
-        if not ids:
-            return []
-        return await self.entities.find({"_id": {"$in": list(ids)}}).to_list(None)
+        found: list[Doc] = []
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = list(ids[start : start + ID_CHUNK])
+            found += await self.entities.find({"_id": {"$in": chunk}}).to_list(None)
+        return found
 
     async def replace_entities(self, entities: Sequence[Doc]) -> None:
         """All the whereabouts at once (a re-routing repair, `reroute`)."""
