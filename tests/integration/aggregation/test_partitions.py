@@ -200,7 +200,7 @@ def _province_of_partition(partition: int) -> Unit:
     )
 
 
-def _activity_at(unit_id: str, n: int) -> Envelope:
+def _activity_at(unit_id: str, n: int, revision: int = 1) -> Envelope:
     activity = Activity.model_validate(
         {
             "activity_id": str(uuid.UUID(int=1000 + n)),
@@ -208,7 +208,7 @@ def _activity_at(unit_id: str, n: int) -> Envelope:
             "kind": "supervision",
             "occurred_on": "2021-03-01",
             "title": "Giám sát",
-            "revision": 1,
+            "revision": revision,
             "recorded_at": "2021-03-01T09:00:00+07:00",
         }
     )
@@ -284,3 +284,52 @@ async def _waiting(rabbit: RabbitVhost, queue: str) -> int:
         return int(declared.declaration_result.message_count or 0)
     finally:
         await connection.close()
+
+
+async def test_an_activity_corrected_to_another_partitions_province_counts_once_through_the_broker(
+    devmongo: DevMongo, rabbit: RabbitVhost
+) -> None:
+    """The router's memory in the database and the departure through the real partition
+    queues: an activity of a province of partition 0 corrected to one of partition 1 counts
+    once, under its new province only; corrected back, under the first again."""
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    two = [settings_for(devmongo, rabbit, db, 2, k) for k in range(2)]
+    admin = bearer(two[0], Role.admin)
+    at = datetime(2021, 1, 1, tzinfo=UTC)
+    first, second = _province_of_partition(0), _province_of_partition(1)
+    await purge_queues(rabbit.url, EVENTS_QUEUE, *(partition_queue_name(k) for k in range(2)))
+
+    async def counted(client: httpx.AsyncClient) -> dict[str, int]:
+        out = {}
+        for unit_id in ("VN", first.unit_id, second.unit_id):
+            r = await client.get(
+                "/api/v1/indicators", params={"unit_id": unit_id, "period": "2021"}, headers=admin
+            )
+            out[unit_id] = (
+                sum(int(k["activities"]) for k in r.json()["kinds"]) if r.status_code == 200 else -1
+            )
+        return out
+
+    async with started(two[0]) as client, started(two[1]):
+        await publish_all(
+            rabbit,
+            [
+                make_event("unit.upserted", u, source="t", occurred_at=at)
+                for u in (CENTRAL, first, second)
+            ],
+        )
+        for revision, unit, expected in (
+            (1, first, {"VN": 1, first.unit_id: 1, second.unit_id: 0}),
+            (2, second, {"VN": 1, first.unit_id: 0, second.unit_id: 1}),
+            (3, first, {"VN": 1, first.unit_id: 1, second.unit_id: 0}),
+        ):
+            await publish_all(rabbit, [_activity_at(unit.unit_id, 50, revision)])
+
+            async def settled(expected: dict[str, int] = expected) -> bool:
+                return await counted(client) == expected
+
+            await eventually(settled, timeout=60)
+        for queue in (EVENTS_QUEUE, *(partition_queue_name(k) for k in range(2))):
+            assert await dead_letters(rabbit, queue) == 0
+    where = await _stored(devmongo, db, "router.entities", f"activities/{uuid.UUID(int=1050)}")
+    assert where is not None and (where["r"], where["p"]) == (3, 0)
