@@ -112,7 +112,33 @@ def publish_as(user_id: str) -> Callable[..., BaseMiddleware]:
         middleware.user_id = user_id
         return middleware
 
-    return build
+    return built_once_for_publishing(build)
+
+
+class _BuiltOnceForPublishing:
+    """See `built_once_for_publishing`."""
+
+    def __init__(self, factory: Callable[..., Any]) -> None:
+        self._factory = factory
+        self._publishing: Any = None
+        self._context: Any = None
+
+    def __call__(self, msg: Any, /, *, context: Any) -> Any:
+        if msg is not None:  # a delivery: its own instance, as FastStream expects
+            return self._factory(msg, context=context)
+        if self._publishing is None or self._context is not context:
+            self._publishing, self._context = self._factory(None, context=context), context
+        return self._publishing
+
+
+def built_once_for_publishing(factory: Callable[..., Any]) -> Callable[..., Any]:
+    """A broker middleware factory that FastStream calls once per published message (with no
+    message: `factory(None, context=...)`) made to build that publishing instance once per
+    broker and hand the same one out again. For a middleware whose `publish_scope` keeps no
+    state of its own between calls (ours; FastStream's Prometheus middleware, which
+    `_build_middlewares_stack` otherwise rebuilds — a generic class instantiated — for every
+    event the relay publishes). Deliveries still get an instance each."""
+    return _BuiltOnceForPublishing(factory)
 
 
 def make_broker(settings: ServiceSettings) -> RabbitBroker:

@@ -317,11 +317,13 @@ class Metrics:
         and their DLQs at every scrape."""
         from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 
-        from .broker import queue_depths, queues_of
+        from .broker import built_once_for_publishing, queue_depths, queues_of
 
         queues = [b.queue for b in queues_of(self.service)]
         broker.add_middleware(
-            RabbitPrometheusMiddleware(registry=self.registry, app_name=self.service)
+            built_once_for_publishing(
+                RabbitPrometheusMiddleware(registry=self.registry, app_name=self.service)
+            )
         )
         ready = Gauge(
             "lhpn_queue_ready_messages",
