@@ -8,6 +8,7 @@ route is declared next to each route (`lhpn_shared.access`).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -66,6 +67,15 @@ def verify_token_version(
     settings: ServiceSettings, token: str, now: datetime
 ) -> tuple[Principal, int]:
     """The token's principal and session version, or 401."""
+    principal, version, expires = _verified_claims(settings, token)
+    if expires <= now.timestamp():
+        raise _unauthorized("Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại.")
+    return principal, version
+
+
+def _verified_claims(settings: ServiceSettings, token: str) -> tuple[Principal, int, int]:
+    """What a token's signature vouches for — principal, session version, expiry (seconds) —
+    whatever the time; or 401."""
     try:
         claims = jwt.decode(
             token,
@@ -76,15 +86,46 @@ def verify_token_version(
         )
     except jwt.PyJWTError as exc:
         raise _unauthorized("Mã truy cập không hợp lệ.") from exc
-    if int(claims["exp"]) <= now.timestamp():
-        raise _unauthorized("Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại.")
     try:
         principal = Principal(
             subject=claims["sub"], role=Role(claims["role"]), unit_id=claims.get("unit_id")
         )
-        return principal, int(claims.get("sv", 0))
+        return principal, int(claims.get("sv", 0)), int(claims["exp"])
     except (ValueError, TypeError) as exc:
         raise _unauthorized("Mã truy cập không hợp lệ.") from exc
+
+
+VERIFIED_TOKENS_KEPT = 4096
+"""Tokens whose signature an `Authenticator` remembers having checked (by their hash)."""
+
+
+class _VerifiedTokens:
+    """Tokens whose signature was checked, by their SHA-256, with what it vouched for: a token
+    used again (every request of a signed-in client) skips the HMAC and the claims' parsing.
+
+    Only the signature's verdict is kept — a pure function of the token and the secret. The
+    expiry is compared with the clock, and the access records (disabled user, new session
+    version, changed role) are asked, on every request as before, so revocation takes effect
+    exactly when it did. Refused tokens are not kept; at `limit` entries the oldest half goes."""
+
+    def __init__(self, limit: int = VERIFIED_TOKENS_KEPT) -> None:
+        self._limit = limit
+        self._by_hash: dict[bytes, tuple[Principal, int, int]] = {}
+
+    def verify(self, settings: ServiceSettings, token: str, now: datetime) -> tuple[Principal, int]:
+        key = hashlib.sha256(token.encode()).digest()
+        claims = self._by_hash.get(key)
+        if claims is None:
+            claims = _verified_claims(settings, token)
+            if len(self._by_hash) >= self._limit:
+                for old in list(self._by_hash)[: self._limit // 2]:
+                    del self._by_hash[old]
+            self._by_hash[key] = claims
+        principal, version, expires = claims
+        if expires <= now.timestamp():
+            del self._by_hash[key]
+            raise _unauthorized("Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại.")
+        return principal, version
 
 
 BEARER = HTTPBearer(auto_error=False)
@@ -107,10 +148,11 @@ class Authenticator:
             registry = AccessRegistry()
             registry.loaded = True
         self.registry = registry
+        self._tokens = _VerifiedTokens()
 
     def authenticate(self, bearer: str | None, api_key: str | None) -> Principal:
         if bearer is not None:
-            principal, version = verify_token_version(self._settings, bearer, self._clock.now())
+            principal, version = self._tokens.verify(self._settings, bearer, self._clock.now())
             self._registry_ready()
             refusal = self.registry.token_refusal(principal, version)
             if refusal is not None:
