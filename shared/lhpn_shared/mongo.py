@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC
 from typing import Any
 
 from bson.codec_options import CodecOptions
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     AutoReconnect,
+    BulkWriteError,
     ConnectionFailure,
+    DuplicateKeyError,
     NetworkTimeout,
     ServerSelectionTimeoutError,
+    WriteError,
 )
 
 from .settings import ServiceSettings
@@ -57,3 +62,88 @@ async def ping(client: AsyncMongoClient[Doc]) -> bool:
     except TRANSIENT_DB_ERRORS:
         return False
     return True
+
+
+DUPLICATE_KEY = 11000
+
+
+class GroupedInserts:
+    """`insert_one` for writers that run concurrently, grouped: the documents of the callers
+    waiting at the same moment go to the database as one unordered `insert_many` (one command,
+    one commit on the development database, where a commit per write is the limit) instead of
+    one command each.
+
+    Each caller still returns only once its own document is stored, and gets its own outcome:
+    `DuplicateKeyError` for a document whose `_id` (or another unique key) exists — the others
+    of the batch are stored —, `WriteError` for another refusal of that document, the
+    command's error (e.g. the database is down) for every document of a failed batch. Nothing
+    waits for company: a document goes with the next command — at once when none is under
+    way (with those handed over in the same turn of the event loop), else as soon as the one
+    under way returns, together with every other that arrived meanwhile.
+
+    The batches are written by a task of their own, not by a caller: a caller cancelled while
+    waiting (a client that went away) does not cancel the write of the others' documents, nor
+    of its own, which may then be stored as if it had not been cancelled.
+    """
+
+    def __init__(self, coll: AsyncCollection[Doc], max_batch: int = 500) -> None:
+        self._coll = coll
+        self._max = max_batch
+        self._waiting: list[tuple[Doc, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.batches = 0
+        """insert_many commands sent (for tests and measures)"""
+
+    @property
+    def collection(self) -> AsyncCollection[Doc]:
+        return self._coll
+
+    async def insert_one(self, doc: Doc) -> None:
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((doc, stored))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_waiting())
+        await stored
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self._max], self._waiting[self._max :]
+            try:
+                await self._coll.insert_many([doc for doc, _ in batch], ordered=False)
+            except BulkWriteError as exc:
+                refused = {e["index"]: e for e in exc.details.get("writeErrors", [])}
+                for i, (_, stored) in enumerate(batch):
+                    if (error := refused.get(i)) is None:
+                        _settle(stored, None)
+                    elif error.get("code") == DUPLICATE_KEY:
+                        _settle(
+                            stored, DuplicateKeyError(error.get("errmsg", ""), DUPLICATE_KEY, error)
+                        )
+                    else:
+                        _settle(
+                            stored, WriteError(error.get("errmsg", ""), error.get("code"), error)
+                        )
+            except BaseException as exc:  # the whole batch failed (or this task was cancelled)
+                for _, stored in batch:
+                    _settle(stored, exc)
+                if not isinstance(exc, Exception):
+                    for _, stored in self._waiting:
+                        _settle(stored, exc)
+                    self._waiting = []
+                    raise
+            else:
+                for _, stored in batch:
+                    _settle(stored, None)
+            finally:
+                self.batches += 1
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():  # its caller was cancelled
+        return
+    if error is None:
+        future.set_result(None)
+    elif isinstance(error, asyncio.CancelledError):
+        future.cancel()
+    else:
+        future.set_exception(error)

@@ -13,7 +13,7 @@ from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.reports import Report
 from lhpn_shared.contracts.units import Unit
 from lhpn_shared.idempotency import ensure_revision_index
-from lhpn_shared.mongo import Doc
+from lhpn_shared.mongo import Doc, GroupedInserts
 from lhpn_shared.outbox import OUTBOX_FIELDS, ensure_outbox_index
 
 STATE_FIELDS_EXCLUDED = {"_id", "source_event_ids", *OUTBOX_FIELDS}
@@ -26,6 +26,9 @@ class IntakeStore:
         self.unit_changes = db["unit_changes"]
         self.plans = db["plans"]
         self.activities = db["activities"]
+        self.new_activities = GroupedInserts(self.activities)
+        """activities recorded at the same moment (HTTP requests, inbound messages) are
+        inserted together"""
         self.reports = db["reports"]
         self.users = db["users"]
         self.api_keys = db["api_keys"]

@@ -235,7 +235,7 @@ class Intake:
             ),
         }
         try:
-            await self.store.activities.insert_one(doc)
+            await self.store.new_activities.insert_one(doc)
         except DuplicateKeyError:
             existing = await self.get_activity(activity.activity_id)
             if existing.unit_id == fields.unit_id and _same_content(existing, fields):
