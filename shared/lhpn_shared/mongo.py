@@ -99,7 +99,12 @@ class GroupedInserts:
         return self._coll
 
     async def insert_one(self, doc: Doc) -> None:
-        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._writer is not None and self._writer.get_loop() is not loop:
+            # left by an event loop that was closed (tests run several): so are its writers
+            self._writer = None
+            self._waiting = [(d, f) for d, f in self._waiting if f.get_loop() is loop]
+        stored: asyncio.Future[None] = loop.create_future()
         self._waiting.append((doc, stored))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_waiting())
@@ -112,9 +117,11 @@ class GroupedInserts:
                 await self._coll.insert_many([doc for doc, _ in batch], ordered=False)
             except BulkWriteError as exc:
                 refused = {e["index"]: e for e in exc.details.get("writeErrors", [])}
+                # stored but the write concern not met: an error for each, as insert_one gives
+                unsure = exc if exc.details.get("writeConcernErrors") else None
                 for i, (_, stored) in enumerate(batch):
                     if (error := refused.get(i)) is None:
-                        _settle(stored, None)
+                        _settle(stored, unsure)
                     elif error.get("code") == DUPLICATE_KEY:
                         _settle(
                             stored, DuplicateKeyError(error.get("errmsg", ""), DUPLICATE_KEY, error)

@@ -104,3 +104,16 @@ async def test_a_cancelled_writer_does_not_cancel_the_write_of_the_others() -> N
     await asyncio.gather(*others)
     # its own document was already on its way: stored, as if it had not been cancelled
     assert set(coll.stored) == {"first", 0, 1, 2}
+
+
+async def test_a_write_concern_error_is_an_error_for_every_writer_of_the_batch() -> None:
+    class Unconfirmed(SlowCollection):
+        async def insert_many(self, docs: list[dict[str, Any]], ordered: bool = True) -> None:
+            await super().insert_many(docs, ordered)
+            raise BulkWriteError({"writeErrors": [], "writeConcernErrors": [{"code": 64}]})
+
+    inserts = GroupedInserts(Unconfirmed())  # type: ignore[arg-type]
+    results = await asyncio.gather(
+        *(inserts.insert_one({"_id": n}) for n in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, BulkWriteError) for r in results)
