@@ -8,6 +8,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -59,6 +60,19 @@ def _instant_text(value: Any) -> Any:
 QueryInstant = Annotated[AwareDatetime, BeforeValidator(_instant_text)]
 """An instant in a query string, written as ISO 8601 with its zone (not a bare number, which
 pydantic would otherwise read as a Unix time)."""
+
+_DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _date_text(value: Any) -> Any:
+    if isinstance(value, str) and not _DATE_TEXT.match(value):
+        raise ValueError("cần một ngày dạng 2021-07-01")
+    return value
+
+
+QueryDate = Annotated[date, BeforeValidator(_date_text)]
+"""A day in a query string, written as ISO 8601 (2021-07-01): not a number, which pydantic
+would otherwise read as a Unix time (`from_on=3.37e-273` was 1 January 1970)."""
 
 
 class FieldProblem(Exception):

@@ -3,7 +3,7 @@
 Viewers may read aggregates; staff and systems only within their unit's subtree."""
 
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from lhpn_shared.access import EVERYONE, QUERY, READ, Guard, Permission
 from lhpn_shared.auth import Principal
+from lhpn_shared.http import QueryDate
 
 from .domain.case_stats import CaseStats
 from .domain.compliance import DEFAULT_LIST_LIMIT, ComplianceResult
@@ -224,7 +225,7 @@ def build_router(guard: Guard) -> APIRouter:
             Query(max_length=60, description="the report's number, e.g. 25/BC-BTV"),
         ] = None,
         dated_on: Annotated[
-            date | None, Query(description="the report's date; default: the as-of date")
+            QueryDate | None, Query(description="the report's date; default: the as-of date")
         ] = None,
         signer_name: Annotated[
             str | None, Query(max_length=120, description="who signs it")

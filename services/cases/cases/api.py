@@ -4,7 +4,6 @@ Who may see or change what is decided by the use cases (`service.Cases`), which 
 audit records: no route can reach personal data around them.
 """
 
-from datetime import date
 from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
@@ -25,6 +24,7 @@ from lhpn_shared.access import (
 )
 from lhpn_shared.auth import Principal, Role
 from lhpn_shared.contracts.cases import CaseKind, CaseStatus, CaseTopic
+from lhpn_shared.http import QueryDate
 
 from .domain.visibility import LIST_NOTICE
 from .models import (
@@ -104,8 +104,8 @@ def build_router(guard: Guard) -> APIRouter:
         topic: CaseTopic | None = None,
         status: CaseStatus | None = None,
         overdue: Annotated[bool | None, Query(description="a deadline has passed, now")] = None,
-        received_from: date | None = None,
-        received_to: date | None = None,
+        received_from: QueryDate | None = None,
+        received_to: QueryDate | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: str | None = None,
     ) -> CasePage:

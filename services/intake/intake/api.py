@@ -1,6 +1,5 @@
 """Intake's HTTP routes (SPEC §9.2). Thin: parse, authorise, call one use case, answer."""
 
-from datetime import date
 from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
@@ -25,7 +24,7 @@ from lhpn_shared.contracts.events import INBOUND_TYPES, Envelope
 from lhpn_shared.contracts.plans import Plan
 from lhpn_shared.contracts.reports import Report
 from lhpn_shared.contracts.units import Unit
-from lhpn_shared.http import CODE
+from lhpn_shared.http import CODE, QueryDate
 
 from .models import ReportSubmission
 from .service import Intake
@@ -98,7 +97,8 @@ def build_router(guard: Guard) -> APIRouter:
         unit_id: Annotated[str | None, Query(description="root of the subtree")] = None,
         level: str | None = None,
         as_of: Annotated[
-            date | None, Query(description="only the units valid that day, with that day's names")
+            QueryDate | None,
+            Query(description="only the units valid that day, with that day's names"),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
         cursor: str | None = None,
@@ -174,8 +174,8 @@ def build_router(guard: Guard) -> APIRouter:
         svc: Svc,
         unit_id: Annotated[str | None, Query(description="root of the subtree")] = None,
         kind: ActivityKind | None = None,
-        from_on: date | None = None,
-        to_on: date | None = None,
+        from_on: QueryDate | None = None,
+        to_on: QueryDate | None = None,
         include_voided: bool = False,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: str | None = None,

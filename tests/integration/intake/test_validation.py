@@ -129,3 +129,16 @@ async def test_a_correction_makes_a_new_revision_and_a_void_another(
     assert voided.json()["revision"] == 3 and voided.json()["voided"] is True
     listed = await client.get("/api/v1/activities", params={"unit_id": "22015"}, headers=admin)
     assert created["activity_id"] not in [a["activity_id"] for a in listed.json()["items"]]
+
+
+@pytest.mark.parametrize("value", ["3.37e-273", "0", "1625097600", "2021-7-1", "01/07/2021"])
+@pytest.mark.parametrize("parameter", ["from_on", "to_on"])
+async def test_a_day_in_a_query_must_be_written_as_an_iso_date(
+    client: httpx.AsyncClient, admin: dict[str, str], parameter: str, value: str
+) -> None:
+    # pydantic alone reads a number as a Unix time: 3.37e-273 was 1 January 1970, answered 200
+    r = await client.get("/api/v1/activities", params={parameter: value}, headers=admin)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["query", parameter]
+    ok = await client.get("/api/v1/activities", params={parameter: "2021-07-01"}, headers=admin)
+    assert ok.status_code == 200, ok.text
