@@ -27,6 +27,7 @@ from pymongo.errors import DuplicateKeyError
 from lhpn_shared.clock import ensure_aware, to_millis
 from lhpn_shared.mongo import Doc
 
+from .agenda import Agenda
 from .domain.case_deadlines import CaseReminderPolicy
 from .domain.policy import ReminderPolicy
 from .domain.progress import next_case_step_at, next_obligation_step_at, resume_after
@@ -116,10 +117,12 @@ async def apply_policy(
     obligations: AsyncCollection[Doc],
     cases: AsyncCollection[Doc],
     policy: StoredPolicy,
+    agenda: Agenda,
 ) -> int:
     """Re-plan `next_step_at` of the subjects planned with an older revision; how many were
     re-planned. Bounded per call; idempotent (the change's own instant, not the sweep's, says
-    which steps are past: a later sweep finishing the job plans the same)."""
+    which steps are past: a later sweep finishing the job plans the same). The agenda is told
+    of each batch's new steps, so sweeps of other replicas look again."""
     if policy.revision == 0 or policy.updated_at is None:
         return 0  # the settings' policy: every document was planned with it
     now = policy.updated_at
@@ -129,46 +132,53 @@ async def apply_policy(
             docs = await obligations.find(query, {"outbox": 0}).limit(APPLY_BATCH).to_list(None)
             if not docs:
                 break
-            await obligations.bulk_write(
-                [_replan_obligation(d, policy, now) for d in docs], ordered=False
-            )
+            replanned = [_replan_obligation(d, policy, now) for d in docs]
+            async with agenda.scheduling(at for _, at in replanned):
+                await obligations.bulk_write([op for op, _ in replanned], ordered=False)
             done += len(docs)
     for query in _older(policy.revision):
         for _ in range(APPLY_BATCHES_PER_SWEEP):
             docs = await cases.find(query).limit(APPLY_BATCH).to_list(None)
             if not docs:
                 break
-            await cases.bulk_write([_replan_case(d, policy, now) for d in docs], ordered=False)
+            replanned = [_replan_case(d, policy, now) for d in docs]
+            async with agenda.scheduling(at for _, at in replanned):
+                await cases.bulk_write([op for op, _ in replanned], ordered=False)
             done += len(docs)
     if done:
         log.info("reminder policy applied", extra={"revision": policy.revision, "subjects": done})
     return done
 
 
-def _replan_obligation(doc: Doc, policy: StoredPolicy, now: datetime) -> UpdateOne:
+def _replan_obligation(
+    doc: Doc, policy: StoredPolicy, now: datetime
+) -> tuple[UpdateOne, datetime | None]:
+    """The write, and the `next_step_at` it stores."""
     if doc.get("received_at") is not None:  # reported: nothing to plan, only mark it
-        return UpdateOne({"_id": doc["_id"]}, {"$set": {"policy_revision": policy.revision}})
+        op = UpdateOne({"_id": doc["_id"]}, {"$set": {"policy_revision": policy.revision}})
+        return op, None
     ob = obligation_from_doc(doc)
     after = resume_after(optional_instant(doc, "next_step_at"), now)
+    next_step_at = _millis(next_obligation_step_at(ob, policy.reports, after))
     update: dict[str, Any] = {
-        "$set": {
-            "next_step_at": _millis(next_obligation_step_at(ob, policy.reports, after)),
-            "policy_revision": policy.revision,
-        }
+        "$set": {"next_step_at": next_step_at, "policy_revision": policy.revision}
     }
     # still open (a report stored meanwhile wins; the next batch marks it)
-    return UpdateOne({"_id": doc["_id"], "received_at": None}, update)
+    return UpdateOne({"_id": doc["_id"], "received_at": None}, update), next_step_at
 
 
-def _replan_case(doc: Doc, policy: StoredPolicy, now: datetime) -> UpdateOne:
+def _replan_case(
+    doc: Doc, policy: StoredPolicy, now: datetime
+) -> tuple[UpdateOne, datetime | None]:
     case = case_from_doc(doc)
     after = resume_after(optional_instant(doc, "next_step_at"), now)
-    next_step_at = next_case_step_at(case, policy.cases, after)
+    next_step_at = _millis(next_case_step_at(case, policy.cases, after))
     # the facts it was planned from (newer facts are planned afresh when they arrive)
-    return UpdateOne(
+    op = UpdateOne(
         {"_id": doc["_id"], "revision": doc["revision"]},
-        {"$set": {"next_step_at": _millis(next_step_at), "policy_revision": policy.revision}},
+        {"$set": {"next_step_at": next_step_at, "policy_revision": policy.revision}},
     )
+    return op, next_step_at
 
 
 def _millis(at: datetime | None) -> datetime | None:

@@ -34,6 +34,7 @@ from lhpn_shared.idempotency import upsert_if_newer
 from lhpn_shared.mongo import Doc
 from lhpn_shared.outbox import outbox_fields, with_outbox
 
+from .agenda import Agenda
 from .contacts import Contacts, contacts_doc, contacts_from_doc
 from .delivery.addresses import AddressGuard, RefusedAddress
 from .domain.case_deadlines import CaseReminderPolicy
@@ -103,6 +104,8 @@ class Reminders:
         self.policy_revision = 0
         """the revision of `policy` and `case_policy` (0: the settings'); see `policy_store`"""
         self.policy_book = PolicyBook(store.meta, StoredPolicy(0, policy, case_policy))
+        self.agenda = Agenda(store.meta)
+        """told about every `next_step_at` written outside a sweep (see `agenda`)"""
         self.wake_relay = wake_relay
         self._units: dict[str, Unit] | None = None
         self._tree: UnitTree | None = None
@@ -143,6 +146,12 @@ class Reminders:
         # all at once, no await between: a unit event being handled sees one state or the other
         self._units, self._plans, self._tree = units, plans, None
         self._generation = generation
+
+    async def current_reference_data(self) -> None:
+        """Units and plans as stored: read again only when never read or when a write of
+        either was counted since (one read by `_id` otherwise)."""
+        if self._units is None or await self.store.reference_generation() != self._generation:
+            await self.load_reference_data()
 
     async def fresh(self) -> None:
         """Read units and plans again if another replica stored some since they were read
@@ -252,12 +261,13 @@ class Reminders:
         closed case, gets nothing more."""
         case = CaseFacts.model_validate(facts.model_dump(include=set(CaseFacts.model_fields)))
         next_step_at = next_case_step_at(case, self.case_policy, None)
-        await upsert_if_newer(
-            self.store.cases,
-            str(case.case_id),
-            case.revision,
-            {**case_fields(case, next_step_at), "policy_revision": self.policy_revision},
-        )
+        async with self.agenda.scheduling([next_step_at]):
+            await upsert_if_newer(
+                self.store.cases,
+                str(case.case_id),
+                case.revision,
+                {**case_fields(case, next_step_at), "policy_revision": self.policy_revision},
+            )
 
     async def _units_around(self, unit: Unit, issuers: Iterable[str]) -> list[Unit]:
         """The units a derivation for `unit` reads that may be missing here: its subtree as
@@ -339,19 +349,24 @@ class Reminders:
         inserts: list[Doc] = []
         still_open: list[Obligation] = []
         updates: list[UpdateOne] = []
+        steps: list[datetime | None] = []  # the `next_step_at` these writes may store
         for ob in derived:
             report = reports.get(report_key(ob.unit_id, ob.report_type, ob.period))
             doc = existing.pop(ob.obligation_id, None)
             if doc is None:
                 inserts.append(self._new_obligation_doc(ob, report))
+                steps.append(inserts[-1]["next_step_at"])
                 if report is None:
                     still_open.append(ob)
             elif (op := self._resync(doc, ob, report)) is not None:
                 updates.append(op)
+                if doc.get("received_at") is None:
+                    steps.append(next_obligation_step_at(ob, self.policy, None))
         stale = [i for i, d in existing.items() if i in candidates and d.get("received_at") is None]
-        await self._insert_new(inserts)
-        if updates:
-            await self.store.obligations.bulk_write(updates, ordered=False)
+        async with self.agenda.scheduling(steps):
+            await self._insert_new(inserts)
+            if updates:
+                await self.store.obligations.bulk_write(updates, ordered=False)
         if stale:
             await self.store.obligations.delete_many({"_id": {"$in": stale}})
         # a report stored while we derived: fulfil now (on_report may have missed the new ones)
