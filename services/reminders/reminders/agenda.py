@@ -3,29 +3,29 @@
 A sweep that finds nothing due still had to look: `next_step_at <= as_of` is a range query,
 which MongoDB serves from the `next_step_at` index but DevMongo (mongo-java-server: only unique
 indexes, equality and `$in`) answers by reading the whole collection — about 2 s for the
-country's 137,700 obligations, every minute. The agenda is one `meta` document that lets such a
-sweep stop after one read by `_id`:
+country's 137,700 obligations, at every sweep (by default every minute). The agenda is one
+`meta` document that lets such a sweep stop after one read by `_id`:
 
 - `earliest`: no step strictly before this instant is left unhandled (absent: no subject has a
   step left at all);
 - `change`: a random token, replaced by every writer of a `next_step_at` (other than a sweep's
-  own advance) before and after it writes;
+  own advance) once it has written;
 - `scanned` / `scanned_as_of`: the `change` token the last full sweep read before it looked,
   and its as-of instant.
 
 The agenda is trusted only while `change == scanned` (no writer since that sweep looked) and
 for `RESCAN_AFTER` past that sweep's as-of; otherwise the sweep reads the subjects as before.
 
-Writers (`scheduling`) lower `earliest` to the first instant they write (`$min`) before writing,
-so it is never later than a stored step, and replace the token before and after: a sweep
-records what it found only by compare-and-swap on the token it read before looking, so a write
-that lands while it looks (which its reads may have missed) makes it record nothing. A writer
-that dies between its write and its second mark can leave a step the agenda does not know; the
-full sweep at the latest `RESCAN_AFTER` later finds it. (DevMongo may lose one of two
-concurrent updates of the document — PLATFORM-NOTES — with the same bound; MongoDB does not.)
+Writers (`scheduling`) replace the token after they write. A sweep records what it found by
+compare-and-swap on the token it read before looking: a write its reads may have missed (one
+that landed while it looked) either replaced the token before the sweep records — nothing is
+recorded — or replaces it after — what was recorded is no longer trusted. Either way the next
+sweep looks. A writer that dies between its write and its mark can leave a step the agenda does
+not know: the sweep that looks at the latest `RESCAN_AFTER` later finds it (late, not lost; a
+redelivered case event marks again).
 
-Sweeps do not mark: a sweep only moves subjects past steps it handled, and what it moves is in
-what it records.
+A sweep's own advance does not mark: it only moves subjects past steps it handled, and what it
+moves is in what it records. (Its re-planning after a policy change does, as any writer.)
 """
 
 from __future__ import annotations
@@ -84,22 +84,21 @@ class Agenda:
 
     @asynccontextmanager
     async def scheduling(self, instants: Iterable[datetime | None]) -> AsyncIterator[None]:
-        """Around a write that stores these `next_step_at` values (None: no step)."""
-        earliest = earliest_of(instants)
-        if earliest is None:  # removes steps only: what the agenda says stays true
+        """Around a write that stores these `next_step_at` values (None: no step): marks the
+        agenda once it is done (even if it failed halfway)."""
+        if earliest_of(instants) is None:  # removes steps only: what the agenda says stays true
             yield
             return
-        await self._mark({"$min": {"earliest": to_millis(earliest)}})
         try:
             yield
         finally:
-            await self._mark({})
+            await self._mark()
 
     async def start(self) -> AgendaState:
         """The state a sweep reads before it looks (with a token to swap, even the first)."""
         state = await self.read()
         if state.change is None:
-            await self._mark({})
+            await self._mark()
             state = await self.read()
         return state
 
@@ -114,8 +113,8 @@ class Agenda:
         result = await self.meta.update_one({"_id": AGENDA_ID, "change": read.change}, update)
         return result.matched_count == 1
 
-    async def _mark(self, update: Doc) -> None:
-        update = {**update, "$set": {"change": uuid.uuid4().hex}}
+    async def _mark(self) -> None:
+        update = {"$set": {"change": uuid.uuid4().hex}}
         try:
             await self.meta.update_one({"_id": AGENDA_ID}, update, upsert=True)
         except DuplicateKeyError:  # another process created it at the same moment

@@ -145,6 +145,7 @@ class Dispatcher:
         A send whose attempt crashed stays leased: the worker takes it when the lease ends."""
         if not sends:
             return []
+        await self.reminders.current_reference_data()  # names and titles as stored now
         secrets = await self.reminders.contacts_of(
             s["recipient_unit_id"] for s in sends if "webhook" in s["deliveries"]
         )
