@@ -9,20 +9,21 @@ country's 137,700 obligations, at every sweep (by default every minute). The age
 - `earliest`: no step strictly before this instant is left unhandled (absent: no subject has a
   step left at all);
 - `change`: a random token, replaced by every writer of a `next_step_at` (other than a sweep's
-  own advance) once it has written;
+  own advance) before and after it writes;
 - `scanned` / `scanned_as_of`: the `change` token the last full sweep read before it looked,
   and its as-of instant.
 
 The agenda is trusted only while `change == scanned` (no writer since that sweep looked) and
 for `RESCAN_AFTER` past that sweep's as-of; otherwise the sweep reads the subjects as before.
 
-Writers (`scheduling`) replace the token after they write. A sweep records what it found by
-compare-and-swap on the token it read before looking: a write its reads may have missed (one
-that landed while it looked) either replaced the token before the sweep records — nothing is
-recorded — or replaces it after — what was recorded is no longer trusted. Either way the next
-sweep looks. A writer that dies between its write and its mark can leave a step the agenda does
-not know: the sweep that looks at the latest `RESCAN_AFTER` later finds it (late, not lost; a
-redelivered case event marks again).
+Writers (`scheduling`) replace the token before and after they write. Before: a sweep that
+starts once a step is stored finds the agenda untrusted, and looks. After: a sweep that was
+looking while the step was written (its reads may have missed it) records what it found by
+compare-and-swap on the token it read before looking, so either nothing is recorded or what it
+recorded is untrusted as soon as the writer is done; the next sweep looks. A writer that dies
+between its write and its second mark, while a sweep was looking, can leave a step the agenda
+does not know: the sweep that looks at the latest `RESCAN_AFTER` later finds it (late, not
+lost; a redelivered case event marks again).
 
 A sweep's own advance does not mark: it only moves subjects past steps it handled, and what it
 moves is in what it records. (Its re-planning after a policy change does, as any writer.)
@@ -85,10 +86,11 @@ class Agenda:
     @asynccontextmanager
     async def scheduling(self, instants: Iterable[datetime | None]) -> AsyncIterator[None]:
         """Around a write that stores these `next_step_at` values (None: no step): marks the
-        agenda once it is done (even if it failed halfway)."""
+        agenda before, and once it is done (even if it failed halfway)."""
         if earliest_of(instants) is None:  # removes steps only: what the agenda says stays true
             yield
             return
+        await self._mark()
         try:
             yield
         finally:
