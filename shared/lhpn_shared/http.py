@@ -48,31 +48,29 @@ DB_DOWN_DETAIL = "Cơ sở dữ liệu tạm thời không sẵn sàng, vui lòn
 CODE = r"^[A-Za-z0-9_.:@-]{1,100}$"
 """What a code-like query filter holds (report types, period keys, unit ids): anything else is
 refused with 422 rather than quietly matching nothing."""
-_INSTANT_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
-def _instant_text(value: Any) -> Any:
-    if isinstance(value, str) and not _INSTANT_TEXT.match(value):
-        raise ValueError("cần một thời điểm dạng 2021-07-01T00:00:00+07:00")
-    return value
+def _written_as(pattern: str, example: str) -> BeforeValidator:
+    """A query value must be text of this shape before pydantic reads it: pydantic alone would
+    read a bare number as a Unix time (`from_on=3.37e-273` was 1 January 1970)."""
+    shape = re.compile(pattern)
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not shape.match(value):
+            raise ValueError(f"cần viết dạng {example}")
+        return value
+
+    return BeforeValidator(check)
 
 
-QueryInstant = Annotated[AwareDatetime, BeforeValidator(_instant_text)]
-"""An instant in a query string, written as ISO 8601 with its zone (not a bare number, which
-pydantic would otherwise read as a Unix time)."""
+QueryInstant = Annotated[
+    AwareDatetime,
+    _written_as(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", "2021-07-01T00:00:00+07:00"),
+]
+"""An instant in a query string, written as ISO 8601 with its zone."""
 
-_DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _date_text(value: Any) -> Any:
-    if isinstance(value, str) and not _DATE_TEXT.match(value):
-        raise ValueError("cần một ngày dạng 2021-07-01")
-    return value
-
-
-QueryDate = Annotated[date, BeforeValidator(_date_text)]
-"""A day in a query string, written as ISO 8601 (2021-07-01): not a number, which pydantic
-would otherwise read as a Unix time (`from_on=3.37e-273` was 1 January 1970)."""
+QueryDate = Annotated[date, _written_as(r"^\d{4}-\d{2}-\d{2}$", "2021-07-01")]
+"""A day in a query string, written as ISO 8601 (2021-07-01)."""
 
 
 class FieldProblem(Exception):
