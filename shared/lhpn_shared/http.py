@@ -63,10 +63,11 @@ def _written_as(pattern: str, example: str) -> BeforeValidator:
     return BeforeValidator(check)
 
 
-QueryInstant = Annotated[
-    AwareDatetime,
-    _written_as(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", "2021-07-01T00:00:00+07:00"),
-]
+INSTANT_TEXT = _written_as(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", "2021-07-01T00:00:00+07:00")
+"""An instant in a query string is written as ISO 8601 (for a parameter that judges its zone
+itself; else `QueryInstant`)."""
+
+QueryInstant = Annotated[AwareDatetime, INSTANT_TEXT]
 """An instant in a query string, written as ISO 8601 with its zone."""
 
 QueryDate = Annotated[date, _written_as(r"^\d{4}-\d{2}-\d{2}$", "2021-07-01")]

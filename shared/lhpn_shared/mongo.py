@@ -116,20 +116,11 @@ class GroupedInserts:
             try:
                 await self._coll.insert_many([doc for doc, _ in batch], ordered=False)
             except BulkWriteError as exc:
-                refused = {e["index"]: e for e in exc.details.get("writeErrors", [])}
-                # stored but the write concern not met: an error for each, as insert_one gives
-                unsure = exc if exc.details.get("writeConcernErrors") else None
-                for i, (_, stored) in enumerate(batch):
-                    if (error := refused.get(i)) is None:
-                        _settle(stored, unsure)
-                    elif error.get("code") == DUPLICATE_KEY:
-                        _settle(
-                            stored, DuplicateKeyError(error.get("errmsg", ""), DUPLICATE_KEY, error)
-                        )
-                    else:
-                        _settle(
-                            stored, WriteError(error.get("errmsg", ""), error.get("code"), error)
-                        )
+                try:
+                    _settle_refusals(batch, exc)
+                except Exception as odd:  # a reply not understood: fail its writers, never hang
+                    for _, stored in batch:
+                        _settle(stored, odd)
             except BaseException as exc:  # the whole batch failed (or this task was cancelled)
                 for _, stored in batch:
                     _settle(stored, exc)
@@ -143,6 +134,20 @@ class GroupedInserts:
                     _settle(stored, None)
             finally:
                 self.batches += 1
+
+
+def _settle_refusals(batch: list[tuple[Doc, asyncio.Future[None]]], exc: BulkWriteError) -> None:
+    """Each writer of a batch the database partly refused gets its own document's outcome."""
+    refused = {e["index"]: e for e in exc.details.get("writeErrors", [])}
+    # stored but the write concern not met: an error for each, as insert_one gives
+    unsure = exc if exc.details.get("writeConcernErrors") else None
+    for i, (_, stored) in enumerate(batch):
+        if (error := refused.get(i)) is None:
+            _settle(stored, unsure)
+        elif error.get("code") == DUPLICATE_KEY:
+            _settle(stored, DuplicateKeyError(error.get("errmsg", ""), DUPLICATE_KEY, error))
+        else:
+            _settle(stored, WriteError(error.get("errmsg", ""), error.get("code"), error))
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from lhpn_shared.access import EVERYONE, QUERY, READ, Guard, Permission
 from lhpn_shared.auth import Principal
-from lhpn_shared.http import QueryDate
+from lhpn_shared.http import INSTANT_TEXT, QueryDate
 
 from .domain.case_stats import CaseStats
 from .domain.compliance import DEFAULT_LIST_LIMIT, ComplianceResult
@@ -30,6 +30,7 @@ UnitParam = Annotated[
 ]
 AsOfParam = Annotated[
     datetime | None,
+    INSTANT_TEXT,
     Query(description="instant with its time zone, e.g. 2021-07-01T00:00:00+07:00; default: now"),
 ]
 PeriodParam = Annotated[str, Query(description="2021, 2021-H1, 2021-Q3 or 2021-03")]

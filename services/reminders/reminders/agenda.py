@@ -59,8 +59,9 @@ class AgendaState:
         """Whether a sweep as of `as_of` can know, from this alone, that no step is due."""
         if self.change is None or self.scanned != self.change or self.scanned_as_of is None:
             return False  # never looked, or written since it looked
-        if as_of - self.scanned_as_of >= RESCAN_AFTER:
-            return False
+        if not timedelta(0) <= as_of - self.scanned_as_of < RESCAN_AFTER:
+            return False  # an hour since it looked, or a look as of a later instant (a sweep
+            # asked for a future as-of): only a sweep that reads can tell
         return self.earliest is None or self.earliest > as_of
 
 

@@ -189,6 +189,7 @@ REFUSALS = [
     ("compliance", {"plan_id": "KH-KHONG-CO", "unit_id": "54"}, 404, "Không có kế hoạch"),
     ("compliance", {"plan_id": PLAN_ID, "unit_id": "99999"}, 404, "Không có đơn vị"),
     ("compliance", {"plan_id": PLAN_ID, "as_of": "2021-07-01T00:00:00"}, 422, "múi giờ"),
+    ("compliance", {"plan_id": PLAN_ID, "as_of": "0"}, 422, "2021-07-01T00:00:00+07:00"),
     ("indicators", {"unit_id": "54", "period": "2021-13"}, 422, "không hợp lệ"),
     ("case-stats", {"unit_id": "54", "period": "năm ngoái"}, 422, "không hợp lệ"),
     (

@@ -45,6 +45,15 @@ def test_no_step_left_anywhere_means_nothing_due_until_the_next_hourly_look() ->
     assert not state.nothing_due(T + RESCAN_AFTER)
 
 
+def test_a_look_as_of_a_later_instant_tells_nothing_about_an_earlier_one() -> None:
+    # a sweep asked for a future as-of recorded its look; the sweeps of now must still read
+    state = looked(scanned_as_of=T + timedelta(days=2), earliest=T + timedelta(days=3))
+
+    assert not state.nothing_due(T)
+    assert not state.nothing_due(T + timedelta(days=2) - MS)
+    assert state.nothing_due(T + timedelta(days=2))
+
+
 def test_the_earliest_of_some_instants_ignores_the_missing_ones() -> None:
     assert earliest_of([None, T + MS, T, None]) == T
     assert earliest_of([None]) is None

@@ -117,3 +117,21 @@ async def test_a_write_concern_error_is_an_error_for_every_writer_of_the_batch()
         *(inserts.insert_one({"_id": n}) for n in range(3)), return_exceptions=True
     )
     assert all(isinstance(r, BulkWriteError) for r in results)
+
+
+async def test_a_refusal_it_cannot_read_fails_its_writers_and_the_next_ones_are_written() -> None:
+    coll, inserts = grouped()
+
+    async def odd_reply(docs: list[dict[str, Any]], ordered: bool = True) -> None:
+        coll.insert_many = real  # type: ignore[method-assign]
+        raise BulkWriteError({"writeErrors": [{"code": 11000}]})  # no "index"
+
+    real = coll.insert_many
+    coll.insert_many = odd_reply  # type: ignore[method-assign]
+    results = await asyncio.wait_for(
+        asyncio.gather(*(inserts.insert_one({"_id": n}) for n in range(3)), return_exceptions=True),
+        timeout=5,
+    )
+    assert all(isinstance(r, KeyError) for r in results), results
+    await asyncio.wait_for(inserts.insert_one({"_id": 9}), timeout=5)
+    assert coll.stored == {9: {"_id": 9}}
