@@ -135,10 +135,24 @@ def test_a_departed_case_is_a_tombstone_that_counts_nothing_until_it_comes_back(
     assert [d.sign for d in gone.deltas] == [-1]
     assert gone.state.contribution(1) is None
     assert not on_case_departed(gone.state, departed).changed
-    assert not on_case_departed(None, departed).changed  # nothing here to take out
     back = on_case_event(gone.state, make_case(revision=3))
     assert [d.sign for d in back.deltas] == [1] and not back.state.departed
     assert back.state.received_on == date(2021, 3, 1)
+
+
+def test_a_case_departed_before_any_revision_arrived_keeps_a_late_older_revision_out():
+    # revision 1 dead-lettered in partition 0, revision 2 moved the case to partition 1: the
+    # departure finds nothing in partition 0; revision 1 replayed there later must not count
+    departed = Departed(entity="cases", entity_id=make_case().case_id, revision=2, partition=1)
+    gone = on_case_departed(None, departed)
+    assert gone.changed and gone.deltas == []
+    assert isinstance(gone.state, CaseState) and gone.state.departed
+    assert gone.state.revision == 2 and gone.state.contribution(1) is None
+    assert not on_case_departed(gone.state, departed).changed  # twice is once
+    late = on_case_event(gone.state, make_case(revision=1))
+    assert not late.changed and late.deltas == []
+    back = on_case_event(gone.state, make_case(revision=3))
+    assert [d.sign for d in back.deltas] == [1] and not back.state.departed
 
 
 def test_a_departure_is_applied_by_a_batch_through_the_writers_delta_path():

@@ -299,13 +299,13 @@ class CaseState(BaseModel):
 
     case_id: UUID
     revision: int
-    unit_id: str
-    kind: CaseKind
-    topic: CaseTopic
-    status: CaseStatus
+    unit_id: str = Field(default="", description="empty in a tombstone of a case never seen here")
+    kind: CaseKind | None = Field(default=None, description="None in such a tombstone")
+    topic: CaseTopic | None = None
+    status: CaseStatus | None = None
     outcome: CaseStatus | None = Field(default=None, description="how it ended, kept once closed")
-    received_on: date
-    overdue: bool
+    received_on: date | None = None
+    overdue: bool = False
     flags: list[str] = Field(default_factory=list)
     next_due_at: datetime | None = Field(
         default=None, description="the earliest pending deadline, as the last event said"
@@ -315,7 +315,9 @@ class CaseState(BaseModel):
     )
 
     def contribution(self, sign: Sign) -> CaseDelta | None:
-        if self.departed:
+        if self.departed or self.kind is None or self.topic is None or self.status is None:
+            return None
+        if self.received_on is None:
             return None
         return CaseDelta(sign=sign, **self.model_dump(exclude={"case_id", "revision", "departed"}))
 
@@ -356,13 +358,16 @@ def on_case_event(state: CaseState | None, facts: CaseFacts) -> Change[CaseState
     return Change(new, [d for d in (old, added) if d is not None])
 
 
-def on_case_departed(
-    state: CaseState | None, departed: Departed
-) -> Change[CaseState | None, CaseDelta]:
+def on_case_departed(state: CaseState | None, departed: Departed) -> Change[CaseState, CaseDelta]:
     """A `Departed` case stays here as a tombstone of the revision that moved it: its
     contribution goes; a later revision that brings it back is applied as usual. As with a
-    void, a departure beats a state of the same revision."""
-    if state is None or departed.revision < state.revision:
+    void, a departure beats a state of the same revision. A case never seen here gets a bare
+    tombstone too (as `_voided` for activities): an older revision that arrives later (a dead
+    letter replayed) must not count here while the partition it went to counts the newer one."""
+    if state is None:
+        tombstone = CaseState(case_id=departed.entity_id, revision=departed.revision, departed=True)
+        return Change(tombstone)
+    if departed.revision < state.revision:
         return Change(state, changed=False)
     if departed.revision == state.revision and state.departed:
         return Change(state, changed=False)
