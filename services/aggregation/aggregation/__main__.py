@@ -18,7 +18,7 @@ from lhpn_shared.mongo import database, make_client
 from lhpn_shared.settings import load_settings
 
 from .app import create_app
-from .partitions import PartitionsBusy, held_partition_queues
+from .partitions import RerouteRefused, held_partition_queues
 from .repository import AggregationStore
 from .reroute import reroute
 from .router import RouterStore
@@ -68,13 +68,14 @@ async def reroute_partitions(settings: AggregationSettings) -> list[int]:
         stores = [AggregationStore(db, f"p{k}.") for k in range(settings.aggregation_partitions)]
         async with held_partition_queues(
             settings.rabbit_url, settings.aggregation_partitions
-        ) as in_flight:
+        ) as held:
             return await reroute(
                 stores,
                 RouterStore(db),
                 SystemClock(),
                 batch_size=settings.batch_size,
-                in_flight=in_flight,
+                in_flight=held.bodies,
+                taken=held.ack,
             )
     finally:
         await client.close()
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         started = time.monotonic()
         try:
             given = asyncio.run(reroute_partitions(settings))
-        except PartitionsBusy as exc:
+        except RerouteRefused as exc:
             sys.exit(f"reroute: {exc}")
         log.info(
             "partitions rebuilt from their events routed again",

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
 
 import aio_pika
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from aio_pika.exceptions import ChannelClosed
 from faststream.rabbit import RabbitBroker, RabbitQueue
 
@@ -86,35 +87,69 @@ def sender(broker: RabbitBroker, partitions: int) -> Send:
     return send
 
 
-class PartitionsBusy(Exception):
+class RerouteRefused(Exception):
+    """`reroute` cannot start: the message says why and what the operator does first."""
+
+
+class PartitionsBusy(RerouteRefused):
     """A partition queue has a consumer: an aggregation process is running."""
 
 
+@dataclass
+class Held:
+    """What `held_partition_queues` took: the bodies, and `ack` to remove them from the queues
+    once they are stored elsewhere (`reroute` calls it before it ends the replacement)."""
+
+    bodies: list[bytes]
+    _messages: list[AbstractIncomingMessage]
+    _acked: bool = False
+
+    async def ack(self) -> None:
+        if not self._acked:
+            for message in self._messages:
+                await message.ack()
+            self._acked = True
+
+
+async def _existing_queues(connection: AbstractConnection, partitions: int) -> list[str]:
+    """The partition queues that exist, checked on throwaway channels (a passive declare of a
+    missing queue closes its channel): refuses while one has a consumer."""
+    existing: list[str] = []
+    channel = await connection.channel()
+    for partition in range(partitions):
+        name = partition_queue_name(partition)
+        try:
+            queue = await channel.declare_queue(name, passive=True)
+        except ChannelClosed:  # not declared yet: nothing was ever sent to it
+            channel = await connection.channel()
+            continue
+        if queue.declaration_result.consumer_count:
+            raise PartitionsBusy(
+                f"{name} has {queue.declaration_result.consumer_count} consumer(s): stop "
+                "every aggregation process before the repair"
+            )
+        existing.append(name)
+    await channel.close()
+    return existing
+
+
 @contextlib.asynccontextmanager
-async def held_partition_queues(url: str, partitions: int) -> AsyncIterator[list[bytes]]:
-    """The bodies of what waits in the partition queues (`reroute`'s in-flight events), held
-    unacknowledged on a connection of its own: acked when the block ends without an error, given
-    back otherwise (the connection closes). Refuses while a partition queue has a consumer (a
-    process running would take messages the repair must see); a queue never declared is
-    empty."""
+async def held_partition_queues(url: str, partitions: int) -> AsyncIterator[Held]:
+    """What waits in the partition queues (`reroute`'s in-flight events), held unacknowledged
+    on a connection of its own: acked by `Held.ack` (or when the block ends without an error),
+    given back otherwise (the connection closes). Refuses (`PartitionsBusy`) while a partition
+    queue has a consumer (a process running would take messages the repair must see); a queue
+    never declared is empty. Every check
+    comes first, so the messages are taken on one channel that nothing closes."""
     connection = await aio_pika.connect(url)
     async with connection:
-        held: list[Any] = []
+        names = await _existing_queues(connection, partitions)
         channel = await connection.channel()
-        for partition in range(partitions):
-            name = partition_queue_name(partition)
-            try:
-                queue = await channel.declare_queue(name, passive=True)
-            except ChannelClosed:  # not declared yet: nothing was ever sent to it
-                channel = await connection.channel()
-                continue
-            if queue.declaration_result.consumer_count:
-                raise PartitionsBusy(
-                    f"{name} has {queue.declaration_result.consumer_count} consumer(s): stop "
-                    "every aggregation process before the repair"
-                )
+        messages: list[AbstractIncomingMessage] = []
+        for name in names:
+            queue = await channel.declare_queue(name, passive=True)
             while (message := await queue.get(no_ack=False, fail=False)) is not None:
-                held.append(message)
-        yield [m.body for m in held]
-        for message in held:
-            await message.ack()
+                messages.append(message)
+        held = Held([m.body for m in messages], messages)
+        yield held
+        await held.ack()

@@ -7,7 +7,8 @@ partition, each routed again with the unit groups as they are now.
 writers; the command refuses while a partition queue has a consumer). It takes:
 
 - every partition's archive, and what still waits in the partition queues (held unacked by
-  the command, acked once everything is stored), each event once (by `event_id`), without the
+  the command, acked once everything is stored, before the rebuild flags are cleared), each
+  event once (by `event_id`), without the
   departures (`aggregation.departed`): they are made again;
 - the units as the router keeps them (`router.units`: the whole tree, so the groups are the
   final ones), and a fresh memory of where each activity and case went (`router.entities`,
@@ -26,7 +27,7 @@ releases them as before, with the new memory.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from uuid import UUID, uuid4
 
 from lhpn_shared.broker import Reject
@@ -89,9 +90,13 @@ async def reroute(
     *,
     batch_size: int,
     in_flight: Iterable[bytes] = (),
+    taken: Callable[[], Awaitable[None]] | None = None,
 ) -> list[int]:
     """Rebuild every partition (`stores[k]` is partition k's) from every partition's events
-    routed again; returns how many events each partition was given."""
+    routed again; returns how many events each partition was given. `taken` (the queues' ack
+    of `in_flight`) is awaited once everything is stored but before the replacement ends: if
+    it fails, the rebuild flags are still set and the old archives kept, so the repair can be
+    run again (the in-flight events it stored are in the new archives)."""
     partitions = len(stores)
     writers = [Writer(store, clock) for store in stores]
     routed = _Routed(await router_store.load_units())
@@ -139,6 +144,8 @@ async def reroute(
         take(raw.decode("utf-8"))
     await flush(final=True)
     await router_store.replace_entities(list(routed.entities.values()))
+    if taken is not None:
+        await taken()
     for writer, ids in zip(writers, old, strict=True):
         await writer.end_replace(ids)
     await router_store.write_stamp(uuid4().hex)

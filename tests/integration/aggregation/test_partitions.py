@@ -17,7 +17,11 @@ import pytest
 
 from aggregation.__main__ import reroute_partitions
 from aggregation.batch import EVENTS_QUEUE
-from aggregation.partitions import PartitionsBusy, partition_queue_name
+from aggregation.partitions import (
+    PartitionsBusy,
+    held_partition_queues,
+    partition_queue_name,
+)
 from aggregation.routing import partition_of
 from aggregation.settings import AggregationSettings
 from lhpn_shared.auth import Role
@@ -219,9 +223,11 @@ async def test_the_reroute_command_refuses_while_a_process_runs_and_takes_what_w
     devmongo: DevMongo, rabbit: RabbitVhost
 ) -> None:
     """`python -m aggregation reroute` (`reroute_partitions`): refused while an aggregation
-    process consumes a partition queue; with every process stopped, it rebuilds both
-    partitions from their archives and from the event still waiting in a partition queue, which
-    it then acks: the answers count it, nothing is left in the queue."""
+    process consumes a partition queue; holding the queues of
+    more partitions than were ever declared takes and acks what waits in those that exist;
+    with every process stopped, it rebuilds both partitions from their archives and from the
+    event still waiting in a partition queue, which it then acks: the answers count it,
+    nothing is left in the queue."""
     import aio_pika
 
     db = f"t_{uuid.uuid4().hex[:12]}"
@@ -233,7 +239,8 @@ async def test_the_reroute_command_refuses_while_a_process_runs_and_takes_what_w
         make_event("unit.upserted", u, source="t", occurred_at=at) for u in (CENTRAL, *provinces)
     ] + [_activity_at(provinces[n % 2].unit_id, n) for n in range(6)]
     # what earlier tests of this session's vhost left in the partition queues
-    await purge_queues(rabbit.url, EVENTS_QUEUE, *(partition_queue_name(k) for k in range(2)))
+    queues = [partition_queue_name(k) for k in range(2)]
+    await purge_queues(rabbit.url, EVENTS_QUEUE, *queues, *(f"{q}.dlq" for q in queues))
 
     async def activities(client: httpx.AsyncClient) -> int:
         r = await client.get(
@@ -254,22 +261,33 @@ async def test_the_reroute_command_refuses_while_a_process_runs_and_takes_what_w
         with pytest.raises(PartitionsBusy):
             await reroute_partitions(two[0])
     waiting = _activity_at(provinces[1].unit_id, 6)  # sent by the router, not yet applied
-    connection = await aio_pika.connect_robust(rabbit.url_for("aggregation"))
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.get_exchange("aggregation.partitions", ensure=False)
-        await exchange.publish(
-            aio_pika.Message(
-                waiting.model_dump_json().encode(),
-                message_id=str(waiting.event_id),
-                user_id=rabbit.user_for("aggregation"),
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key="1",
-        )
+
+    async def publish(exchange_name: str, routing_key: str, **headers: Any) -> None:
+        connection = await aio_pika.connect_robust(rabbit.url_for("aggregation"))
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.get_exchange(exchange_name, ensure=False)
+            await exchange.publish(
+                aio_pika.Message(
+                    waiting.model_dump_json().encode(),
+                    message_id=str(waiting.event_id),
+                    user_id=rabbit.user_for("aggregation"),
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    headers=headers,
+                ),
+                routing_key=routing_key,
+            )
+
+    await publish("aggregation.partitions", "1")
+    # partition 2's queues were never declared (AGGREGATION_PARTITIONS raised): checked first,
+    # so what was taken from partition 1 is held on a channel still open, and acked
+    async with held_partition_queues(two[0].rabbit_url, 3) as held:
+        assert len(held.bodies) == 1
+    assert await _waiting(rabbit, queues[1]) == 0
+    await publish("aggregation.partitions", "1")
     given = await reroute_partitions(two[0])
     assert sum(given) == len(stream) + 1 + 1  # the central union's unit in both partitions
-    assert await _waiting(rabbit, partition_queue_name(1)) == 0
+    assert await _waiting(rabbit, queues[1]) == 0
     async with started(two[0]) as client:
         assert await activities(client) == 7
 

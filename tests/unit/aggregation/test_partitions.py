@@ -668,3 +668,81 @@ async def test_a_join_of_two_partitions_provinces_after_their_events_is_repaired
     again = await reroute(stores, router_store, FixedClock(NOW), batch_size=500)  # type: ignore[arg-type]
     assert again == given
     assert await answers(world, three[0]) == expected
+
+
+async def test_the_repair_acks_what_it_took_from_the_queues_before_it_ends_and_can_run_again():
+    """`reroute`'s `taken` (the ack of the events held in the partition queues) comes once
+    everything is stored but while the rebuild flags are set and the old archives kept: when
+    the ack fails, the repair is run again (the events given back with it) and counts each
+    event once."""
+    at = datetime(2021, 1, 1, tzinfo=LOCAL_TZ)
+    provinces = [
+        _province(next(f"P{n}" for n in range(100) if partition_of(f"P{n}", 2) == k))
+        for k in range(2)
+    ]
+    activities = [
+        Activity.model_validate(
+            {
+                "activity_id": str(uuid.UUID(int=500 + n)),
+                "unit_id": provinces[n % 2].unit_id,
+                "kind": "supervision",
+                "occurred_on": "2021-03-01",
+                "title": "Giám sát",
+                "revision": 1,
+                "recorded_at": "2021-03-01T09:00:00+07:00",
+            }
+        )
+        for n in range(4)
+    ]
+    waiting = [
+        make_event("unit.upserted", u, source="t", occurred_at=at).model_dump_json().encode()
+        for u in (CENTRAL, *provinces)
+    ] + [
+        make_event("activity.recorded", a, source="t", occurred_at=at).model_dump_json().encode()
+        for a in activities
+    ]
+    stores = [MemoryStore() for _ in range(2)]
+    router_store = MemoryRouterStore()
+    seen: list[tuple[bool, int, int]] = []
+
+    async def failing_ack() -> None:
+        seen.append(
+            (
+                all("rebuild" in s.meta for s in stores),
+                sum(len(s.events) for s in stores),
+                len(router_store.entities),
+            )
+        )
+        raise ConnectionError("the channel closed")
+
+    with pytest.raises(ConnectionError):
+        await reroute(
+            stores,  # type: ignore[arg-type]
+            router_store,  # type: ignore[arg-type]
+            FixedClock(NOW),
+            batch_size=500,
+            in_flight=waiting,
+            taken=failing_ack,
+        )
+    (rebuilding, archived, entities), *_ = seen
+    assert rebuilding and archived > 0 and entities == len(activities)
+    assert all("rebuild" in s.meta for s in stores)  # left as a state to run again
+    acked: list[bool] = []
+
+    async def ack() -> None:
+        acked.append(all("rebuild" in s.meta for s in stores))
+
+    given = await reroute(
+        stores,  # type: ignore[arg-type]
+        router_store,  # type: ignore[arg-type]
+        FixedClock(NOW),
+        batch_size=500,
+        in_flight=waiting,  # given back to the queues by the failed run
+        taken=ack,
+    )
+    assert acked == [True] and not any("rebuild" in s.meta for s in stores)
+    assert sum(given) == len(waiting) + 1  # the central union's unit in both partitions
+    reads = PartitionedReads(stores)  # type: ignore[arg-type]
+    svc = Aggregation(stores[0], FixedClock(NOW), reads)  # type: ignore[arg-type]
+    kinds = (await svc.indicators("VN", "2021")).model_dump()["kinds"]
+    assert sum(int(k["activities"]) for k in kinds) == len(activities)
