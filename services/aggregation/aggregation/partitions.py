@@ -95,6 +95,11 @@ class PartitionsBusy(RerouteRefused):
     """A partition queue has a consumer: an aggregation process is running."""
 
 
+class PartitionDeadLetters(RerouteRefused):
+    """A partition's dead-letter queue holds messages: replayed after a repair that changed the
+    groups, they would go straight to a partition the router no longer sends them to."""
+
+
 @dataclass
 class Held:
     """What `held_partition_queues` took: the bodies, and `ack` to remove them from the queues
@@ -113,23 +118,38 @@ class Held:
 
 async def _existing_queues(connection: AbstractConnection, partitions: int) -> list[str]:
     """The partition queues that exist, checked on throwaway channels (a passive declare of a
-    missing queue closes its channel): refuses while one has a consumer."""
+    missing queue closes its channel): refuses while one has a consumer or a partition's
+    dead-letter queue holds messages."""
     existing: list[str] = []
+    dead_letters: list[tuple[str, int, str]] = []
     channel = await connection.channel()
     for partition in range(partitions):
         name = partition_queue_name(partition)
-        try:
-            queue = await channel.declare_queue(name, passive=True)
-        except ChannelClosed:  # not declared yet: nothing was ever sent to it
-            channel = await connection.channel()
-            continue
-        if queue.declaration_result.consumer_count:
-            raise PartitionsBusy(
-                f"{name} has {queue.declaration_result.consumer_count} consumer(s): stop "
-                "every aggregation process before the repair"
-            )
-        existing.append(name)
+        for queue_name in (name, dead_letter_queue(name).name):
+            try:
+                queue = await channel.declare_queue(queue_name, passive=True)
+            except ChannelClosed:  # not declared yet: nothing was ever sent to it
+                channel = await connection.channel()
+                continue
+            result = queue.declaration_result
+            if queue_name == name:
+                if result.consumer_count:
+                    raise PartitionsBusy(
+                        f"{name} has {result.consumer_count} consumer(s): stop every "
+                        "aggregation process before the repair"
+                    )
+                existing.append(name)
+            elif result.message_count:
+                dead_letters.append((queue_name, result.message_count, name))
     await channel.close()
+    if dead_letters:
+        waiting = ", ".join(f"{dlq} ({count} message(s))" for dlq, count, _ in dead_letters)
+        first = dead_letters[0][2]
+        raise PartitionDeadLetters(
+            f"dead letters wait in {waiting}: replay them with the aggregation processes "
+            f"running (lhpn dead-letters replay {first}) or purge them (lhpn dead-letters "
+            f"purge {first}), then stop the processes and run the repair"
+        )
     return existing
 
 
@@ -137,9 +157,9 @@ async def _existing_queues(connection: AbstractConnection, partitions: int) -> l
 async def held_partition_queues(url: str, partitions: int) -> AsyncIterator[Held]:
     """What waits in the partition queues (`reroute`'s in-flight events), held unacknowledged
     on a connection of its own: acked by `Held.ack` (or when the block ends without an error),
-    given back otherwise (the connection closes). Refuses (`PartitionsBusy`) while a partition
-    queue has a consumer (a process running would take messages the repair must see); a queue
-    never declared is empty. Every check
+    given back otherwise (the connection closes). Refuses (`RerouteRefused`) while a partition
+    queue has a consumer (a process running would take messages the repair must see) or a
+    partition dead-letter queue holds messages; a queue never declared is empty. Every check
     comes first, so the messages are taken on one channel that nothing closes."""
     connection = await aio_pika.connect(url)
     async with connection:

@@ -4,7 +4,9 @@ were routed (`AGGREGATION_PARTITIONS` > 1; the router logs it and counts
 partition, each routed again with the unit groups as they are now.
 
 `python -m aggregation reroute`, with every aggregation process stopped (the routers and the
-writers; the command refuses while a partition queue has a consumer). It takes:
+writers; the command refuses while a partition queue has a consumer, and while a partition's
+dead-letter queue holds messages: replayed after the repair they would skip the router). It
+takes:
 
 - every partition's archive, and what still waits in the partition queues (held unacked by
   the command, acked once everything is stored, before the rebuild flags are cleared), each

@@ -18,6 +18,7 @@ import pytest
 from aggregation.__main__ import reroute_partitions
 from aggregation.batch import EVENTS_QUEUE
 from aggregation.partitions import (
+    PartitionDeadLetters,
     PartitionsBusy,
     held_partition_queues,
     partition_queue_name,
@@ -223,7 +224,8 @@ async def test_the_reroute_command_refuses_while_a_process_runs_and_takes_what_w
     devmongo: DevMongo, rabbit: RabbitVhost
 ) -> None:
     """`python -m aggregation reroute` (`reroute_partitions`): refused while an aggregation
-    process consumes a partition queue; holding the queues of
+    process consumes a partition queue, and while a partition's dead-letter queue holds a
+    message (the refusal names it and the command that empties it); holding the queues of
     more partitions than were ever declared takes and acks what waits in those that exist;
     with every process stopped, it rebuilds both partitions from their archives and from the
     event still waiting in a partition queue, which it then acks: the answers count it,
@@ -285,6 +287,17 @@ async def test_the_reroute_command_refuses_while_a_process_runs_and_takes_what_w
         assert len(held.bodies) == 1
     assert await _waiting(rabbit, queues[1]) == 0
     await publish("aggregation.partitions", "1")
+    await publish(
+        "lhpn.dead-letter",
+        queues[0],
+        **{REJECTION_HEADER: "handler error: AutoReconnect (failed 5 times)"},
+    )
+    with pytest.raises(PartitionDeadLetters) as refused:
+        await reroute_partitions(two[0])
+    assert f"{queues[0]}.dlq (1 message(s))" in str(refused.value)
+    assert f"lhpn dead-letters replay {queues[0]}" in str(refused.value)
+    assert await _waiting(rabbit, queues[1]) == 1  # nothing taken
+    await purge_queues(rabbit.url, f"{queues[0]}.dlq")
     given = await reroute_partitions(two[0])
     assert sum(given) == len(stream) + 1 + 1  # the central union's unit in both partitions
     assert await _waiting(rabbit, queues[1]) == 0
