@@ -85,11 +85,6 @@ class AuditLog:
         await self._coll.create_index([("actor", ASCENDING), ("_id", DESCENDING)])
         await self._coll.create_index([("unit_id", ASCENDING), ("_id", DESCENDING)])
 
-    @property
-    def collection(self) -> AsyncCollection[Doc]:
-        """Where the records are: the outbox relay moves the records of writes here."""
-        return self._coll
-
     def entry(
         self,
         principal: Principal,

@@ -94,10 +94,6 @@ class GroupedInserts:
         self.batches = 0
         """insert_many commands sent (for tests and measures)"""
 
-    @property
-    def collection(self) -> AsyncCollection[Doc]:
-        return self._coll
-
     async def insert_one(self, doc: Doc) -> None:
         loop = asyncio.get_running_loop()
         if self._writer is not None and self._writer.get_loop() is not loop:

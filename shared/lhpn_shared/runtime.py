@@ -85,7 +85,7 @@ def make_relay(
     audit: AsyncCollection[Doc] | None = None,
 ) -> OutboxRelay:
     """The service's outbox relay over the collections whose documents carry an outbox (and
-    the audit records of their writes, moved to `audit`: `AuditLog.collection`)."""
+    the audit records of their writes, moved to `audit`, the service's `audit` collection)."""
     return OutboxRelay(
         collections,
         publisher.publish,
