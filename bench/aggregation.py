@@ -337,7 +337,7 @@ async def time_consumption(service: Service, count: int, first: int) -> tuple[fl
         while (n := await consumed(client)) < count:
             if not t_first and n >= first:
                 t_first, n_first = time.perf_counter(), n
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.25)  # a scrape costs the service CPU: not too often
         took = time.perf_counter() - t0
         if not t_first:
             t_first, n_first = t0 + took, n
@@ -559,6 +559,8 @@ async def run(args: argparse.Namespace) -> list[Row]:
             Row(f"RSS aggregation: consuming {args.events:,} events, peak", peak[0], "MiB"),
         ]
 
+        if args.ingestion_only:
+            return _printed(args, rows, load, len(units), None)
         # 2. answers of a national read model, from a fresh start
         print(f"building a national read model ({args.activities:,} activities) …", flush=True)
         national = settings.model_copy(update={"mongo_db": "bench_national"})
@@ -624,12 +626,28 @@ async def run(args: argparse.Namespace) -> list[Row]:
         vhost.delete()
         shutil.rmtree(data, ignore_errors=True)
 
+    return _printed(args, rows, load, len(units), built.reports, built.cases)
+
+
+def _printed(
+    args: argparse.Namespace,
+    rows: list[Row],
+    load: float,
+    units: int,
+    reports: int | None,
+    cases: int = 0,
+) -> list[Row]:
     print()
     print(f"machine: {os.cpu_count()} cores, load average at start {load:.1f} (shared)")
+    model = (
+        "no read model (--ingestion-only)"
+        if reports is None
+        else f"read model of {args.activities:,} activities, {reports:,} reports, {cases:,} cases"
+        f"; {args.requests} requests per answer"
+    )
     print(
-        f"national scale: {len(units):,} units; ingestion sample {args.events:,} events "
-        f"(baseline on {args.baseline_events:,}); read model of {args.activities:,} activities, "
-        f"{built.reports:,} reports, {built.cases:,} cases; {args.requests} requests per answer"
+        f"national scale: {units:,} units; ingestion sample {args.events:,} events "
+        f"(baseline on {args.baseline_events:,}); {model}"
     )
     print(table(rows))
     return rows
@@ -661,7 +679,9 @@ QUICKEST = {
 
 async def measure(quick: bool = False) -> list[Row]:
     """The rows, for bench/run.py (`quick`: its five-minute budget)."""
-    args = argparse.Namespace(**(QUICKEST if quick else FULL), baseline_runs=5 if not quick else 3)
+    args = argparse.Namespace(
+        **(QUICKEST if quick else FULL), baseline_runs=5 if not quick else 3, ingestion_only=False
+    )
     return await run(args)
 
 
@@ -679,6 +699,9 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--cases", type=int, default=None)
     parser.add_argument("--requests", type=int, default=None)
     parser.add_argument("--baseline-runs", type=int, default=5)
+    parser.add_argument(
+        "--ingestion-only", action="store_true", help="measure ingestion, not the answers"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the rows to this file")
     args = parser.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():

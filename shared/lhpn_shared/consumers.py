@@ -89,8 +89,8 @@ class QueueProgress:
         """failures per message, for the bound on attempts (`broker.process_delivery`)"""
         self._now = now
         self._wall = wall
-        self._held: dict[int, tuple[Any, float]] = {}
-        """id(raw delivery) -> (the delivery, when it arrived)"""
+        self._held: dict[int, tuple[Any, float, Any]] = {}
+        """id(raw delivery) -> (the delivery, when it arrived, its channel: None if closed)"""
         self._last_settled = now()
         self.last_applied_at: float | None = None
         """Unix time of the last batch applied (a per-message consumer: the last message)."""
@@ -101,7 +101,7 @@ class QueueProgress:
         a channel or a process that went away): what failures cost in work done again"""
 
     def received(self, msg: Any) -> None:
-        self._held[id(msg.raw_message)] = (msg, self._now())
+        self._held[id(msg.raw_message)] = (msg, self._now(), delivery_channel(msg))
         self.received_total += 1
         if getattr(msg.raw_message, "redelivered", False):
             self.redelivered_total += 1
@@ -118,9 +118,17 @@ class QueueProgress:
         self.last_applied_at = self._wall()
 
     def _prune(self) -> None:
-        """Forget deliveries whose channel closed: the broker redelivers them."""
-        for key, (msg, _) in list(self._held.items()):
-            if delivery_channel(msg) is None:
+        """Forget deliveries whose channel closed: the broker redelivers them. A consumer holds
+        thousands of deliveries on one or two channels: each channel is asked once."""
+        closed: dict[int, bool] = {}
+        for key, (_, _, channel) in list(self._held.items()):
+            if channel is None:
+                del self._held[key]
+                continue
+            gone = closed.get(id(channel))
+            if gone is None:
+                gone = closed[id(channel)] = channel.is_closed
+            if gone:
                 del self._held[key]
 
     def held(self) -> int:
@@ -132,14 +140,14 @@ class QueueProgress:
         self._prune()
         if not self._held:
             return 0.0
-        return max(0.0, self._now() - min(at for _, at in self._held.values()))
+        return max(0.0, self._now() - min(at for _, at, _ in self._held.values()))
 
     def idle_for(self) -> float:
         """Seconds since something was held and nothing settled; 0 when nothing is held."""
         self._prune()
         if not self._held:
             return 0.0
-        oldest = min(at for _, at in self._held.values())
+        oldest = min(at for _, at, _ in self._held.values())
         return max(0.0, self._now() - max(oldest, self._last_settled))
 
     def stalled(self, limit: float) -> bool:
