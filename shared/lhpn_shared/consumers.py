@@ -89,8 +89,11 @@ class QueueProgress:
         """failures per message, for the bound on attempts (`broker.process_delivery`)"""
         self._now = now
         self._wall = wall
-        self._held: dict[int, tuple[Any, float, Any]] = {}
-        """id(raw delivery) -> (the delivery, when it arrived, its channel: None if closed)"""
+        self._held: dict[int, tuple[Any, float, int]] = {}
+        """id(raw delivery) -> (the delivery, when it arrived, id of its channel), in the order
+        they arrived"""
+        self._channels: dict[int, Any] = {}
+        """id -> the channels of held deliveries (None: closed when the delivery arrived)"""
         self._last_settled = now()
         self.last_applied_at: float | None = None
         """Unix time of the last batch applied (a per-message consumer: the last message)."""
@@ -101,7 +104,9 @@ class QueueProgress:
         a channel or a process that went away): what failures cost in work done again"""
 
     def received(self, msg: Any) -> None:
-        self._held[id(msg.raw_message)] = (msg, self._now(), delivery_channel(msg))
+        channel = delivery_channel(msg)
+        self._channels.setdefault(id(channel), channel)
+        self._held[id(msg.raw_message)] = (msg, self._now(), id(channel))
         self.received_total += 1
         if getattr(msg.raw_message, "redelivered", False):
             self.redelivered_total += 1
@@ -119,17 +124,21 @@ class QueueProgress:
 
     def _prune(self) -> None:
         """Forget deliveries whose channel closed: the broker redelivers them. A consumer holds
-        thousands of deliveries on one or two channels: each channel is asked once."""
-        closed: dict[int, bool] = {}
-        for key, (_, _, channel) in list(self._held.items()):
-            if channel is None:
-                del self._held[key]
-                continue
-            gone = closed.get(id(channel))
-            if gone is None:
-                gone = closed[id(channel)] = channel.is_closed
-            if gone:
-                del self._held[key]
+        thousands of deliveries on a channel or two: a scrape asks each channel, not each
+        delivery (the deliveries are walked only when a channel closed)."""
+        closed = {k for k, ch in self._channels.items() if ch is None or ch.is_closed}
+        if not closed:
+            return
+        self._held = {k: v for k, v in self._held.items() if v[2] not in closed}
+        for key in closed:
+            del self._channels[key]
+
+    def _oldest(self) -> float | None:
+        """When the oldest held delivery arrived (the first held: they are kept in order)."""
+        self._prune()
+        for _, at, _ in self._held.values():
+            return at
+        return None
 
     def held(self) -> int:
         self._prune()
@@ -137,17 +146,14 @@ class QueueProgress:
 
     def oldest_age(self) -> float:
         """Seconds the oldest held delivery has waited; 0 when nothing is held."""
-        self._prune()
-        if not self._held:
-            return 0.0
-        return max(0.0, self._now() - min(at for _, at, _ in self._held.values()))
+        oldest = self._oldest()
+        return 0.0 if oldest is None else max(0.0, self._now() - oldest)
 
     def idle_for(self) -> float:
         """Seconds since something was held and nothing settled; 0 when nothing is held."""
-        self._prune()
-        if not self._held:
+        oldest = self._oldest()
+        if oldest is None:
             return 0.0
-        oldest = min(at for _, at, _ in self._held.values())
         return max(0.0, self._now() - max(oldest, self._last_settled))
 
     def stalled(self, limit: float) -> bool:
