@@ -3,7 +3,7 @@ service's partitions (`AGGREGATION_PARTITIONS`, docs/aggregation.md "Partitions"
 machine.
 
     uv run python bench/partitions.py            # 40,000 events
-    uv run python bench/partitions.py --quick    # 16,000 events
+    uv run python bench/partitions.py --quick    # 10,000 events
 
 1. One aggregation process, `AGGREGATION_PARTITIONS=1` (today's single active consumer),
    consumes the sample of `bench/aggregation.py` (national tree, default plan).
@@ -206,18 +206,21 @@ async def measure(events: int) -> list[Row]:
     ]
 
 
+QUICK_EVENTS, FULL_EVENTS = 10_000, 40_000
+
+
 def rows(quick: bool = False) -> list[Row]:
     """For `bench/run.py`: the rows of a run (`quick`: the smaller sample)."""
-    return asyncio.run(measure(16_000 if quick else 40_000))
+    return asyncio.run(measure(QUICK_EVENTS if quick else FULL_EVENTS))
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="16,000 events instead of 40,000")
+    parser.add_argument("--quick", action="store_true", help="10,000 events instead of 40,000")
     parser.add_argument("--events", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None, help="write the rows to this file")
     args = parser.parse_args(argv)
-    events = args.events or (16_000 if args.quick else 40_000)
+    events = args.events or (QUICK_EVENTS if args.quick else FULL_EVENTS)
     load = os.getloadavg()[0]
     result = asyncio.run(measure(events))
     print()
