@@ -167,11 +167,20 @@ class DescribedNotValidated(PydanticSerializer):
     Every handler here takes the delivery (or its raw body) and parses the envelope itself,
     where a refusal is dead-lettered with its reason; the pydantic model FastStream otherwise
     builds for each message's arguments checked nothing and cost 5 % of the aggregation
-    consumer's CPU. The model is still built once per handler, for the AsyncAPI document."""
+    consumer's CPU. The model is still built once per handler, for the AsyncAPI document.
+
+    A handler whose message argument is typed (a model, `str`…) would get the body uncast:
+    refused when the broker starts, not found on the first message."""
 
     def __call__(  # type: ignore[override]
         self, *, name: str, options: list[OptionItem], response_type: Any
     ) -> Serializer:
+        for option in options:
+            if option.source is None and option.field_type is not Any:
+                raise TypeError(
+                    f"{name}: `{option.field_name}` is typed {option.field_type!r}; handlers "
+                    "here take the message as `Any` (or `RabbitMessage`) and parse it themselves"
+                )
         return _Unvalidated(
             super().__call__(name=name, options=options, response_type=response_type)
         )

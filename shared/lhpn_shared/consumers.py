@@ -93,7 +93,8 @@ class QueueProgress:
         """id(raw delivery) -> (the delivery, when it arrived, id of its channel), in the order
         they arrived"""
         self._channels: dict[int, Any] = {}
-        """id -> the channels of held deliveries (None: closed when the delivery arrived)"""
+        """id -> the channels deliveries came on (None: closed when the delivery arrived), kept
+        until they close, even with nothing held on them"""
         self._last_settled = now()
         self.last_applied_at: float | None = None
         """Unix time of the last batch applied (a per-message consumer: the last message)."""

@@ -172,3 +172,34 @@ async def test_process_delivery_requeues_on_a_dependency_outage_even_if_the_chan
         progress=progress,
     )
     assert (msg.state, progress.held()) == ("returned", 0)
+
+
+def test_a_delivery_on_a_channel_already_closed_is_not_held_and_closed_channels_are_forgotten() -> (
+    None
+):
+    progress = QueueProgress("q", now=Clock())
+    gone, open_ = FakeChannel(), FakeChannel()
+    late = gone.deliver(b"1")
+    gone.close()  # closed before the consumer saw the delivery: the broker requeued it
+    progress.received(late)
+    progress.received(open_.deliver(b"2"))
+    assert progress.held() == 1
+    assert len(progress._channels) == 1  # the closed one (None) was dropped with its delivery
+    open_.close()
+    assert (progress.held(), len(progress._channels)) == (0, 0)
+
+
+def test_the_oldest_held_delivery_is_the_first_still_held() -> None:
+    clock = Clock()
+    progress = QueueProgress("q", now=clock)
+    channel = FakeChannel()
+    first, second, third = (channel.deliver(str(n).encode()) for n in range(3))
+    for msg in (first, second, third):
+        progress.received(msg)
+        clock.t += 10
+    progress.settled(first)
+    assert progress.oldest_age() == 20  # second arrived at 1010, now 1030
+    progress.settled(third)
+    assert progress.oldest_age() == 20
+    progress.settled(second)
+    assert progress.oldest_age() == 0.0
