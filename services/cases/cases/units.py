@@ -23,21 +23,28 @@ class UnitCopy:
         self._units = units
         self._ttl = refresh_seconds
         self._tree: UnitTree | None = None
+        self._last = UnitTree([])
         self._loaded = 0.0
+        self._changes = 0
+        """counts the units written here: a load that a write overtook is used once, not kept"""
 
     @property
     def last(self) -> UnitTree:
-        """The tree last loaded (empty if none is held now): every use case loads it with
+        """The tree last loaded (empty before the first load): every use case loads it with
         `tree()` before answering."""
-        return self._tree or UnitTree([])
+        return self._last
 
     async def tree(self) -> UnitTree:
         """The cached tree, reloaded when a unit changed here or after `refresh_seconds`
         (another instance may have applied the change)."""
-        if self._tree is None or time.monotonic() - self._loaded > self._ttl:
-            units = [unit_from_doc(d) async for d in self._units.find({})]
-            self._tree, self._loaded = UnitTree(units), time.monotonic()
-        return self._tree
+        if self._tree is not None and time.monotonic() - self._loaded <= self._ttl:
+            return self._tree
+        changes, started = self._changes, time.monotonic()
+        tree = UnitTree([unit_from_doc(d) async for d in self._units.find({})])
+        self._last = tree
+        if changes == self._changes:  # no unit was written here while it was read
+            self._tree, self._loaded = tree, started
+        return tree
 
     async def tree_with(self, unit_id: str) -> UnitTree:
         """The tree, reloaded once if `unit_id` is not in it (it may have just arrived)."""
@@ -51,6 +58,7 @@ class UnitCopy:
         """Keep our copy of a unit; an older or repeated revision changes nothing."""
         written = await upsert_if_newer(self._units, unit.unit_id, unit.revision, unit_to_doc(unit))
         if written:
+            self._changes += 1
             self._tree = None
         return written
 
