@@ -133,6 +133,7 @@ def failures_of(url: str, headers: dict[str, str]) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_every_services_api_answers_as_its_openapi_document_says(
     services: dict[str, ServiceProcess],
 ) -> None:

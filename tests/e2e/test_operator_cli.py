@@ -353,6 +353,7 @@ REPORTS = [("555", "2021-10-20T09:00:00+07:00"), ("557", "2021-11-02T09:00:00+07
 REQUESTERS = ["Nguyễn Thị Bí Mật", "Trần Thị Hoa", "Lê Thị Lan"]
 
 
+@pytest.mark.slow
 async def test_the_command_manages_users_and_api_keys_and_the_services_refuse_what_it_locks(
     stack: Stack,
 ) -> None:

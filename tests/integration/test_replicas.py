@@ -163,6 +163,7 @@ def received_per_replica(stack: Stack) -> dict[str, list[int]]:
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.slow
 async def test_two_replicas_of_each_consumer_give_the_answers_of_one_with_nothing_refused_or_doubled(  # noqa: E501
     rabbit: RabbitVhost, devmongo: DevMongo
 ) -> None:

@@ -171,6 +171,7 @@ def assert_rates(got: dict, expected: Figures) -> None:
     assert ids(got["late"]) == expected.late
 
 
+@pytest.mark.slow
 async def test_the_same_stream_delivered_twice_and_shuffled_per_entity_gives_identical_answers(
     province: Province,
 ) -> None:

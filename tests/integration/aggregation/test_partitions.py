@@ -73,6 +73,7 @@ async def country_answers(client: httpx.AsyncClient, admin: dict[str, str], worl
     return out
 
 
+@pytest.mark.slow
 async def test_two_partition_processes_through_the_broker_answer_as_one_process(
     devmongo: DevMongo, rabbit: RabbitVhost
 ) -> None:

@@ -50,6 +50,7 @@ async def _ready(client: httpx.AsyncClient) -> bool:
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.slow
 async def test_national_loads_give_63_provinces_before_july_2025_and_34_with_3321_communes_after(
     settings: IntakeSettings,
 ) -> None:
