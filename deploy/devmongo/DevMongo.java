@@ -6,7 +6,11 @@
 //  - commits the store after every write command, so `kill -9` loses no acknowledged write;
 //  - chunk retention 0 and auto-compaction, so commit-per-write keeps the file small;
 //  - each command registers the store version it reads, so those chunks outlive it (retention 0
-//    alone let a command read a chunk freed under it: "Chunk N not found" under heavy writes).
+//    alone let a command read a chunk freed under it: "Chunk N not found" under heavy writes);
+//  - a query that names `_id` beside other fields (`{_id: k, revision: {$lt: n}}`, the guarded
+//    writes every service makes) reads the documents the `_id` index gives, then checks the
+//    whole query, as MongoDB does; the stock server uses an index only for a query on exactly
+//    its keys and read every document of the collection for these.
 // Binds 127.0.0.1 only; prints "DevMongo listening on 127.0.0.1:PORT" when ready; SIGTERM commits and closes.
 
 import java.nio.file.Files;
@@ -14,11 +18,20 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
 
+import org.h2.mvstore.MVMap;
 import org.h2.mvstore.MVStore;
 
+import de.bwaldvogel.mongo.MongoCollection;
+import de.bwaldvogel.mongo.MongoDatabase;
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
+import de.bwaldvogel.mongo.backend.CollectionOptions;
+import de.bwaldvogel.mongo.backend.CursorRegistry;
+import de.bwaldvogel.mongo.backend.Index;
+import de.bwaldvogel.mongo.backend.QueryResult;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
+import de.bwaldvogel.mongo.backend.h2.H2Collection;
+import de.bwaldvogel.mongo.backend.h2.H2Database;
 import de.bwaldvogel.mongo.bson.Document;
 import io.netty.channel.Channel;
 
@@ -34,6 +47,59 @@ public class DevMongo {
         "insert", "update", "delete", "findandmodify", "create", "createindexes", "dropindexes",
         "drop", "dropdatabase", "renamecollection");
 
+    /** The store of this process (one): H2Backend's and H2Database's constructors open the
+     * stored databases and collections before a subclass could keep it in a field. */
+    static MVStore STORE;
+
+    /** H2Collection whose queries naming `_id` among other fields start from the `_id` index. */
+    static final class IdFirstCollection extends H2Collection {
+        private volatile Index<Object> idIndex;
+
+        IdFirstCollection(MongoDatabase database, String name, CollectionOptions options,
+                          MVMap<Object, Document> dataMap, MVMap<String, Object> metaMap,
+                          CursorRegistry cursorRegistry) {
+            super(database, name, options, dataMap, metaMap, cursorRegistry);
+        }
+
+        @Override
+        public void addIndex(Index<Object> index) {
+            super.addIndex(index);
+            if (index.isUnique() && index.getKeys().size() == 1
+                    && index.getKeys().get(0).getKey().equals("_id")) {
+                idIndex = index;
+            }
+        }
+
+        @Override
+        protected QueryResult queryDocuments(Document query, Document orderBy, int numberToSkip,
+                                             int limit, int batchSize, Document fieldSelector) {
+            Index<Object> byId = idIndex;
+            if (byId != null && query.size() > 1 && query.containsKey("_id")) {
+                Document idOnly = new Document("_id", query.get("_id"));
+                if (byId.canHandle(idOnly)) {
+                    // the documents with that _id, each then matched against the whole query
+                    return matchDocuments(query, byId.getPositions(idOnly), orderBy, numberToSkip,
+                        limit, batchSize, fieldSelector);
+                }
+            }
+            return super.queryDocuments(query, orderBy, numberToSkip, limit, batchSize, fieldSelector);
+        }
+    }
+
+    static final class IdFirstDatabase extends H2Database {
+        IdFirstDatabase(String name, MVStore store, CursorRegistry cursorRegistry) {
+            super(name, store, cursorRegistry);
+        }
+
+        @Override
+        protected MongoCollection<Object> openOrCreateCollection(String name, CollectionOptions options) {
+            String full = getFullCollectionNamespace(name); // the map names H2Database uses
+            MVMap<Object, Document> dataMap = STORE.openMap("databases." + full);
+            MVMap<String, Object> metaMap = STORE.openMap("meta." + full);
+            return new IdFirstCollection(this, name, options, dataMap, metaMap, cursorRegistry);
+        }
+    }
+
     /** H2Backend that makes every write durable before its reply is sent. */
     static final class CommittingH2Backend extends H2Backend {
         private final MVStore store;
@@ -41,6 +107,12 @@ public class DevMongo {
         CommittingH2Backend(MVStore store) {
             super(store);
             this.store = store;
+        }
+
+        @Override
+        protected MongoDatabase openOrCreateDatabase(String databaseName) {
+            // STORE: H2Backend's constructor opens the stored databases before `store` is set
+            return new IdFirstDatabase(databaseName, STORE, getCursorRegistry());
         }
 
         @Override
@@ -90,6 +162,7 @@ public class DevMongo {
             .autoCompactFillRate(90)
             .open();
         store.setRetentionTime(0); // safe against a killed process, not against power loss
+        STORE = store;
         CommittingH2Backend backend = new CommittingH2Backend(store);
         backend.version(MONGO_6_0);
 
