@@ -42,10 +42,13 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"fault seed: {fault_seed_of(config)} (tests/faults; reproduce with --fault-seed)"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest tests' files first, the fault suite before them: the test command's
-    pytest-xdist workers (`--dist loadfile --no-loadscope-reorder`) take files in this order,
-    so the long ones run beside the rest rather than alone at the end."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With test workers, the longest tests' files first, the fault suite before them: the test
+    command's pytest-xdist workers (`--dist loadfile --no-loadscope-reorder`) take files in
+    this order, so the long ones run beside the rest rather than alone at the end. A run on one
+    process keeps the collection order (quick failures first)."""
+    if not getattr(config.option, "numprocesses", None):
+        return
 
     ranks: dict[Path, int] = {}
     for item in items:

@@ -15,8 +15,10 @@
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Collection;
 import java.util.List;
 import java.util.Set;
+import java.util.UUID;
 
 import org.h2.mvstore.MVMap;
 import org.h2.mvstore.MVStore;
@@ -28,11 +30,13 @@ import de.bwaldvogel.mongo.MongoVersion;
 import de.bwaldvogel.mongo.backend.CollectionOptions;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
 import de.bwaldvogel.mongo.backend.Index;
+import de.bwaldvogel.mongo.backend.IndexKey;
 import de.bwaldvogel.mongo.backend.QueryResult;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.h2.H2Collection;
 import de.bwaldvogel.mongo.backend.h2.H2Database;
 import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.bson.ObjectId;
 import io.netty.channel.Channel;
 
 public class DevMongo {
@@ -53,33 +57,41 @@ public class DevMongo {
 
     /** H2Collection whose queries naming `_id` among other fields start from the `_id` index. */
     static final class IdFirstCollection extends H2Collection {
-        private volatile Index<Object> idIndex;
-
         IdFirstCollection(MongoDatabase database, String name, CollectionOptions options,
                           MVMap<Object, Document> dataMap, MVMap<String, Object> metaMap,
                           CursorRegistry cursorRegistry) {
             super(database, name, options, dataMap, metaMap, cursorRegistry);
         }
 
-        @Override
-        public void addIndex(Index<Object> index) {
-            super.addIndex(index);
-            if (index.isUnique() && index.getKeys().size() == 1
-                    && index.getKeys().get(0).getKey().equals("_id")) {
-                idIndex = index;
+        /** A value the index looks up as a key: not an operator, a pattern, a list or null. */
+        static boolean plain(Object value) {
+            return value instanceof String || value instanceof Number || value instanceof ObjectId
+                || value instanceof UUID || value instanceof Boolean;
+        }
+
+        /** `_id: k` or `_id: {$in: [k, …]}` with plain keys: what the index answers exactly. */
+        static boolean byKeys(Object id) {
+            if (plain(id)) return true;
+            if (id instanceof Document d && d.size() == 1 && d.get("$in") instanceof Collection<?> keys) {
+                return keys.stream().allMatch(IdFirstCollection::plain);
             }
+            return false;
         }
 
         @Override
         protected QueryResult queryDocuments(Document query, Document orderBy, int numberToSkip,
                                              int limit, int batchSize, Document fieldSelector) {
-            Index<Object> byId = idIndex;
-            if (byId != null && query.size() > 1 && query.containsKey("_id")) {
+            boolean natural = orderBy != null && orderBy.containsKey("$natural");
+            if (query.size() > 1 && !natural && byKeys(query.get("_id"))) {
                 Document idOnly = new Document("_id", query.get("_id"));
-                if (byId.canHandle(idOnly)) {
-                    // the documents with that _id, each then matched against the whole query
-                    return matchDocuments(query, byId.getPositions(idOnly), orderBy, numberToSkip,
-                        limit, batchSize, fieldSelector);
+                for (Index<Object> index : getIndexes()) { // read each time: indexes can be dropped
+                    List<IndexKey> keys = index.getKeys();
+                    if (index.isUnique() && keys.size() == 1 && keys.get(0).getKey().equals("_id")
+                            && index.canHandle(idOnly)) {
+                        // the documents with those _id, each then matched against the whole query
+                        return matchDocuments(query, index.getPositions(idOnly), orderBy,
+                            numberToSkip, limit, batchSize, fieldSelector);
+                    }
                 }
             }
             return super.queryDocuments(query, orderBy, numberToSkip, limit, batchSize, fieldSelector);

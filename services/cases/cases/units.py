@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -26,6 +27,7 @@ class UnitCopy:
         self._last = UnitTree([])
         self._loaded = 0.0
         self._changes = 0
+        self._loading = asyncio.Lock()
         """counts the units written here: a load that a write overtook is used once, not kept"""
 
     @property
@@ -34,17 +36,26 @@ class UnitCopy:
         `tree()` before answering."""
         return self._last
 
-    async def tree(self) -> UnitTree:
-        """The cached tree, reloaded when a unit changed here or after `refresh_seconds`
-        (another instance may have applied the change)."""
+    def _fresh(self) -> UnitTree | None:
         if self._tree is not None and time.monotonic() - self._loaded <= self._ttl:
             return self._tree
-        changes, started = self._changes, time.monotonic()
-        tree = UnitTree([unit_from_doc(d) async for d in self._units.find({})])
-        self._last = tree
-        if changes == self._changes:  # no unit was written here while it was read
-            self._tree, self._loaded = tree, started
-        return tree
+        return None
+
+    async def tree(self) -> UnitTree:
+        """The cached tree, reloaded when a unit changed here or after `refresh_seconds`
+        (another instance may have applied the change). One load at a time, so the tree last
+        loaded is also the one last begun: `last` never goes back to an older one."""
+        if (cached := self._fresh()) is not None:
+            return cached
+        async with self._loading:
+            if (cached := self._fresh()) is not None:  # loaded while this caller waited
+                return cached
+            changes, started = self._changes, time.monotonic()
+            tree = UnitTree([unit_from_doc(d) async for d in self._units.find({})])
+            self._last = tree
+            if changes == self._changes:  # no unit was written here while it was read
+                self._tree, self._loaded = tree, started
+            return tree
 
     async def tree_with(self, unit_id: str) -> UnitTree:
         """The tree, reloaded once if `unit_id` is not in it (it may have just arrived)."""

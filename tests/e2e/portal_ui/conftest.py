@@ -1,5 +1,6 @@
 """The whole stack as processes (four services and the portal) and a headless browser, shared
-by every file of this package (started once: each file uses units and data of its own)."""
+by every file of this package (started once per test worker that runs one of them: each file
+uses units and data of its own)."""
 
 from __future__ import annotations
 
@@ -129,5 +130,7 @@ def new_page(browser: Any) -> Iterator[Any]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Printed by a run on one process; with test workers, the controller never loads this
+    file: the screenshots are in the same folder (tests/e2e/portal_ui/browser.py)."""
     if ARTEFACTS.exists():
         terminalreporter.write_line(f"portal e2e screenshots: {ARTEFACTS}")

@@ -5,6 +5,7 @@ collections are opened again from the file)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,14 @@ async def _answers(coll: AsyncCollection[Doc]) -> None:
         {"_id": "u1", "p": 1},
     ]
     assert await coll.count_documents({"_id": {"$in": ["u1", "u2"]}, "revision": 1}) == 2
+    # what the index cannot look up as keys is matched as before: patterns, operators, $natural
+    pattern = {"_id": {"$in": [re.compile("^u2")]}, "p": {"$gte": 0}}
+    assert sorted([d["_id"] async for d in coll.find(pattern)]) == ["u2"] + [
+        f"u{i}" for i in range(20, 30)
+    ]
+    assert await coll.count_documents({"_id": {"$gt": "u8"}, "revision": 1}) == 1  # u9
+    newest = coll.find({"_id": {"$in": ["u1", "u3"]}, "revision": 1}).sort("$natural", -1)
+    assert [d["_id"] async for d in newest] == ["u3", "u1"]
     # the guarded writes: a lower revision is refused (the upsert's insert collides)
     assert not await upsert_if_newer(coll, "u5", 1, {"p": 50})
     assert await upsert_if_newer(coll, "u5", 2, {"p": 50})

@@ -71,3 +71,24 @@ async def test_a_load_no_write_overtook_is_kept() -> None:
     units.docs.clear()  # another instance's change: seen only after the refresh time
     assert await copy.tree() is first
     assert copy.last is first
+
+
+async def test_a_load_that_waited_for_an_overtaken_one_reads_again_and_last_never_goes_back() -> (
+    None
+):
+    units = Units()
+    copy = copy_of(units)
+    await copy.apply_unit(PROVINCE)
+    held = units.hold = asyncio.Event()
+    first = asyncio.create_task(copy.tree())  # A: has read, and is held
+    await units.snapshot_taken.wait()
+    await copy.apply_unit(DISTRICT)  # overtakes A
+    units.hold = None  # a second load would read at once…
+    second = asyncio.create_task(copy.tree())  # …but B waits for A, then reads again
+    for _ in range(5):
+        await asyncio.sleep(0)
+    held.set()
+    a, b = await first, await second
+    assert "555" not in a and "555" in b
+    assert "555" in copy.last  # B's tree: A, finished first, did not come back over it
+    assert await copy.tree() is b  # B was kept: no write overtook it
