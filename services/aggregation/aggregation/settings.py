@@ -10,15 +10,16 @@ from lhpn_shared.settings import ServiceSettings
 class AggregationSettings(ServiceSettings):
     service_name: str = "aggregation"
     aggregation_port: int = 8004
+    # A batch rewrites each ancestor it touches once: under a national backlog of 30,000
+    # events, 4000 ran at 2.47x the one-write-per-event baseline and 2000 at 1.85x, for about
+    # 35 MiB more at the peak (README, "Open points")
     batch_size: int = Field(
         default=4000,
         ge=1,
         le=5000,
         description="events applied to the read models in one batch of bulk writes (under a "
-        "backlog; a batch waits at most flush_interval_seconds for more). A batch rewrites each "
-        "ancestor it touches once, so under a national backlog 4000 took 30,000 events at "
-        "2.47x the one-write-per-event baseline where 2000 took them at 1.85x (prefetch is "
-        "twice this; about 35 MiB more at the peak)",
+        "backlog; a batch waits at most flush_interval_seconds for more; the prefetch is twice "
+        "this)",
     )
     flush_interval_seconds: float = Field(
         default=0.2,

@@ -27,8 +27,8 @@ class UnitCopy:
         self._last = UnitTree([])
         self._loaded = 0.0
         self._changes = 0
-        self._loading = asyncio.Lock()
         """counts the units written here: a load that a write overtook is used once, not kept"""
+        self._loading = asyncio.Lock()
 
     @property
     def last(self) -> UnitTree:
