@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -172,12 +173,15 @@ class ApiKeys:
         key_id = secrets.token_hex(4)
         key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         try:
-            doc = await self._insert(key_id, key, new, created_by=by.subject)
+            doc = await self._insert(
+                key_id,
+                key,
+                new,
+                created_by=by.subject,
+                audit=[self._entry(by, "api_keys.create", key_id, new.unit_id)],
+            )
         except DuplicateKeyError:
             raise Conflict(f"Đã có khóa API tên '{new.name}'.") from None
-        await self._audit.record(
-            by, "api_keys.create", entity_type="api_key", entity_id=key_id, unit_id=new.unit_id
-        )
         return ApiKeyCreated(**key_out(doc).model_dump(), key=key)
 
     async def list(self) -> list[ApiKeyOut]:
@@ -202,14 +206,15 @@ class ApiKeys:
         access = key_access(changed)
         result = await self._coll.update_one(
             {"_id": key_id, "revision": doc.get("revision", 1)},
-            with_outbox({"$set": new_state}, [self._event(access)]),
+            with_outbox(
+                {"$set": new_state},
+                [self._event(access)],
+                [self._entry(by, "api_keys.revoke", key_id, doc["unit_id"])],
+            ),
         )
         if result.matched_count == 0:
             raise Conflict("Khóa API vừa được người khác thay đổi, vui lòng thử lại.")
         self._announced(access)
-        await self._audit.record(
-            by, "api_keys.revoke", entity_type="api_key", entity_id=key_id, unit_id=doc["unit_id"]
-        )
         return key_out(changed)
 
     async def _load(self, key_id: str) -> Doc:
@@ -218,7 +223,15 @@ class ApiKeys:
             raise NotFound(f"Không có khóa API '{key_id}'.")
         return doc
 
-    async def _insert(self, key_id: str, key: str, new: NewApiKey, *, created_by: str) -> Doc:
+    async def _insert(
+        self,
+        key_id: str,
+        key: str,
+        new: NewApiKey,
+        *,
+        created_by: str,
+        audit: Sequence[Doc] = (),
+    ) -> Doc:
         now = self.now()
         doc: Doc = {
             "_id": key_id,
@@ -236,9 +249,15 @@ class ApiKeys:
             "updated_at": now,
         }
         access = key_access(doc)
-        await self._coll.insert_one({**doc, **outbox_fields([self._event(access)])})
+        await self._coll.insert_one({**doc, **outbox_fields([self._event(access)], audit)})
         self._announced(access)
         return doc
+
+    def _entry(self, by: Principal, action: str, key_id: str, unit_id: str) -> Doc:
+        """The audit record of a change, stored inside its write (the relay moves it)."""
+        return self._audit.entry(
+            by, action, entity_type="api_key", entity_id=key_id, unit_id=unit_id
+        )
 
     def _announced(self, access: ApiKeyAccess) -> None:
         self._registry.apply_key(access)

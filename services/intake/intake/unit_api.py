@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 from lhpn_shared.access import ADMINS, EVERYONE, READ, WRITE, Guard, Permission
 from lhpn_shared.auth import Principal
 from lhpn_shared.contracts.units import LineageChange, Unit, UnitLevel
+from lhpn_shared.mongo import Doc
 
 from .service import Intake
 from .unit_rules import NewUnit, Rename, Reorganisation, Succession, lineage
@@ -120,20 +121,20 @@ def build_unit_router(guard: Guard) -> APIRouter:
     async def apply(
         svc: Intake, caller: Principal, change: Reorganisation, response: Response
     ) -> ChangeRecord:
-        record, applied_now = await svc.units.reorganise(change, caller.subject)
-        response.status_code = 201 if applied_now else 200
-        if applied_now:
-            await audited(svc, caller, record)
-        return record
+        def audit(change_id: str, unit_ids: list[str]) -> list[Doc]:
+            return [
+                svc.audit.entry(
+                    caller,
+                    UNITS_CHANGE.name,
+                    entity_type="reorganisation",
+                    entity_id=change_id,
+                    unit_id=unit_ids[0] if len(unit_ids) == 1 else None,
+                )
+            ]
 
-    async def audited(svc: Intake, caller: Principal, record: ChangeRecord) -> None:
-        await svc.audit.record(
-            caller,
-            UNITS_CHANGE.name,
-            entity_type=record.kind,
-            entity_id=record.change_id,
-            unit_id=record.unit_ids[0] if len(record.unit_ids) == 1 else None,
-        )
+        record, applied_now = await svc.units.reorganise(change, caller.subject, audit)
+        response.status_code = 201 if applied_now else 200
+        return record
 
     def dated(body: Dated) -> dict[str, object]:
         return body.model_dump(include={"effective_on", "title", "reorganisation_id"})
@@ -228,11 +229,15 @@ def build_unit_router(guard: Guard) -> APIRouter:
     async def load_units(body: UnitLoad, caller: Caller, svc: Svc) -> LoadResult:
         """Reference data (the operator command): missing units are created; existing ones are
         kept unless `replace`."""
-        outcome = await svc.units.load_units(body.units, caller.subject, replace=body.replace)
-        if outcome.change_id is not None:
-            await svc.audit.record(
-                caller, UNITS_CHANGE.name, entity_type="load", entity_id=outcome.change_id
-            )
+
+        def audit(change_id: str, _units: list[str]) -> list[Doc]:
+            return [
+                svc.audit.entry(caller, UNITS_CHANGE.name, entity_type="load", entity_id=change_id)
+            ]
+
+        outcome = await svc.units.load_units(
+            body.units, caller.subject, replace=body.replace, audit=audit
+        )
         return LoadResult(
             created=outcome.created,
             replaced=outcome.replaced,

@@ -65,6 +65,11 @@ class ChangeRecord(BaseModel):
     unit_ids: list[str] = Field(description="units created or changed")
 
 
+ChangeAudit = Callable[[str, list[str]], list[Doc]]
+"""The audit records of a change, from its id and the ids of its units: stored inside the
+change record, so that the change and its record are one write."""
+
+
 @dataclass(frozen=True)
 class LoadOutcome:
     created: int
@@ -110,11 +115,18 @@ class UnitRegistry:
     # ---- loads: units created when missing ------------------------------------------------
 
     async def load_units(
-        self, units: list[Unit], actor: str, *, replace: bool = False, _retry: bool = True
+        self,
+        units: list[Unit],
+        actor: str,
+        *,
+        replace: bool = False,
+        audit: ChangeAudit | None = None,
+        _retry: bool = True,
     ) -> LoadOutcome:
         """Create the units that are missing; with `replace`, also give existing ones the
         given state (revision + 1) when it differs. Without it an existing unit is left as it
-        is, so loading default data again never undoes a later rename or reorganisation."""
+        is, so loading default data again never undoes a later rename or reorganisation.
+        `audit`: the audit record of the load, written inside its change record."""
         if len(units) > MAX_UNITS_PER_CHANGE:
             raise FieldProblem([(("units",), f"Tối đa {MAX_UNITS_PER_CHANGE} đơn vị mỗi lần nạp.")])
         tree = self.tree
@@ -136,11 +148,15 @@ class UnitRegistry:
         if not planned:
             return LoadOutcome(0, 0, len(units), None)
         try:
-            record = await self._commit("load", planned, actor, change_id=None, effective_on=None)
+            record = await self._commit(
+                "load", planned, actor, change_id=None, effective_on=None, audit=audit
+            )
         except _ClaimTaken:
             if _retry:
                 await self.load()  # another writer got there first: take its state, go again
-                return await self.load_units(units, actor, replace=replace, _retry=False)
+                return await self.load_units(
+                    units, actor, replace=replace, audit=audit, _retry=False
+                )
             raise UnitConflict(
                 "Các đơn vị này vừa được thay đổi bởi một thao tác khác; vui lòng thử lại."
             ) from None
@@ -148,9 +164,13 @@ class UnitRegistry:
 
     # ---- admins' changes and reorganisations ----------------------------------------------
 
-    async def reorganise(self, change: Reorganisation, actor: str) -> tuple[ChangeRecord, bool]:
+    async def reorganise(
+        self, change: Reorganisation, actor: str, audit: ChangeAudit | None = None
+    ) -> tuple[ChangeRecord, bool]:
         """Apply a change; returns (record, applied now). The same `reorganisation_id` with the
-        same content again returns the first record (applied once); with other content, 409."""
+        same content again returns the first record (applied once); with other content, 409.
+        `audit`: the audit record of the change, written inside its change record (so a change
+        applied again by its id is audited once, by the write that made it)."""
         if change.reorganisation_id is not None:
             existing = await self.store.unit_changes.find_one({"_id": change.reorganisation_id})
             if existing is not None:
@@ -175,6 +195,7 @@ class UnitRegistry:
                     effective_on=change.effective_on.isoformat(),
                     title=change.title,
                     request=change.content(),
+                    audit=audit,
                 )
             except _ClaimTaken:
                 if change.reorganisation_id is not None:
@@ -235,14 +256,19 @@ class UnitRegistry:
         effective_on: str | None,
         title: str = "",
         request: dict[str, Any] | None = None,
+        audit: ChangeAudit | None = None,
     ) -> ChangeRecord:
+        """The commit point: one insert of the change record, with its events and its audit
+        record in the record's outbox; the unit documents follow (`_apply`, `resume`)."""
         now = to_millis(self.clock.now())
+        change_id = change_id or f"{kind}-{uuid4()}"
+        unit_ids = [u.unit_id for u in units]
         events = [
             make_event("unit.upserted", u, source=SOURCE, occurred_at=now, unit_id=u.unit_id)
             for u in units
         ]
         doc: Doc = {
-            "_id": change_id or f"{kind}-{uuid4()}",
+            "_id": change_id,
             "kind": kind,
             "effective_on": effective_on,
             "title": title,
@@ -252,7 +278,7 @@ class UnitRegistry:
             "units": [unit_to_doc(u) for u in units],
             "claims": [f"{u.unit_id}@{u.revision}" for u in units],
             "applied": False,
-            **outbox_fields(events),
+            **outbox_fields(events, audit(change_id, unit_ids) if audit else []),
         }
         try:
             await self.store.unit_changes.insert_one(doc)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -215,11 +216,14 @@ class Users:
         check_role_unit(new.role, new.unit_id, tree)
         try:
             doc = await self._insert(
-                new.username, await self.passwords.hash(new.password), new.role, new.unit_id
+                new.username,
+                await self.passwords.hash(new.password),
+                new.role,
+                new.unit_id,
+                audit=self._entry(by, "users.create", new.username, new.unit_id),
             )
         except DuplicateKeyError:
             raise Conflict(f"Tên đăng nhập '{new.username}' đã tồn tại.") from None
-        await self._audited(by, "users.create", doc)
         return user_out(doc)
 
     async def set_enabled(self, username: str, enabled: bool, by: Principal) -> UserOut:
@@ -228,8 +232,10 @@ class Users:
             return user_out(doc)
         if not enabled:
             await self._keep_an_admin(doc)
-        changed = await self._change(doc, {"enabled": enabled}, end_sessions=not enabled)
-        await self._audited(by, "users.enable" if enabled else "users.disable", changed)
+        action = "users.enable" if enabled else "users.disable"
+        changed = await self._change(
+            doc, {"enabled": enabled}, end_sessions=not enabled, by=by, action=action
+        )
         return user_out(changed)
 
     async def change_role(
@@ -242,17 +248,23 @@ class Users:
         if change.role is not Role.admin:
             await self._keep_an_admin(doc)
         changed = await self._change(
-            doc, {"role": change.role.value, "unit_id": change.unit_id}, end_sessions=True
+            doc,
+            {"role": change.role.value, "unit_id": change.unit_id},
+            end_sessions=True,
+            by=by,
+            action="users.change_role",
         )
-        await self._audited(by, "users.change_role", changed)
         return user_out(changed)
 
     async def reset_password(self, username: str, password: str, by: Principal) -> UserOut:
         doc = await self._load(username)
         changed = await self._change(
-            doc, {"password_hash": await self.passwords.hash(password)}, end_sessions=True
+            doc,
+            {"password_hash": await self.passwords.hash(password)},
+            end_sessions=True,
+            by=by,
+            action="users.reset_password",
         )
-        await self._audited(by, "users.reset_password", changed)
         return user_out(changed)
 
     async def change_own_password(self, me: Principal, change: PasswordChange) -> UserAccess:
@@ -264,8 +276,9 @@ class Users:
             doc,
             {"password_hash": await self.passwords.hash(change.new_password)},
             end_sessions=True,
+            by=me,
+            action="me.password",
         )
-        await self._audited(me, "me.password", changed)
         return user_access(changed)
 
     # ---- helpers --------------------------------------------------------------------------------
@@ -277,7 +290,13 @@ class Users:
         return doc
 
     async def _insert(
-        self, username: str, password_hash: str, role: Role, unit_id: str | None
+        self,
+        username: str,
+        password_hash: str,
+        role: Role,
+        unit_id: str | None,
+        *,
+        audit: Sequence[Doc] = (),
     ) -> Doc:
         now = self.now()
         doc: Doc = {
@@ -292,12 +311,21 @@ class Users:
             "updated_at": now,
         }
         access = user_access(doc)
-        await self._coll.insert_one({**doc, **outbox_fields([self._event(access)])})
+        await self._coll.insert_one({**doc, **outbox_fields([self._event(access)], audit)})
         self._announced(access)
         return doc
 
-    async def _change(self, doc: Doc, fields: Doc, *, end_sessions: bool) -> Doc:
-        """One write: the new state, the next revision and its `user.upserted` event."""
+    async def _change(
+        self,
+        doc: Doc,
+        fields: Doc,
+        *,
+        end_sessions: bool,
+        by: Principal | None = None,
+        action: str = "",
+    ) -> Doc:
+        """One write: the new state, the next revision, its `user.upserted` event and, when
+        `by` made it, the audit record of `action` (moved to the audit log by the relay)."""
         new_state = {
             **fields,
             "revision": doc.get("revision", 1) + 1,
@@ -308,7 +336,11 @@ class Users:
         access = user_access(changed)
         result = await self._coll.update_one(
             {"_id": doc["_id"], "revision": doc.get("revision", {"$exists": False})},
-            with_outbox({"$set": new_state}, [self._event(access)]),
+            with_outbox(
+                {"$set": new_state},
+                [self._event(access)],
+                () if by is None else self._entry(by, action, doc["_id"], changed.get("unit_id")),
+            ),
         )
         if result.matched_count == 0:
             raise Conflict("Tài khoản vừa được người khác thay đổi, vui lòng thử lại.")
@@ -339,12 +371,15 @@ class Users:
         if others == 0:
             raise Conflict("Không thể khóa hoặc đổi vai trò quản trị viên cuối cùng.")
 
-    async def _audited(self, by: Principal, action: str, doc: Doc) -> None:
+    def _entry(
+        self, by: Principal, action: str, username: str, unit_id: str | None
+    ) -> Sequence[Doc]:
+        """The audit record of a change to store inside its write (none without a log)."""
         if self._audit is None:
-            return
-        await self._audit.record(
-            by, action, entity_type="user", entity_id=doc["_id"], unit_id=doc.get("unit_id")
-        )
+            return []
+        return [
+            self._audit.entry(by, action, entity_type="user", entity_id=username, unit_id=unit_id)
+        ]
 
 
 def check_role_unit(role: Role, unit_id: str | None, tree: UnitTree) -> None:

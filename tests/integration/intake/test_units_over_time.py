@@ -136,6 +136,21 @@ async def test_the_same_reorganisation_sent_twice_is_applied_once(
     assert other.status_code == 409
     assert body["reorganisation_id"] in other.json()["detail"]
 
+    async def audited() -> list[dict[str, Any]] | None:
+        r = await client.get("/api/v1/audit", params={"limit": 200}, headers=admin)
+        assert r.status_code == 200, r.text
+        found = [i for i in r.json()["items"] if i["entity_id"] == body["reorganisation_id"]]
+        return found or None
+
+    # its audit record went inside the change record: the relay moves it to the log, once;
+    # no unit of its own, since it changed two (R1@2025 opened, 22036 closed)
+    (record,) = await eventually(audited)
+    assert (record["action"], record["entity_type"], record["unit_id"]) == (
+        "units.change",
+        "reorganisation",
+        None,
+    )
+
 
 @pytest.mark.parametrize(
     ("path", "body", "status", "words"),
