@@ -22,6 +22,7 @@ from lhpn_shared.auth import Principal, Role
 from lhpn_shared.http import CODE, FieldProblem
 from lhpn_shared.mongo import Doc
 
+from .contacts import Contacts
 from .dispatch import notification_id
 from .domain.obligations import ObligationStatus
 from .domain.policy import ReminderStep
@@ -33,7 +34,7 @@ from .domain.policy_rules import (
     offset_text,
 )
 from .policy_store import StalePolicy, StoredPolicy
-from .service import Contacts, Reminders
+from .service import Reminders
 from .sweep import Sweeper
 
 T = TypeVar("T")

@@ -51,11 +51,12 @@ from lhpn_shared.runtime import (
 from lhpn_shared.trust import EventOwners
 
 from .api import build_router
+from .context import NotReady
 from .delivery.addresses import AddressGuard, Resolver, system_resolver
 from .delivery.render import build_environment
 from .dispatch import DeliveryOptions, Dispatcher
 from .repository import RemindersStore
-from .service import NotReady, Reminders
+from .service import Reminders
 from .settings import RemindersSettings
 from .sweep import Sweeper
 

@@ -32,6 +32,8 @@ from lhpn_shared.contracts.events import Envelope, NotificationFacts, make_event
 from lhpn_shared.mongo import Doc
 from lhpn_shared.outbox import with_outbox
 
+from .contacts import Contacts
+from .context import SOURCE, event_id
 from .delivery.email import SmtpConfig, send_email
 from .delivery.errors import DeliveryError
 from .delivery.render import RenderContext, render_message
@@ -39,7 +41,7 @@ from .delivery.retry import RetryPolicy
 from .delivery.webhook import post_webhook, reminder_payload
 from .domain.messages import PlannedMessage
 from .repository import NEVER, OPEN_DELIVERY, DeliveryStatus, optional_instant
-from .service import SOURCE, Contacts, Reminders, event_id
+from .service import Reminders
 
 log = logging.getLogger("reminders.dispatch")
 

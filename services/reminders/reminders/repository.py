@@ -83,7 +83,7 @@ class RemindersStore:
             await ensure_outbox_index(coll)
         await ensure_revision_index(self.units)
         await ensure_revision_index(self.plans)
-        # a unit event reads its subtree and lineage as stored (replicas: service._units_around)
+        # a unit event reads its subtree and lineage as stored (replicas: context.units_around)
         await self.units.create_index([("parent_id", ASCENDING)])
         await self.obligations.create_index([("next_step_at", ASCENDING)])
         await self.obligations.create_index(

@@ -36,6 +36,8 @@ from lhpn_shared.mongo import Doc
 from lhpn_shared.outbox import outbox_fields, with_outbox
 
 from .agenda import earliest_of
+from .contacts import Contacts
+from .context import BATCH, SOURCE, event_id
 from .dispatch import Dispatcher, notification_event
 from .domain.case_deadlines import due_case_reminders
 from .domain.messages import PlannedMessage, SendKey
@@ -47,6 +49,7 @@ from .domain.progress import (
     next_case_step_at,
     next_obligation_step_at,
 )
+from .obligation_sync import obligation_facts
 from .policy_store import StoredPolicy, apply_policy
 from .repository import (
     DeliveryStatus,
@@ -55,7 +58,7 @@ from .repository import (
     obligation_from_doc,
     optional_instant,
 )
-from .service import BATCH, SOURCE, Contacts, Reminders, event_id, obligation_facts
+from .service import Reminders
 
 log = logging.getLogger("reminders.sweep")
 
