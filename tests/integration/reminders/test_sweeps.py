@@ -106,7 +106,12 @@ async def test_two_sweeps_at_once_send_every_reminder_exactly_once(
         for d in DISTRICTS
         for step in ("before_3d", "due_day", "after_1d", "after_3d")
     } | {(email_of(PROVINCE), "parent_digest")}
-    assert first["already_claimed"] + second["already_claimed"] == 9 * 4 + 1
+    # How the two interleave is the scheduler's: the second may plan every send and find each
+    # claimed, or start after the first has moved the obligations on and plan none. Either
+    # way, a send planned by both is claimed by one and counted as already claimed by the other
+    both = (first, second)
+    planned_twice = sum(r["planned"] for r in both) - (9 * 4 + 1)
+    assert sum(r["already_claimed"] for r in both) == planned_twice
 
 
 async def test_a_report_arriving_after_reminders_started_stops_further_reminders_for_it(
