@@ -12,11 +12,12 @@ The record of a write to a document travels inside that write (issue 13): the us
 it with `entry(...)` and hands it to `with_outbox(update, events, audit=[record])` /
 `outbox_fields(events, audit=[record])`, so the change and its record are one commit, and
 the outbox relay moves it here (`OutboxRelay(..., audit=coll)`), a moment later: the listing
-shows it once moved. Its `_id` is still the instant of the write. Reads of personal data,
-refusals and writes that are not one document write (users, keys, unit changes) keep
-`record(...)`, a direct insert: records recorded at the same time share one `insert_many`,
-and a request returns only once its own record is stored, or fails with the error that kept
-it from being stored.
+shows it once moved. Its `_id` is still the instant of the write. Users, API keys, unit
+changes (in their change record), a unit's contacts and the reminder policy are written this
+way too. Reads of personal data, refusals and writes that are not one document write (a
+sweep) keep `record(...)`, a direct insert: records recorded at the same time share one
+`insert_many`, and a request returns only once its own record is stored, or fails with the
+error that kept it from being stored.
 """
 
 import asyncio

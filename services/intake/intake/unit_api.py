@@ -13,13 +13,14 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from lhpn_shared.access import ADMINS, EVERYONE, READ, WRITE, Guard, Permission
+from lhpn_shared.audit import AuditLog
 from lhpn_shared.auth import Principal
 from lhpn_shared.contracts.units import LineageChange, Unit, UnitLevel
 from lhpn_shared.mongo import Doc
 
 from .service import Intake
 from .unit_rules import NewUnit, Rename, Reorganisation, Succession, lineage
-from .units import MAX_UNITS_PER_CHANGE, ChangeRecord
+from .units import MAX_UNITS_PER_CHANGE, ChangeAudit, ChangeRecord
 
 UnitId = Annotated[str, Field(min_length=1, max_length=32)]
 PathUnitId = Annotated[str, Path(min_length=1, max_length=32)]
@@ -108,6 +109,22 @@ UNITS_CHANGE = Permission("units.change", WRITE, ADMINS)
 UNITS_CHANGES_READ = Permission("units.changes.read", READ, ADMINS)
 
 
+def change_audit(log: AuditLog, caller: Principal, kind: str) -> ChangeAudit:
+    """The audit record of a unit change (`kind`: reorganisation | load) by `caller`, built
+    from its id and its units when it is committed and stored inside its change record: the
+    unit it names is the one it changed, none when it changed several."""
+
+    def records(change_id: str, unit_ids: list[str]) -> list[Doc]:
+        unit_id = unit_ids[0] if len(unit_ids) == 1 else None
+        return [
+            log.entry(
+                caller, UNITS_CHANGE.name, entity_type=kind, entity_id=change_id, unit_id=unit_id
+            )
+        ]
+
+    return records
+
+
 def build_unit_router(guard: Guard) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["units"])
     Caller = Annotated[Principal, guard(UNITS_CHANGE)]
@@ -121,17 +138,7 @@ def build_unit_router(guard: Guard) -> APIRouter:
     async def apply(
         svc: Intake, caller: Principal, change: Reorganisation, response: Response
     ) -> ChangeRecord:
-        def audit(change_id: str, unit_ids: list[str]) -> list[Doc]:
-            return [
-                svc.audit.entry(
-                    caller,
-                    UNITS_CHANGE.name,
-                    entity_type="reorganisation",
-                    entity_id=change_id,
-                    unit_id=unit_ids[0] if len(unit_ids) == 1 else None,
-                )
-            ]
-
+        audit = change_audit(svc.audit, caller, "reorganisation")
         record, applied_now = await svc.units.reorganise(change, caller.subject, audit)
         response.status_code = 201 if applied_now else 200
         return record
@@ -230,13 +237,11 @@ def build_unit_router(guard: Guard) -> APIRouter:
         """Reference data (the operator command): missing units are created; existing ones are
         kept unless `replace`."""
 
-        def audit(change_id: str, _units: list[str]) -> list[Doc]:
-            return [
-                svc.audit.entry(caller, UNITS_CHANGE.name, entity_type="load", entity_id=change_id)
-            ]
-
         outcome = await svc.units.load_units(
-            body.units, caller.subject, replace=body.replace, audit=audit
+            body.units,
+            caller.subject,
+            replace=body.replace,
+            audit=change_audit(svc.audit, caller, "load"),
         )
         return LoadResult(
             created=outcome.created,

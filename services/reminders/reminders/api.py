@@ -263,10 +263,10 @@ def build_router(guard: Guard) -> APIRouter:
             raise FieldProblem(
                 [(("webhook_secret",), "Cần khóa bí mật (ít nhất 16 ký tự) để ký webhook.")]
             )
-        stored = await svc.set_contacts(unit_id, body, caller.subject)
-        await audit.record(
+        record = audit.entry(
             caller, "contacts.write", entity_type="contacts", entity_id=unit_id, unit_id=unit_id
         )
+        stored = await svc.set_contacts(unit_id, body, caller.subject, [record])
         return ContactsOut(
             unit_id=unit_id,
             emails=stored.emails,
@@ -322,9 +322,15 @@ def build_router(guard: Guard) -> APIRouter:
         if isinstance(checked, list):
             raise FieldProblem(checked)
         reports, cases = checked
+        record = audit.entry(
+            caller,
+            "reminder_policy.write",
+            entity_type="reminder_policy",
+            entity_id=str(body.revision + 1),
+        )
         try:
             stored = await svc.policy_book.replace(
-                body.revision, reports, cases, caller.subject, svc.now()
+                body.revision, reports, cases, caller.subject, svc.now(), [record]
             )
         except StalePolicy as exc:
             raise HTTPException(
@@ -333,12 +339,7 @@ def build_router(guard: Guard) -> APIRouter:
                 f"sau khi bạn mở nó (phiên bản {body.revision}). Hãy tải lại và sửa lại.",
             ) from None
         svc.use_policy(stored)
-        await audit.record(
-            caller,
-            "reminder_policy.write",
-            entity_type="reminder_policy",
-            entity_id=str(stored.revision),
-        )
+        svc.wake_relay()  # the audit record waits in the policy's document
         return policy_out(stored)
 
     return router

@@ -188,7 +188,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = make_client(settings)
         store = RemindersStore(database(client, settings.database))
-        relay = make_relay(store.outbox_collections, publisher, settings)
+        relay = make_relay(store.outbox_collections, publisher, settings, audit=store.audit)
         reminders = Reminders(
             store,
             clock,
@@ -223,7 +223,7 @@ def create_app(
         sweeper = Sweeper(reminders, dispatcher, lease)
         ref["reminders"] = reminders
         access = AccessCopy(registry, store.db["access"])
-        audit = AuditLog(store.db["audit"], clock)
+        audit = AuditLog(store.audit, clock)
         app.state.reminders, app.state.sweeper, app.state.audit = reminders, sweeper, audit
         app.state.dispatcher, app.state.relay = dispatcher, relay
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from pymongo.errors import DuplicateKeyError
 
 from lhpn_shared.clock import ensure_aware, to_millis
 from lhpn_shared.mongo import Doc
+from lhpn_shared.outbox import outbox_fields, with_outbox
 
 from .agenda import Agenda
 from .domain.case_deadlines import CaseReminderPolicy
@@ -84,8 +86,10 @@ class PolicyBook:
         cases: CaseReminderPolicy,
         actor: str,
         now: datetime,
+        audit: Sequence[Doc] = (),
     ) -> StoredPolicy:
-        """Store a new policy if the stored one is still `read_revision` (else StalePolicy)."""
+        """Store a new policy if the stored one is still `read_revision` (else StalePolicy).
+        `audit`: the write's audit records, stored in the same write (the relay moves them)."""
         stored = StoredPolicy(read_revision + 1, reports, cases, to_millis(now), actor)
         fields: Doc = {
             "revision": stored.revision,
@@ -96,12 +100,13 @@ class PolicyBook:
         }
         if read_revision == 0:
             try:
-                await self.meta.insert_one({"_id": POLICY_ID, **fields})
+                await self.meta.insert_one({"_id": POLICY_ID, **fields, **outbox_fields([], audit)})
             except DuplicateKeyError:
                 raise StalePolicy((await self.read()).revision) from None
             return stored
         result = await self.meta.update_one(
-            {"_id": POLICY_ID, "revision": read_revision}, {"$set": fields}
+            {"_id": POLICY_ID, "revision": read_revision},
+            with_outbox({"$set": fields}, [], audit) if audit else {"$set": fields},
         )
         if result.matched_count == 0:
             raise StalePolicy((await self.read()).revision)

@@ -73,10 +73,13 @@ class RemindersStore:
         self.obligations = db["obligations"]
         self.send_log = db["send_log"]
         self.meta = db["meta"]
+        self.audit = db["audit"]
 
     @property
     def outbox_collections(self) -> list[AsyncCollection[Doc]]:
-        return [self.obligations, self.send_log]
+        """The collections whose documents carry events or audit records for the relay
+        (contacts and the policy in `meta`: the audit records of staff's writes)."""
+        return [self.obligations, self.send_log, self.contacts, self.meta]
 
     async def ensure_indexes(self) -> None:
         for coll in self.outbox_collections:

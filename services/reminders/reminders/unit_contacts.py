@@ -3,10 +3,11 @@ its secret sealed on the way in (`contacts`), opened again for the sweeps and de
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from lhpn_shared.http import FieldProblem
 from lhpn_shared.mongo import Doc
+from lhpn_shared.outbox import with_outbox
 
 from .contacts import Contacts, contacts_doc, contacts_from_doc
 from .context import BATCH, BY_ID_LIMIT, RemindersContext
@@ -14,21 +15,27 @@ from .delivery.addresses import RefusedAddress
 
 
 async def set_contacts(
-    ctx: RemindersContext, unit_id: str, contacts: Contacts, actor: str
+    ctx: RemindersContext,
+    unit_id: str,
+    contacts: Contacts,
+    actor: str,
+    audit: Sequence[Doc] = (),
 ) -> Contacts:
     """Store a unit's contacts: a webhook URL only if it reaches a public address (422
-    naming `webhook_url` otherwise), its secret sealed."""
+    naming `webhook_url` otherwise), its secret sealed. `audit`: the write's audit records,
+    stored in the same write (the relay moves them to the log)."""
     if contacts.webhook_url is not None:
         try:
             await ctx.guard.pin(contacts.webhook_url)
         except RefusedAddress as exc:
             raise FieldProblem([(("webhook_url",), exc.message)]) from None
     fields = contacts_doc(unit_id, contacts, ctx.secrets)
+    update = {"$set": {**fields, "updated_at": ctx.now(), "updated_by": actor}}
     await ctx.store.contacts.update_one(
-        {"_id": unit_id},
-        {"$set": {**fields, "updated_at": ctx.now(), "updated_by": actor}},
-        upsert=True,
+        {"_id": unit_id}, with_outbox(update, [], audit) if audit else update, upsert=True
     )
+    if audit:
+        ctx.wake_relay()
     return contacts
 
 

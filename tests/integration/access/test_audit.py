@@ -107,7 +107,7 @@ async def test_writes_and_personal_data_reads_show_who_when_what_and_from_where(
         True,
         ADDRESS,
     )
-    written = (await audit(stack, "reminders", actor=writer))[0]
+    written = await audit_record_of(stack, "reminders", COMMUNE_A, actor=writer)
     assert (written["action"], written["unit_id"], written["address"]) == (
         "contacts.write",
         COMMUNE_A,

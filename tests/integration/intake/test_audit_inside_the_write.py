@@ -6,20 +6,22 @@ relay runs, so the log stays empty and each record waits in its document."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
 from intake.api_keys import ApiKeys, NewApiKey
 from intake.repository import IntakeStore
+from intake.unit_api import change_audit
+from intake.unit_rules import Rename, Reorganisation
 from intake.units import UnitRegistry
 from intake.users import NewUser, Passwords, RoleChange, Users
 from lhpn_shared.accounts import AccessRegistry
 from lhpn_shared.audit import AuditLog
 from lhpn_shared.clock import FixedClock
 from lhpn_shared.contracts.units import Unit, UnitTree
-from lhpn_shared.mongo import Doc, database, make_client
+from lhpn_shared.mongo import database, make_client
 from lhpn_shared.outbox import AUDIT_FIELD
 from lhpn_shared.principal import Principal, Role
 from lhpn_shared.settings import ServiceSettings
@@ -30,6 +32,9 @@ pytestmark = pytest.mark.integration
 ADMIN = Principal(subject="quan-tri", role=Role.admin)
 T0 = datetime(2026, 12, 2, 4, 0, tzinfo=UTC)
 PROVINCE = Unit(unit_id="54", name="Hội LHPN tỉnh Phú Yên", kind="tỉnh", level="province")
+DISTRICT = Unit(
+    unit_id="555", name="Hội LHPN huyện Tuy An", kind="huyện", level="district", parent_id="54"
+)
 
 
 class Intake:
@@ -82,23 +87,32 @@ async def test_api_key_changes_carry_their_audit_records(devmongo: DevMongo, db_
     assert await s.store.audit.count_documents({}) == 0
 
 
-async def test_a_unit_change_carries_its_audit_record_in_its_change_record(
+async def test_unit_changes_carry_their_audit_records_in_their_change_records(
     devmongo: DevMongo, db_name: str
 ) -> None:
     s = Intake(devmongo, db_name)
     registry = UnitRegistry(s.store, s.clock, lambda *_: None)
     await registry.load()
-
-    def audit(change_id: str, unit_ids: list[str]) -> list[Doc]:
-        return [
-            s.log.entry(
-                ADMIN, "units.change", entity_type="load", entity_id=change_id, unit_id=unit_ids[0]
-            )
-        ]
-
-    outcome = await registry.load_units([PROVINCE], ADMIN.subject, audit=audit)
-    assert outcome.change_id is not None
-    assert await s.pending(s.store.unit_changes, outcome.change_id) == [
-        ("units.change", outcome.change_id, "54")
+    loaded = await registry.load_units(
+        [PROVINCE, DISTRICT], ADMIN.subject, audit=change_audit(s.log, ADMIN, "load")
+    )
+    assert loaded.change_id is not None
+    rename = Reorganisation(
+        reorganisation_id="nq-2025",
+        effective_on=date(2025, 7, 1),
+        rename=[Rename(unit_id="555", name="Hội LHPN khu vực Tuy An")],
+    )
+    _, applied_now = await registry.reorganise(
+        rename, ADMIN.subject, change_audit(s.log, ADMIN, "reorganisation")
+    )
+    assert applied_now
+    assert await s.pending(s.store.unit_changes, loaded.change_id) == [
+        ("units.change", loaded.change_id, None)  # two units: none named
     ]
+    assert await s.pending(s.store.unit_changes, "nq-2025") == [("units.change", "nq-2025", "555")]
+    # the same change sent again is applied, and audited, once
+    assert (await registry.reorganise(rename, ADMIN.subject, change_audit(s.log, ADMIN, "x")))[
+        1
+    ] is False
+    assert len(await s.pending(s.store.unit_changes, "nq-2025")) == 1
     assert await s.store.audit.count_documents({}) == 0

@@ -142,8 +142,9 @@ async def test_the_same_reorganisation_sent_twice_is_applied_once(
         found = [i for i in r.json()["items"] if i["entity_id"] == body["reorganisation_id"]]
         return found or None
 
-    # its audit record went inside the change record: the relay moves it to the log, once;
-    # no unit of its own, since it changed two (R1@2025 opened, 22036 closed)
+    # the relay moves its audit record from the change record to the log (that it is written
+    # there: test_audit_inside_the_write.py); no unit named, since it changed two (R1@2025
+    # opened, 22036 closed)
     (record,) = await eventually(audited)
     assert (record["action"], record["entity_type"], record["unit_id"]) == (
         "units.change",
