@@ -100,10 +100,17 @@ async def put_contacts(service: Service, **body: Any) -> Any:
     return await service.client.put(f"/api/v1/contacts/{UNIT}", json=body, headers=service.headers)
 
 
+OUTBOX_BOOKKEEPING = {"outbox": 0, "outbox_pending": 0, "outbox_seq": 0, "audit": 0}
+"""what the relay changes in the document after a write (it moves the audit records)"""
+
+
 async def stored_contacts(settings: RemindersSettings) -> dict[str, Any] | None:
+    """The unit's stored contacts, without the relay's bookkeeping."""
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
     try:
-        return await mongo[settings.mongo_db]["contacts"].find_one({"_id": UNIT})
+        return await mongo[settings.mongo_db]["contacts"].find_one(
+            {"_id": UNIT}, OUTBOX_BOOKKEEPING
+        )
     finally:
         await mongo.close()
 
