@@ -144,7 +144,7 @@ async def relay_published(store: RemindersStore) -> None:
     for coll in store.outbox_collections:
         docs = [d async for d in coll.find({}, batch_size=2000)]
         for d in docs:
-            d.update(outbox=[], outbox_pending=False)
+            d.update(outbox=[], outbox_pending=False, audit=[])
         await coll.drop()
         for i in range(0, len(docs), 5000):
             await coll.insert_many(docs[i : i + 5000])

@@ -263,10 +263,20 @@ def build_router(guard: Guard) -> APIRouter:
             raise FieldProblem(
                 [(("webhook_secret",), "Cần khóa bí mật (ít nhất 16 ký tự) để ký webhook.")]
             )
-        record = audit.entry(
-            caller, "contacts.write", entity_type="contacts", entity_id=unit_id, unit_id=unit_id
+        stored = await svc.set_contacts(
+            unit_id,
+            body,
+            caller.subject,
+            lambda: [
+                audit.entry(
+                    caller,
+                    "contacts.write",
+                    entity_type="contacts",
+                    entity_id=unit_id,
+                    unit_id=unit_id,
+                )
+            ],
         )
-        stored = await svc.set_contacts(unit_id, body, caller.subject, [record])
         return ContactsOut(
             unit_id=unit_id,
             emails=stored.emails,

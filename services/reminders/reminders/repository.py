@@ -78,8 +78,9 @@ class RemindersStore:
     @property
     def outbox_collections(self) -> list[AsyncCollection[Doc]]:
         """The collections whose documents carry events or audit records for the relay
-        (contacts and the policy in `meta`: the audit records of staff's writes)."""
-        return [self.obligations, self.send_log, self.contacts, self.meta]
+        (contacts and the policy in `meta`: the audit records of staff's writes, first, since
+        moving them needs no broker and a pass stops at a collection whose events fail)."""
+        return [self.contacts, self.meta, self.obligations, self.send_log]
 
     async def ensure_indexes(self) -> None:
         for coll in self.outbox_collections:

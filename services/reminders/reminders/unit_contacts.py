@@ -3,7 +3,7 @@ its secret sealed on the way in (`contacts`), opened again for the sweeps and de
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from lhpn_shared.http import FieldProblem
 from lhpn_shared.mongo import Doc
@@ -19,11 +19,12 @@ async def set_contacts(
     unit_id: str,
     contacts: Contacts,
     actor: str,
-    audit: Sequence[Doc] = (),
+    audit: Callable[[], Sequence[Doc]] | None = None,
 ) -> Contacts:
     """Store a unit's contacts: a webhook URL only if it reaches a public address (422
-    naming `webhook_url` otherwise), its secret sealed. `audit`: the write's audit records,
-    stored in the same write (the relay moves them to the log)."""
+    naming `webhook_url` otherwise), its secret sealed. `audit()`: the write's audit records,
+    made once the address is checked (so that their instant is the write's) and stored in the
+    same write (the relay moves them to the log)."""
     if contacts.webhook_url is not None:
         try:
             await ctx.guard.pin(contacts.webhook_url)
@@ -31,10 +32,11 @@ async def set_contacts(
             raise FieldProblem([(("webhook_url",), exc.message)]) from None
     fields = contacts_doc(unit_id, contacts, ctx.secrets)
     update = {"$set": {**fields, "updated_at": ctx.now(), "updated_by": actor}}
+    records = audit() if audit is not None else ()
     await ctx.store.contacts.update_one(
-        {"_id": unit_id}, with_outbox(update, [], audit) if audit else update, upsert=True
+        {"_id": unit_id}, with_outbox(update, [], records) if records else update, upsert=True
     )
-    if audit:
+    if records:
         ctx.wake_relay()
     return contacts
 

@@ -9,6 +9,7 @@ import pytest
 
 from lhpn_shared.auth import Role
 from reminders import policy_store
+from tests.support.http import eventually
 
 from .conftest import DISTRICTS, PROVINCE, THEMATIC, Service, SmtpSink, email_of, pairs, started, vn
 
@@ -64,10 +65,14 @@ async def test_a_changed_policy_changes_what_the_next_sweeps_send(
 
     (obligation,) = await province.obligations(report_type=THEMATIC, unit_id="555")
     assert obligation["next_step_at"] is None
-    audit = await province.client.get(
-        "/api/v1/audit", params={"limit": "50"}, headers=province.headers
-    )
-    assert any(e["action"] == "reminder_policy.write" for e in audit.json()["items"])
+
+    async def policy_audited() -> bool:  # the relay moves the record from the policy's write
+        audit = await province.client.get(
+            "/api/v1/audit", params={"limit": "50"}, headers=province.headers
+        )
+        return any(e["action"] == "reminder_policy.write" for e in audit.json()["items"])
+
+    assert await eventually(policy_audited)
 
 
 async def test_a_stale_revision_is_refused_in_vietnamese_and_changes_nothing(
