@@ -22,6 +22,7 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.specification import AsyncAPI
 from prometheus_client import Counter
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 
 from lhpn_shared import dead_letters
 from lhpn_shared.access import Guard, document_permissions
@@ -154,8 +155,9 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
             ]
             store = stores[settings.aggregation_partition]
             aggregation = Aggregation(store, clock, PartitionedReads(stores))
+            app.state.router_store = RouterStore(db)
             router = Router(
-                RouterStore(db),
+                app.state.router_store,
                 settings.aggregation_partitions,
                 sender(broker, settings.aggregation_partitions),
                 moved=lambda provinces: moves.inc(len(provinces)),
@@ -265,9 +267,22 @@ def create_app(settings: AggregationSettings, clock: Clock | None = None) -> Fas
         aggregation = getattr(app.state, "aggregation", None)
         return aggregation.store.db.client if aggregation is not None else None
 
+    checks = readiness_checks(broker, mongo_client, background)
+    if settings.partitioned:
+
+        async def partitions() -> bool:
+            """False while a join moved provinces after their events and `reroute` has not
+            run: every partition's answers are wrong until then (docs/aggregation.md)."""
+            store: RouterStore | None = getattr(app.state, "router_store", None)
+            try:
+                return store is not None and not await store.reroute_needed()
+            except PyMongoError:
+                return False
+
+        checks["partitions"] = partitions
     app.include_router(
         ops_router(
-            checks=readiness_checks(broker, mongo_client, background),
+            checks=checks,
             metrics=metrics,
             asyncapi=lambda: spec.to_specification().to_json(),
         )

@@ -84,6 +84,9 @@ class _Routed:
     async def write_stamp(self, value: str) -> None:
         self.stamp = value
 
+    async def mark_reroute_needed(self, provinces: Sequence[str]) -> None:
+        """Never: the units are read once, as they are now, so nothing moves."""
+
 
 async def reroute(
     stores: Sequence[AggregationStore],
@@ -151,5 +154,6 @@ async def reroute(
     for writer, ids in zip(writers, old, strict=True):
         await writer.end_replace(ids)
     await router_store.write_stamp(uuid4().hex)
+    await router_store.clear_reroute_needed()
     log.info("partitions rerouted", extra={"events": given, "events_read": len(seen)})
     return given

@@ -33,6 +33,9 @@ from .routing import EVERY, Route, Routes
 
 log = logging.getLogger("aggregation.router")
 
+REROUTE_NEEDED = "reroute_needed"
+"""`router.meta` document: the provinces a join moved after their events, until `reroute`."""
+
 Send = Callable[[Event, int, str], Awaitable[None]]
 """send(event, partition, key): publish it to that partition's queue, confirmed."""
 
@@ -98,6 +101,23 @@ class RouterStore:
 
     async def write_stamp(self, value: str) -> None:
         await self.meta.replace_one({"_id": "stamp"}, {"value": value}, upsert=True)
+
+    async def mark_reroute_needed(self, provinces: Sequence[str]) -> None:
+        """Remember that a join moved `provinces` to other partitions after their events: the
+        partitions' answers are wrong until `reroute` (which clears it) has run."""
+        await self.meta.update_one(
+            {"_id": REROUTE_NEEDED},
+            {"$addToSet": {"provinces": {"$each": list(provinces)}}},
+            upsert=True,
+        )
+
+    async def reroute_needed(self) -> list[str]:
+        """The provinces moved since the last `reroute` (none: the partitions are right)."""
+        doc = await self.meta.find_one({"_id": REROUTE_NEEDED})
+        return sorted(doc.get("provinces", [])) if doc is not None else []
+
+    async def clear_reroute_needed(self) -> None:
+        await self.meta.delete_one({"_id": REROUTE_NEEDED})
 
 
 @dataclass
@@ -174,6 +194,9 @@ class Router:
             if isinstance(event.data, Unit):
                 moved = routes.add_units([event.data])
                 if moved:
+                    # before anything is sent or saved: a crash after the save would route
+                    # the batch again over units that no longer show the move
+                    await self.store.mark_reroute_needed(moved)
                     log.error(
                         "a reorganisation joined provinces of different partitions after "
                         "their events: stop every aggregation process and run "

@@ -23,6 +23,7 @@ from aggregation.partitions import (
     held_partition_queues,
     partition_queue_name,
 )
+from aggregation.router import RouterStore
 from aggregation.routing import partition_of
 from aggregation.settings import AggregationSettings
 from lhpn_shared.auth import Role
@@ -30,6 +31,7 @@ from lhpn_shared.broker import ORIGINAL_EXCHANGE_HEADER, ORIGINAL_USER_HEADER, R
 from lhpn_shared.contracts.activities import Activity
 from lhpn_shared.contracts.events import Envelope, make_event
 from lhpn_shared.contracts.units import Unit, UnitLevel
+from lhpn_shared.mongo import database, make_client
 from tests.integration.aggregation.conftest import bearer, started
 from tests.integration.aggregation.streams import answers, consumed, get_json, publish_all
 from tests.support.amqp import purge_queues
@@ -230,7 +232,8 @@ async def test_the_reroute_command_refuses_while_a_process_runs_and_takes_what_w
     more partitions than were ever declared takes and acks what waits in those that exist;
     with every process stopped, it rebuilds both partitions from their archives and from the
     event still waiting in a partition queue, which it then acks: the answers count it,
-    nothing is left in the queue."""
+    nothing is left in the queue. Meanwhile a join the router found (`router.meta`) makes
+    every process not ready until the repair clears it."""
     import aio_pika
 
     db = f"t_{uuid.uuid4().hex[:12]}"
@@ -261,6 +264,17 @@ async def test_the_reroute_command_refuses_while_a_process_runs_and_takes_what_w
             return await activities(client) == 6
 
         await eventually(all_counted, timeout=60)
+        assert (await client.get("/readyz")).json()["checks"]["partitions"] is True
+        # what the router records when a reorganisation joins provinces of two partitions
+        # after their events (tests/unit/aggregation/test_partitions.py)
+        mongo = make_client(two[0])
+        try:
+            await RouterStore(database(mongo, db)).mark_reroute_needed([provinces[1].unit_id])
+        finally:
+            await mongo.close()
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["partitions"] is False
         with pytest.raises(PartitionsBusy):
             await reroute_partitions(two[0])
     waiting = _activity_at(provinces[1].unit_id, 6)  # sent by the router, not yet applied
@@ -302,8 +316,9 @@ async def test_the_reroute_command_refuses_while_a_process_runs_and_takes_what_w
     given = await reroute_partitions(two[0])
     assert sum(given) == len(stream) + 1 + 1  # the central union's unit in both partitions
     assert await _waiting(rabbit, queues[1]) == 0
-    async with started(two[0]) as client:
+    async with started(two[0]) as client:  # ready: the repair cleared the join
         assert await activities(client) == 7
+        assert (await client.get("/readyz")).json()["checks"]["partitions"] is True
 
 
 async def _waiting(rabbit: RabbitVhost, queue: str) -> int:

@@ -61,6 +61,7 @@ class MemoryRouterStore:
         self.parked: dict[str, dict[str, Any]] = {}
         self.entities: dict[str, dict[str, Any]] = {}
         self.stamp: str | None = None
+        self.moved: set[str] = set()
 
     async def load_units(self) -> list[dict[str, Any]]:
         return list(self.units.values())
@@ -92,6 +93,15 @@ class MemoryRouterStore:
 
     async def write_stamp(self, value: str) -> None:
         self.stamp = value
+
+    async def mark_reroute_needed(self, provinces: Sequence[str]) -> None:
+        self.moved.update(provinces)
+
+    async def reroute_needed(self) -> list[str]:
+        return sorted(self.moved)
+
+    async def clear_reroute_needed(self) -> None:
+        self.moved.clear()
 
 
 def _under_central(unit: Unit) -> Unit:
@@ -636,7 +646,8 @@ async def test_a_join_of_two_partitions_provinces_after_their_events_is_repaired
     parsed = events_of(world.events)
     for start in range(0, len(parsed), 300):
         await router.apply(parsed[start : start + 300])
-    assert moved  # the join was detected
+    assert moved  # the join was detected, and is remembered until the repair (`/readyz`)
+    assert await router_store.reroute_needed() == sorted(p for ps in moved for p in ps)
     stores = [MemoryStore() for _ in range(partitions)]
     reads = PartitionedReads(stores)  # type: ignore[arg-type]
     three = [Aggregation(s, FixedClock(NOW), reads) for s in stores]  # type: ignore[arg-type]
@@ -657,6 +668,7 @@ async def test_a_join_of_two_partitions_provinces_after_their_events_is_repaired
     assert broken != expected  # what the repair is for
     given = await reroute(stores, router_store, FixedClock(NOW), batch_size=500)  # type: ignore[arg-type]
     assert sum(given) >= len(world.events)
+    assert await router_store.reroute_needed() == []
     assert await answers(world, three[0]) == expected
     for doc_id in ["VN/2021", "VN/2025", "A/2025", "54/2021"]:
         whole = await one.store.get("unit_years", doc_id)
