@@ -21,6 +21,17 @@ _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
 }
 
 
+def _field(value: Any) -> Any:
+    """A record's extra field as JSON: lists and mappings stay arrays and objects (what reads
+    the logs, e.g. `lhpn aggregation reroute`, gets the counts, not their text), their
+    values that JSON has no type for as text, like any other value."""
+    if isinstance(value, str | int | float | bool | None):
+        return value
+    if isinstance(value, list | tuple | dict):
+        return json.loads(json.dumps(value, default=str, ensure_ascii=False))
+    return str(value)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -31,9 +42,7 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
-                out[key] = (
-                    value if isinstance(value, str | int | float | bool | None) else str(value)
-                )
+                out[key] = _field(value)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)

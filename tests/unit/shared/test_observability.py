@@ -7,7 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import httpx
 import pytest
@@ -202,6 +202,24 @@ def test_a_log_line_outside_any_request_has_no_correlation_id(log_lines: io.Stri
 
     (line,) = lines(log_lines)
     assert "correlation_id" not in line
+
+
+def test_list_and_mapping_fields_are_logged_as_json_and_other_values_as_text(
+    log_lines: io.StringIO,
+) -> None:
+    """`lhpn aggregation reroute` reads the partitions' event counts from a log line."""
+    logging.getLogger("lhpn").info(
+        "partitions rerouted",
+        extra={"events": [12, 30], "by": {"p0": (1, 2)}, "at": date(2025, 7, 1), "n": 3},
+    )
+
+    (line,) = lines(log_lines)
+    assert (line["events"], line["by"], line["at"], line["n"]) == (
+        [12, 30],
+        {"p0": [1, 2]},
+        "2025-07-01",
+        3,
+    )
 
 
 async def test_the_portal_passes_the_page_s_correlation_id_on_to_the_service() -> None:
