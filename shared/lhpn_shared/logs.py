@@ -28,7 +28,10 @@ def _field(value: Any) -> Any:
     if isinstance(value, str | int | float | bool | None):
         return value
     if isinstance(value, list | tuple | dict):
-        return json.loads(json.dumps(value, default=str, ensure_ascii=False))
+        try:
+            return json.loads(json.dumps(value, default=str, ensure_ascii=False))
+        except (TypeError, ValueError):  # keys JSON cannot hold, a reference to itself
+            return str(value)
     return str(value)
 
 

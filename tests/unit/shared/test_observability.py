@@ -222,6 +222,15 @@ def test_list_and_mapping_fields_are_logged_as_json_and_other_values_as_text(
     )
 
 
+def test_a_field_json_cannot_hold_is_logged_as_text(log_lines: io.StringIO) -> None:
+    looped: list[object] = [1]
+    looped.append(looped)
+    logging.getLogger("lhpn").info("odd", extra={"keys": {(1, 2): "a"}, "looped": looped})
+
+    (line,) = lines(log_lines)
+    assert (line["keys"], line["looped"]) == ("{(1, 2): 'a'}", "[1, [...]]")
+
+
 async def test_the_portal_passes_the_page_s_correlation_id_on_to_the_service() -> None:
     sent: list[httpx.Request] = []
 
