@@ -104,6 +104,7 @@ async def reroute(
     run again (the in-flight events it stored are in the new archives)."""
     partitions = len(stores)
     writers = [Writer(store, clock) for store in stores]
+    moved = await router_store.reroute_needed()  # what this repair mends
     routed = _Routed(await router_store.load_units())
     pending: list[list[Event]] = [[] for _ in stores]
     given = [0] * partitions
@@ -154,6 +155,6 @@ async def reroute(
     for writer, ids in zip(writers, old, strict=True):
         await writer.end_replace(ids)
     await router_store.write_stamp(uuid4().hex)
-    await router_store.clear_reroute_needed()
+    await router_store.clear_reroute_needed(moved)
     log.info("partitions rerouted", extra={"events": given, "events_read": len(seen)})
     return given

@@ -116,8 +116,13 @@ class RouterStore:
         doc = await self.meta.find_one({"_id": REROUTE_NEEDED})
         return sorted(doc.get("provinces", [])) if doc is not None else []
 
-    async def clear_reroute_needed(self) -> None:
-        await self.meta.delete_one({"_id": REROUTE_NEEDED})
+    async def clear_reroute_needed(self, provinces: Sequence[str]) -> None:
+        """Forget `provinces` (those a repair read before it started: a move recorded while it
+        ran, by a process started by mistake, stays)."""
+        await self.meta.update_one(
+            {"_id": REROUTE_NEEDED}, {"$pullAll": {"provinces": list(provinces)}}
+        )
+        await self.meta.delete_one({"_id": REROUTE_NEEDED, "provinces": {"$size": 0}})
 
 
 @dataclass
@@ -164,6 +169,7 @@ class Router:
     async def load(self) -> None:
         routes = Routes(self.partitions)
         routes.add_units(state_of(Unit, d) for d in await self.store.load_units())
+        routes.count_as_routed()
         self.parked = [
             Parked(str(d["_id"]), parse_event(d["body"].encode(), publisher=None, owners=None))
             for d in await self.store.load_parked()

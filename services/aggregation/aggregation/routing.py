@@ -96,6 +96,14 @@ class Routes:
                 moved += self._join_lineage(unit_id)
         return sorted(set(moved))
 
+    def count_as_routed(self) -> None:
+        """Every province known has had events routed: its own `unit.upserted`, at least. For
+        units read back from the router's store (`Router.load`), so that a join after a
+        restart or a failover is seen as one, as it is in the session that routed them."""
+        for unit in self.units.values():
+            if unit.level is UnitLevel.province:
+                self._used.add(self._find(unit.unit_id))
+
     def _join_lineage(self, unit_id: str) -> list[str]:
         """Join the groups of a unit and of its lineage, as far as they can be placed."""
         here = self.province_of(unit_id)

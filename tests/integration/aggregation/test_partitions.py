@@ -32,6 +32,7 @@ from lhpn_shared.contracts.activities import Activity
 from lhpn_shared.contracts.events import Envelope, make_event
 from lhpn_shared.contracts.units import Unit, UnitLevel
 from lhpn_shared.mongo import database, make_client
+from lhpn_shared.settings import ServiceSettings
 from tests.integration.aggregation.conftest import bearer, started
 from tests.integration.aggregation.streams import answers, consumed, get_json, publish_all
 from tests.support.amqp import purge_queues
@@ -380,3 +381,24 @@ async def test_an_activity_corrected_to_another_partitions_province_counts_once_
             assert await dead_letters(rabbit, queue) == 0
     where = await _stored(devmongo, db, "router.entities", f"activities/{uuid.UUID(int=1050)}")
     assert where is not None and (where["r"], where["p"]) == (3, 0)
+
+
+async def test_the_router_store_forgets_only_the_provinces_a_repair_mended(
+    devmongo: DevMongo, db_name: str
+) -> None:
+    """`reroute` reads the provinces moved at its start and clears only those: a move recorded
+    while it ran (a process started by mistake) is still reported afterwards."""
+    mongo = make_client(ServiceSettings(mongo_url=devmongo.url))
+    try:
+        store = RouterStore(database(mongo, db_name))
+        assert await store.reroute_needed() == []
+        await store.mark_reroute_needed(["66"])
+        await store.mark_reroute_needed(["66", "52"])
+        assert await store.reroute_needed() == ["52", "66"]
+        await store.clear_reroute_needed(["66"])
+        assert await store.reroute_needed() == ["52"]
+        await store.clear_reroute_needed(["52"])
+        assert await store.reroute_needed() == []
+        assert await store.meta.count_documents({}) == 0  # nothing left behind
+    finally:
+        await mongo.close()

@@ -100,8 +100,8 @@ class MemoryRouterStore:
     async def reroute_needed(self) -> list[str]:
         return sorted(self.moved)
 
-    async def clear_reroute_needed(self) -> None:
-        self.moved.clear()
+    async def clear_reroute_needed(self, provinces: Sequence[str]) -> None:
+        self.moved.difference_update(provinces)
 
 
 def _under_central(unit: Unit) -> Unit:
@@ -320,6 +320,46 @@ def test_a_reorganisation_joins_provinces_into_one_key_and_says_when_a_group_mov
     assert quiet.route(commune).key == a
     unknown = commune.model_copy(update={"unit_id": "CX", "parent_id": "DX"})
     assert routes.route(unknown) is None  # parked until its district arrives
+    # read back from the router's store after a restart: the provinces' own units were routed,
+    # so the join that comes next is a move, as in the session that routed them
+    reloaded = Routes(partitions)
+    reloaded.add_units([CENTRAL, _province(a), _province(b), commune])
+    reloaded.count_as_routed()
+    assert reloaded.add_units([merged]) == [b]
+
+
+async def test_a_restarted_router_records_a_join_and_a_repair_forgets_only_what_it_mended():
+    """The router reads its units back at each start (or failover): a join after that is
+    recorded as one (`reroute_needed`); a repair clears the provinces it read at its start,
+    not a move recorded while it ran."""
+    partitions = 5
+    a, b = "A", "B"
+    store = MemoryRouterStore()
+
+    async def send(event: Event, partition: int, key: str) -> None:
+        return None
+
+    at = datetime(2021, 1, 1, tzinfo=LOCAL_TZ)
+
+    def upserted(unit: Unit) -> Event:
+        body = make_event("unit.upserted", unit, source="t", occurred_at=at).model_dump_json()
+        return parse_event(body.encode(), publisher=None, owners=None)
+
+    await Router(store, partitions, send).apply(  # type: ignore[arg-type]
+        [upserted(u) for u in (CENTRAL, _province(a), _province(b))]
+    )
+    merged = _province(
+        b,
+        successors=[
+            UnitLink(unit_id=a, on=datetime(2025, 7, 1).date(), change=LineageChange.MERGE)
+        ],
+    ).model_copy(update={"revision": 2})
+    restarted = Router(store, partitions, send)  # type: ignore[arg-type]
+    await restarted.apply([upserted(merged)])
+    assert await store.reroute_needed() == [b]
+    await store.mark_reroute_needed(["C"])  # recorded while a repair runs
+    await store.clear_reroute_needed([b])  # the repair read [b] at its start
+    assert await store.reroute_needed() == ["C"]
 
 
 async def test_the_router_parks_an_event_until_its_unit_and_the_units_above_it_arrive():
